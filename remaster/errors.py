@@ -1,0 +1,46 @@
+"""The errors remaster raises. Every message says what happened and what to do."""
+
+from __future__ import annotations
+
+__all__ = [
+    "FeatureUnavailableError",
+    "ImageTooLargeError",
+    "InvalidImageError",
+    "InvalidOptionError",
+    "RemasterError",
+    "UnknownModelError",
+    "WeightsUnavailableError",
+    "WeightsUnreachableError",
+]
+
+
+class RemasterError(Exception):
+    """Base class: a problem the user can fix, with a message that says how."""
+
+
+class InvalidImageError(RemasterError):
+    """The input is not an image remaster can read (empty, truncated, unknown format)."""
+
+
+class ImageTooLargeError(RemasterError):
+    """The input (or the output it would make) has more pixels than the configured limit."""
+
+
+class InvalidOptionError(RemasterError, ValueError):
+    """An option is out of range or of the wrong kind."""
+
+
+class UnknownModelError(InvalidOptionError):
+    """No model in the registry has the requested name."""
+
+
+class WeightsUnavailableError(RemasterError):
+    """A model's weights could not be found locally or downloaded."""
+
+
+class WeightsUnreachableError(WeightsUnavailableError):
+    """A model's weights are not on disk and the network could not be reached to download them."""
+
+
+class FeatureUnavailableError(RemasterError):
+    """The requested feature is not available in this version."""

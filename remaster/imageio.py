@@ -1,0 +1,383 @@
+"""Decoding, validating, resizing and encoding images, in every mode people bring.
+
+Inside remaster an image is a :class:`Picture`: an ``(H, W, C)`` array whose channels
+are L, LA, RGB or RGBA (``C`` = 1, 2, 3, 4), of dtype uint8, uint16 or float32 (0–1),
+plus what is needed to hand the result back in the form it came in.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from .errors import ImageTooLargeError, InvalidImageError
+
+__all__ = [
+    "MODE_BY_CHANNELS",
+    "ImageInput",
+    "Picture",
+    "decode",
+    "encode",
+    "from_float",
+    "output_size",
+    "resize",
+    "save_png",
+    "to_float_scale",
+]
+
+log = logging.getLogger(__name__)
+
+ImageInput = Image.Image | np.ndarray | str | os.PathLike
+"""What :func:`decode` accepts."""
+
+_EXIF_ORIENTATION = 0x0112
+_SIXTEEN_BIT_GRAY = {"I;16", "I;16B", "I;16L", "I;16N"}
+_FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+MODE_BY_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+@dataclass
+class Picture:
+    """Decoded pixels and how to give a result back in the same form."""
+
+    pixels: np.ndarray
+    """``(H, W, C)``, C = 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA); uint8, uint16 or float32 in 0–1."""
+    kind: Literal["pil", "numpy", "path"]
+    icc_profile: bytes | None = None
+    numpy_2d: bool = False
+    """The numpy input was ``(H, W)`` rather than ``(H, W, 1)``."""
+    numpy_dtype: np.dtype | None = None
+    """The numpy input's dtype (a float input comes back as the same float type)."""
+
+    @property
+    def has_alpha(self) -> bool:
+        """Whether the last channel is transparency."""
+        return self.pixels.shape[2] in (2, 4)
+
+    @property
+    def color_channels(self) -> int:
+        """1 for grayscale, 3 for colour."""
+        return 1 if self.pixels.shape[2] <= 2 else 3
+
+    @property
+    def width(self) -> int:
+        return self.pixels.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.pixels.shape[0]
+
+    @property
+    def mode(self) -> str:
+        """A short name for the pixel format, such as ``RGBA`` or ``L 16-bit``."""
+        mode = MODE_BY_CHANNELS[self.pixels.shape[2]]
+        return {np.dtype(np.uint8): mode, np.dtype(np.uint16): f"{mode} 16-bit"}.get(self.pixels.dtype, f"{mode} float")
+
+
+def decode(image: object, max_pixels: int) -> Picture:
+    """Read ``image`` (a PIL image, a numpy array or a path) into a :class:`Picture`.
+
+    EXIF orientation is applied; palette images become RGB or RGBA; CMYK is converted
+    to sRGB through its ICC profile when it has one; 16-bit files stay 16-bit.
+
+    Raises:
+        InvalidImageError: the input is not a readable image.
+        ImageTooLargeError: it has more than ``max_pixels`` pixels (checked before decoding).
+    """
+    if isinstance(image, np.ndarray):
+        return _decode_array(image, max_pixels)
+    if isinstance(image, Image.Image):
+        return _decode_pil(image, max_pixels, kind="pil")
+    if isinstance(image, (str, os.PathLike)):
+        return _decode_path(Path(image), max_pixels)
+    raise InvalidImageError(
+        f"Expected an image as a PIL image, a numpy array or a file path, but got {type(image).__name__}"
+    )
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise InvalidImageError("The image is empty (it has no pixels)")
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"The image is {width}×{height} ({width * height / 1e6:.1f} MP), more than the limit of "
+            f"{max_pixels / 1e6:.1f} MP. Resize it first, or raise REMASTER_MAX_INPUT_PIXELS."
+        )
+
+
+def _decode_path(path: Path, max_pixels: int) -> Picture:
+    if not path.is_file():
+        raise InvalidImageError(f"No image file at {path}")
+    if path.stat().st_size == 0:
+        raise InvalidImageError("Expected an image, but the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                _check_pixels(im.width, im.height, max_pixels)
+                if _is_sixteen_bit_colour(im):
+                    return _decode_sixteen_bit_colour(path, im)
+                return _decode_pil(im, max_pixels, kind="path")
+    except UnidentifiedImageError:
+        raise InvalidImageError(
+            "Expected an image, but this file is not one remaster can read (use PNG, JPEG, WebP, TIFF, BMP or GIF)"
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError(
+            "The image declares enormous dimensions (a possible decompression bomb) and was refused"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InvalidImageError(
+            f"The image file is truncated or corrupt ({error}); re-export it and try again"
+        ) from None
+
+
+def _is_sixteen_bit_colour(im: Image.Image) -> bool:
+    """PIL opens 48/64-bit colour PNG and TIFF files as 8-bit RGB(A), losing the low bits."""
+    if im.mode not in ("RGB", "RGBA", "LA") or not im.tile:
+        return False
+    args = im.tile[0][3]
+    rawmode = args if isinstance(args, str) else next((a for a in args or () if isinstance(a, str)), "")
+    return ";16" in rawmode
+
+
+def _decode_sixteen_bit_colour(path: Path, im: Image.Image) -> Picture:
+    import cv2
+
+    array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None or array.shape[:2] != (im.height, im.width) or array.dtype != np.uint16:
+        raise InvalidImageError("The 16-bit image file is truncated or corrupt; re-export it and try again")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    elif array.shape[2] == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+    elif array.shape[2] == 4:
+        array = cv2.cvtColor(array, cv2.COLOR_BGRA2RGBA)
+        if im.mode == "LA":
+            array = array[:, :, [0, 3]]
+    orientation = _orientation(im)
+    return Picture(
+        pixels=np.ascontiguousarray(_orient(array, orientation)),
+        kind="path",
+        icc_profile=im.info.get("icc_profile"),
+    )
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block only loses the orientation
+        return 1
+
+
+def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation to an ``(H, W, C)`` array, as ``ImageOps.exif_transpose`` does."""
+    transpose = (1, 0, 2)
+    return {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(transpose),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].transpose(transpose),
+        8: lambda a: np.rot90(a, 1),
+    }.get(orientation, lambda a: a)(array)
+
+
+def _decode_pil(im: Image.Image, max_pixels: int, kind: Literal["pil", "path"]) -> Picture:
+    _check_pixels(im.width, im.height, max_pixels)
+    try:
+        im.load()
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InvalidImageError(
+            f"The image file is truncated or corrupt ({error}); re-export it and try again"
+        ) from None
+    icc = im.info.get("icc_profile") or None
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception as error:  # noqa: BLE001 - a broken EXIF block only loses the orientation
+        log.warning("Ignoring the image's EXIF orientation, which could not be read: %s", error)
+    im, icc = _to_supported_mode(im, icc)
+    array = np.asarray(im)
+    if im.mode in _SIXTEEN_BIT_GRAY:
+        array = array.astype(np.uint16)
+    elif im.mode == "I":
+        array = np.clip(array, 0, 65535).astype(np.uint16)
+    elif im.mode == "F":
+        array = np.clip(array, 0.0, 1.0).astype(np.float32)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return Picture(pixels=np.ascontiguousarray(array), kind=kind, icc_profile=icc)
+
+
+def _to_supported_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """Convert to L, LA, RGB, RGBA, 16-bit L or float L, keeping the ICC profile that still applies."""
+    mode = im.mode
+    if mode in ("L", "LA", "RGB", "RGBA", "I", "F") or mode in _SIXTEEN_BIT_GRAY:
+        return im, icc
+    if mode == "1":
+        return im.convert("L"), icc
+    if mode == "La":
+        return im.convert("LA"), icc
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info or im.palette.mode == "RGBA"
+        return im.convert("RGBA" if has_alpha else "RGB"), None
+    if mode == "CMYK":
+        return _cmyk_to_srgb(im, icc), None
+    if mode == "RGBa":
+        return im.convert("RGBA"), icc
+    if mode == "RGBX":
+        return im.convert("RGB"), icc
+    return im.convert("RGB"), None
+
+
+def _cmyk_to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError) as error:
+            log.warning("The CMYK image's ICC profile could not be used (%s); converting without it", error)
+    return im.convert("RGB")
+
+
+def _decode_array(array: np.ndarray, max_pixels: int) -> Picture:
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
+        raise InvalidImageError(
+            f"Expected an array of shape (H, W) or (H, W, C) with C = 1, 2, 3 or 4, but got {array.shape}"
+        )
+    if array.dtype not in (np.uint8, np.uint16) and array.dtype not in _FLOAT_DTYPES:
+        raise InvalidImageError(f"Expected a uint8, uint16 or float array (0–1), but got {array.dtype}")
+    _check_pixels(array.shape[1], array.shape[0], max_pixels)
+    pixels = array[:, :, None] if array.ndim == 2 else array
+    if array.dtype in _FLOAT_DTYPES:
+        if not np.isfinite(pixels).all():
+            raise InvalidImageError("The float image holds NaN or infinite values")
+        pixels = np.clip(pixels, 0.0, 1.0).astype(np.float32)
+    return Picture(
+        pixels=np.ascontiguousarray(pixels),
+        kind="numpy",
+        numpy_2d=array.ndim == 2,
+        numpy_dtype=array.dtype,
+    )
+
+
+def output_size(width: int, height: int, outscale: float) -> tuple[int, int]:
+    """The result's size: each side times ``outscale``, rounded down, at least 1 pixel.
+
+    This is the official script's ``int(side * outscale)``, except that a product a hair
+    below a whole number from floating-point error (``10 * 2.3``) counts as that number.
+    """
+    return (
+        max(1, math.floor(width * outscale + 1e-6)),
+        max(1, math.floor(height * outscale + 1e-6)),
+    )
+
+
+def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize float ``(H, W, C)`` pixels to ``size`` (width, height) with Lanczos, clipped to 0–1.
+
+    Enlarging uses OpenCV's Lanczos-4, as the official script does; shrinking uses PIL's
+    Lanczos, which widens its kernel with the ratio and so does not alias.
+    """
+    import cv2
+
+    height, width = pixels.shape[:2]
+    if (width, height) == size:
+        return pixels
+    if size[0] >= width and size[1] >= height:
+        out = cv2.resize(pixels, size, interpolation=cv2.INTER_LANCZOS4)
+        out = out.reshape(size[1], size[0], pixels.shape[2])
+    else:
+        out = np.stack(
+            [
+                np.asarray(
+                    Image.fromarray(np.ascontiguousarray(pixels[:, :, c])).resize(size, Image.Resampling.LANCZOS)
+                )
+                for c in range(pixels.shape[2])
+            ],
+            axis=2,
+        )
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def to_float_scale(dtype: np.dtype) -> float:
+    """The number that maps ``dtype``'s full range to 1.0."""
+    return {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype), 1.0)
+
+
+def from_float(pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Quantise 0–1 float pixels to ``dtype`` (rounded, as the official script does)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return pixels.astype(dtype, copy=False)
+    scaled = pixels * to_float_scale(dtype)
+    return np.rint(scaled, out=scaled).astype(dtype)
+
+
+def encode(pixels: np.ndarray, picture: Picture) -> Image.Image | np.ndarray:
+    """Give ``pixels`` (same channels and dtype as ``picture.pixels``) back in the input's form.
+
+    A numpy input gets a numpy array of its own layout and dtype. A PIL image or a path
+    gets a PIL image, except where PIL cannot hold the result (16-bit colour, 16-bit
+    with alpha): then a numpy uint16 ``(H, W, C)`` array.
+    """
+    if picture.kind == "numpy":
+        out = pixels[:, :, 0] if picture.numpy_2d else pixels
+        return out.astype(picture.numpy_dtype, copy=False)
+    channels = pixels.shape[2]
+    if pixels.dtype == np.uint8:
+        im = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels, MODE_BY_CHANNELS[channels])
+    elif channels == 1 and pixels.dtype == np.uint16:
+        im = Image.fromarray(pixels[:, :, 0])
+    elif channels == 1:
+        im = Image.fromarray(pixels[:, :, 0].astype(np.float32), "F")
+    else:
+        return pixels
+    if picture.icc_profile:
+        im.info["icc_profile"] = picture.icc_profile
+    return im
+
+
+def save_png(image: Image.Image | np.ndarray, path: Path) -> Path:
+    """Write ``image`` as a lossless PNG at ``path``, atomically (no half-written file is left).
+
+    16-bit images stay 16-bit; a PIL image's ICC profile is embedded.
+
+    Raises:
+        OSError: the file could not be written (disk full, no permission).
+    """
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.part")
+    os.close(fd)
+    try:
+        if isinstance(image, Image.Image):
+            icc = image.info.get("icc_profile")
+            image.save(partial, format="PNG", **({"icc_profile": icc} if icc else {}))
+        else:
+            array = image if image.ndim == 2 or image.shape[2] == 1 else image[:, :, _BGR_ORDER[image.shape[2]]]
+            # PNG has no 16-bit gray+alpha in OpenCV; store it as RGBA with equal colour channels.
+            ok, data = cv2.imencode(".png", np.ascontiguousarray(array))
+            if not ok:
+                raise OSError(f"Could not encode a {image.shape} {image.dtype} image as PNG")
+            with open(partial, "wb") as f:
+                f.write(data.tobytes())
+        os.replace(partial, path)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+    return path
+
+
+_BGR_ORDER = {2: [0, 0, 0, 1], 3: [2, 1, 0], 4: [2, 1, 0, 3]}

@@ -1,0 +1,229 @@
+"""The one inference function that the UI, the API and the CLI all call."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import numbers
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from . import imageio
+from .engine import PRECISIONS, Engine
+from .errors import FeatureUnavailableError, ImageTooLargeError, InvalidOptionError
+from .imageio import ImageInput
+from .registry import get_model
+from .settings import Settings
+from .weights import WeightStore
+
+__all__ = ["MAX_OUTSCALE", "MIN_OUTSCALE", "MIN_TILE", "MAX_TILE", "Enhancer", "Report", "enhance"]
+
+log = logging.getLogger(__name__)
+
+MIN_OUTSCALE, MAX_OUTSCALE = 1.0, 8.0
+MIN_TILE, MAX_TILE = 32, 4096
+
+ProgressCallback = Callable[..., object]
+"""Called as ``progress(fraction, desc)``: a fraction from 0 to 1 and a short message."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one :meth:`Enhancer.run` did, for the result line the UI shows."""
+
+    input_size: tuple[int, int]
+    output_size: tuple[int, int]
+    mode: str
+    model: str
+    device: str
+    precision: str
+    seconds: float
+
+    def summary(self) -> str:
+        """One line: sizes, mode, model, device and time."""
+        (w, h), (ow, oh) = self.input_size, self.output_size
+        return (
+            f"{w}×{h} → {ow}×{oh} ({self.mode}) · {self.model} · {self.device}, {self.precision} · {self.seconds:.1f} s"
+        )
+
+
+class Enhancer:
+    """Remasters images with the models in the registry, on one device.
+
+    One instance keeps its loaded networks between calls and is safe to call from
+    several threads at once.
+    """
+
+    def __init__(self, settings: Settings | None = None, store: WeightStore | None = None) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
+        self.store = store if store is not None else WeightStore(self.settings)
+        self.engine = Engine(self.settings, self.store)
+
+    def enhance(
+        self,
+        image: ImageInput,
+        model: str = "RealESRGAN_x4plus",
+        outscale: float = 4.0,
+        tile: int | None = None,
+        face_enhance: bool = False,
+        denoise_strength: float = 0.5,
+        precision: str = "auto",
+        progress: ProgressCallback | None = None,
+    ) -> Image.Image | np.ndarray:
+        """Remaster ``image``; see :func:`remaster.enhance`."""
+        return self.run(image, model, outscale, tile, face_enhance, denoise_strength, precision, progress)[0]
+
+    def run(
+        self,
+        image: ImageInput,
+        model: str = "RealESRGAN_x4plus",
+        outscale: float = 4.0,
+        tile: int | None = None,
+        face_enhance: bool = False,
+        denoise_strength: float = 0.5,
+        precision: str = "auto",
+        progress: ProgressCallback | None = None,
+    ) -> tuple[Image.Image | np.ndarray, Report]:
+        """Like :meth:`enhance`, and also return a :class:`Report` of what was done."""
+        started = time.perf_counter()
+        spec = get_model(model)
+        outscale = _check_number("outscale", outscale, MIN_OUTSCALE, MAX_OUTSCALE)
+        denoise_strength = _check_number("denoise_strength", denoise_strength, 0.0, 1.0)
+        tile = self._check_tile(tile)
+        if precision not in PRECISIONS:
+            raise InvalidOptionError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        if face_enhance:
+            raise FeatureUnavailableError(
+                "Face restoration is not available in this version of remaster; run without face_enhance"
+            )
+        report = _progress_reporter(progress)
+
+        picture = imageio.decode(image, self.settings.max_input_pixels)
+        size = imageio.output_size(picture.width, picture.height, outscale)
+        limit = self.settings.max_output_pixels
+        if max(size[0] * size[1], picture.width * picture.height * spec.scale**2) > limit:
+            raise ImageTooLargeError(
+                f"The result would be {size[0]}×{size[1]}, more than the limit of {limit / 1e6:.0f} MP; "
+                "choose a smaller output scale or a smaller image, or raise REMASTER_MAX_OUTPUT_PIXELS"
+            )
+
+        report(0.0, f"Loading {spec.name}…")
+        network = self.engine.network(
+            spec, precision, denoise_strength if spec.supports_denoise else 1.0, lambda message: report(0.0, message)
+        )
+
+        color = picture.pixels[:, :, : picture.color_channels]
+        passes = [color] + ([picture.pixels[:, :, picture.color_channels :]] if picture.has_alpha else [])
+        results = []
+        for index, pixels in enumerate(passes):
+            what = "alpha" if index else "image"
+
+            def tile_done(fraction: float, index: int = index, what: str = what) -> None:
+                report(0.95 * (index + fraction) / len(passes), f"Upscaling the {what}")
+
+            results.append(self.engine.upscale(network, pixels, tile, tile_done))
+        upscaled = results[0] if len(results) == 1 else np.concatenate(results, axis=2)
+        del results
+        report(0.95, "Resizing and saving")
+        upscaled = imageio.resize(upscaled, size)
+        output = imageio.encode(imageio.from_float(upscaled, picture.pixels.dtype), picture)
+        report(1.0, "Done")
+        summary = Report(
+            input_size=(picture.width, picture.height),
+            output_size=size,
+            mode=picture.mode,
+            model=spec.name,
+            device=str(network.device),
+            precision=str(network.dtype).removeprefix("torch."),
+            seconds=time.perf_counter() - started,
+        )
+        log.info("%s", summary.summary())
+        return output, summary
+
+    def _check_tile(self, tile: int | None) -> int:
+        if tile is None:
+            return self.settings.tile
+        if (
+            isinstance(tile, bool)
+            or not isinstance(tile, numbers.Integral)
+            and not (isinstance(tile, float) and tile.is_integer())
+        ):
+            raise InvalidOptionError(f"tile must be a whole number (0 for no tiling), not {tile!r}")
+        tile = int(tile)
+        if tile != 0 and not MIN_TILE <= tile <= MAX_TILE:
+            raise InvalidOptionError(
+                f"tile must be 0 (no tiling) or between {MIN_TILE} and {MAX_TILE} pixels, not {tile}"
+            )
+        return tile
+
+
+def _check_number(name: str, value: object, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise InvalidOptionError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}")
+    if not low <= value <= high:
+        raise InvalidOptionError(f"{name} must be from {low:g} to {high:g}, not {value:g}")
+    return float(value)
+
+
+def _progress_reporter(progress: ProgressCallback | None) -> Callable[[float, str], None]:
+    if progress is None:
+        return lambda fraction, message: None
+    return lambda fraction, message: progress(min(max(fraction, 0.0), 1.0), message)
+
+
+@functools.cache
+def default_enhancer() -> Enhancer:
+    """The process-wide :class:`Enhancer` behind :func:`enhance`, made on first use."""
+    return Enhancer()
+
+
+def enhance(
+    image: ImageInput,
+    model: str = "RealESRGAN_x4plus",
+    outscale: float = 4.0,
+    tile: int | None = None,
+    face_enhance: bool = False,
+    denoise_strength: float = 0.5,
+    precision: str = "auto",
+    progress: ProgressCallback | None = None,
+) -> Image.Image | np.ndarray:
+    """Remaster an image: upscale it with a Real-ESRGAN model and return it in the same form.
+
+    Args:
+        image: a PIL image, a numpy array (``(H, W)`` or ``(H, W, C)``, C = 1–4, RGB order,
+            uint8, uint16 or float 0–1) or a path to an image file.
+        model: a name from :data:`remaster.MODELS`.
+        outscale: the output's size relative to the input, from 1 to 8. The network runs
+            at its native scale and the result is resized with Lanczos. Each side of the
+            output is ``floor(side × outscale)`` pixels, at least 1.
+        tile: ``None`` picks the tiling automatically, ``0`` runs the whole image at once,
+            a positive number is the tile's core edge in input pixels (32–4096, without
+            the overlap each tile borrows from its neighbours).
+        face_enhance: restore faces with GFPGAN (not available yet: raises).
+        denoise_strength: for realesr-general-x4v3 only, from 0 (strongest denoising) to
+            1 (none); other models ignore it.
+        precision: ``"auto"`` (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32),
+            ``"fp32"`` (exact), ``"fp16"`` or ``"bf16"``.
+        progress: called as ``progress(fraction, desc)`` as work proceeds.
+
+    Returns:
+        For a PIL image or a path, a PIL image (L, LA, RGB, RGBA or 16-bit ``I;16``),
+        carrying the input's ICC profile. PIL cannot hold 16-bit colour, so a 16-bit
+        colour file given by path (48-bit RGB, 64-bit RGBA, 16-bit gray with alpha)
+        comes back as a numpy uint16 ``(H, W, C)`` array, RGB order. For a numpy array,
+        an array of the same layout and dtype.
+
+    Raises:
+        InvalidImageError: not an image, empty, truncated or of an unsupported kind.
+        ImageTooLargeError: more input or output pixels than the configured limits.
+        UnknownModelError: ``model`` is not in the registry.
+        InvalidOptionError: an option is out of range.
+        WeightsUnavailableError: the model's weights could not be found or downloaded.
+        FeatureUnavailableError: ``face_enhance`` was asked for.
+    """
+    return default_enhancer().enhance(image, model, outscale, tile, face_enhance, denoise_strength, precision, progress)

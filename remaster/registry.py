@@ -1,0 +1,249 @@
+"""The model table: every network remaster can run, declared once as data.
+
+The UI's dropdown, the weight prefetcher, the Space metadata and the tests all read
+this table. Nothing here imports torch or touches the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from .errors import UnknownModelError
+
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "WeightFile",
+    "get_model",
+    "model_names",
+    "register",
+    "unregister",
+]
+
+Architecture = Literal["RRDBNet", "SRVGGNetCompact"]
+
+REALESRGAN_HUB_REPO = "leonelhs/realesrgan"
+_RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One weight file and every place it can come from.
+
+    ``sha256`` and ``size`` are the official file's; a download that does not match
+    them is deleted and never loaded.
+    """
+
+    filename: str
+    sha256: str
+    size: int | None
+    hub_repo: str
+    url: str
+    hub_revision: str = "main"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model: its network, its native scale and where its weights come from."""
+
+    name: str
+    architecture: Architecture
+    arch_kwargs: Mapping[str, int | str]
+    scale: int
+    state_dict_key: str
+    weights: WeightFile
+    description: str
+    tile_overlap: int
+    """Input pixels each tile borrows from its neighbours and crops away, so tiles cannot be seen."""
+    license: str = "BSD-3-Clause"
+    denoise_weights: WeightFile | None = field(default=None)
+    """Weights blended in by the denoise-strength control (realesr-general-x4v3 only)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "arch_kwargs", MappingProxyType(dict(self.arch_kwargs)))
+
+    @property
+    def weight_files(self) -> tuple[WeightFile, ...]:
+        """Every file this model can need, the main weights first."""
+        return (self.weights,) + ((self.denoise_weights,) if self.denoise_weights else ())
+
+    @property
+    def supports_denoise(self) -> bool:
+        """Whether the denoise-strength control applies to this model."""
+        return self.denoise_weights is not None
+
+    @property
+    def label(self) -> str:
+        """The name followed by what the model is for, as the UI lists it."""
+        return f"{self.name} — {self.description}"
+
+
+def _official(filename: str, release: str, sha256: str, size: int | None) -> WeightFile:
+    return WeightFile(
+        filename=filename,
+        sha256=sha256,
+        size=size,
+        hub_repo=REALESRGAN_HUB_REPO,
+        url=f"{_RELEASES}/{release}/{filename}",
+    )
+
+
+def _rrdb(num_block: int, scale: int) -> dict[str, int]:
+    return {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_block": num_block, "num_grow_ch": 32, "scale": scale}
+
+
+def _srvgg(num_conv: int) -> dict[str, int | str]:
+    return {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_conv": num_conv, "upscale": 4, "act_type": "prelu"}
+
+
+_OFFICIAL_MODELS = (
+    ModelSpec(
+        name="RealESRGAN_x4plus",
+        architecture="RRDBNet",
+        arch_kwargs=_rrdb(23, 4),
+        scale=4,
+        state_dict_key="params_ema",
+        weights=_official(
+            "RealESRGAN_x4plus.pth",
+            "v0.1.0",
+            "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
+            67040989,
+        ),
+        description="photos and general images, best quality (slow on CPU)",
+        tile_overlap=64,
+    ),
+    ModelSpec(
+        name="RealESRNet_x4plus",
+        architecture="RRDBNet",
+        arch_kwargs=_rrdb(23, 4),
+        scale=4,
+        state_dict_key="params_ema",
+        weights=_official(
+            "RealESRNet_x4plus.pth",
+            "v0.1.1",
+            "a820b9bde89a874d7599d545567308ce6c128fc8754a53208eda016d40aa81df",
+            None,
+        ),
+        description="photos, softer and more faithful (no GAN sharpening)",
+        tile_overlap=64,
+    ),
+    ModelSpec(
+        name="RealESRGAN_x4plus_anime_6B",
+        architecture="RRDBNet",
+        arch_kwargs=_rrdb(6, 4),
+        scale=4,
+        state_dict_key="params_ema",
+        weights=_official(
+            "RealESRGAN_x4plus_anime_6B.pth",
+            "v0.2.2.4",
+            "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da",
+            17938799,
+        ),
+        description="anime and drawings, smaller and faster",
+        tile_overlap=64,
+    ),
+    ModelSpec(
+        name="RealESRGAN_x2plus",
+        architecture="RRDBNet",
+        arch_kwargs=_rrdb(23, 2),
+        scale=2,
+        state_dict_key="params_ema",
+        weights=_official(
+            "RealESRGAN_x2plus.pth",
+            "v0.2.1",
+            "49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb",
+            67061725,
+        ),
+        description="photos at ×2, when ×4 is more than you need",
+        tile_overlap=128,
+    ),
+    ModelSpec(
+        name="realesr-animevideov3",
+        architecture="SRVGGNetCompact",
+        arch_kwargs=_srvgg(16),
+        scale=4,
+        state_dict_key="params",
+        weights=_official(
+            "realesr-animevideov3.pth",
+            "v0.2.5.0",
+            "b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d",
+            2504012,
+        ),
+        description="anime video frames, very fast",
+        tile_overlap=24,
+    ),
+    ModelSpec(
+        name="realesr-general-x4v3",
+        architecture="SRVGGNetCompact",
+        arch_kwargs=_srvgg(32),
+        scale=4,
+        state_dict_key="params",
+        weights=_official(
+            "realesr-general-x4v3.pth",
+            "v0.2.5.0",
+            "8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
+            4885111,
+        ),
+        denoise_weights=_official(
+            "realesr-general-wdn-x4v3.pth",
+            "v0.2.5.0",
+            "1641f8c4464b9f097c9fdda5589273713f67cf59f3d909e0bd688f0cee269dca",
+            4885111,
+        ),
+        description="photos and old scans, fast, with a denoise-strength control",
+        tile_overlap=32,
+    ),
+)
+
+_models: dict[str, ModelSpec] = {}
+
+MODELS: Mapping[str, ModelSpec] = MappingProxyType(_models)
+"""Every registered model by name, in registration order (read-only view)."""
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Add a model to the table.
+
+    Raises:
+        ValueError: a model with this name is already registered.
+    """
+    if spec.name in _models:
+        raise ValueError(f"A model named {spec.name!r} is already registered")
+    _models[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> ModelSpec:
+    """Remove a model from the table and return its entry.
+
+    Raises:
+        UnknownModelError: no model has this name.
+    """
+    spec = get_model(name)
+    del _models[name]
+    return spec
+
+
+def get_model(name: str) -> ModelSpec:
+    """The entry for ``name``.
+
+    Raises:
+        UnknownModelError: no model has this name; the message lists the known ones.
+    """
+    try:
+        return _models[name]
+    except (KeyError, TypeError):
+        known = ", ".join(_models)
+        raise UnknownModelError(f"Unknown model {name!r}. Choose one of: {known}.") from None
+
+
+def model_names() -> tuple[str, ...]:
+    """Names of all registered models, in registration order."""
+    return tuple(_models)
+
+
+for _spec in _OFFICIAL_MODELS:
+    register(_spec)

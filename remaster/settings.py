@@ -1,0 +1,147 @@
+"""Settings, read once from documented environment variables.
+
+Every environment variable remaster reads is read here, and every default that depends
+on the device lives here. Other modules take a :class:`Settings` and never read the
+environment themselves.
+
+=========================== =====================================================
+Variable                    Meaning
+=========================== =====================================================
+``REMASTER_WEIGHTS_DIR``    A folder of weight files (``RealESRGAN_x4plus.pth`` …)
+                            tried before any download. Files there are trusted.
+``REMASTER_CACHE_DIR``      Where weights downloaded from the GitHub fallback are
+                            kept (default ``$XDG_CACHE_HOME/remaster``).
+``REMASTER_HUB_REPO``       A Hub repo that holds every weight file, instead of
+                            each file's default repo.
+``REMASTER_HUB_REVISION``   The branch, tag or commit of that repo to use.
+``REMASTER_DEVICE``         ``cuda``, ``cuda:1``, ``mps`` or ``cpu`` (default: the
+                            first available of CUDA, Apple MPS, CPU).
+``REMASTER_DEFAULT_MODEL``  The model the page starts with and downloads first.
+``REMASTER_MAX_INPUT_PIXELS`` Largest input accepted, in pixels (default 16 MP).
+``REMASTER_MAX_OUTPUT_PIXELS`` Largest result made, in pixels (default 268 MP).
+``REMASTER_TILE``           Tile edge used when tiling is automatic.
+``REMASTER_CONCURRENCY``    How many requests the app runs at once.
+``REMASTER_QUEUE_SIZE``     How many requests may wait; more are turned away.
+``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``
+                            As huggingface_hub reads them.
+=========================== =====================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+__all__ = ["DeviceDefaults", "Settings", "device_defaults", "detect_device"]
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class DeviceDefaults:
+    """What suits a kind of device when the user has not said otherwise."""
+
+    default_model: str
+    tile: int
+    concurrency: int
+
+
+def device_defaults(device: str) -> DeviceDefaults:
+    """Defaults for a device string such as ``"cuda:0"``, ``"mps"`` or ``"cpu"``."""
+    kind = device.split(":", 1)[0]
+    if kind == "cuda":
+        return DeviceDefaults(default_model="RealESRGAN_x4plus", tile=512, concurrency=2)
+    if kind == "mps":
+        return DeviceDefaults(default_model="RealESRGAN_x4plus", tile=256, concurrency=1)
+    # On a CPU threads only compete, and the big RRDB models take minutes per megapixel.
+    return DeviceDefaults(default_model="realesr-general-x4v3", tile=256, concurrency=1)
+
+
+def detect_device() -> str:
+    """The best available device: CUDA, then Apple MPS, then the CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about remaster, resolved to plain values."""
+
+    device: str
+    default_model: str
+    max_input_pixels: int
+    max_output_pixels: int
+    tile: int
+    concurrency: int
+    queue_size: int
+    weights_dir: Path | None
+    cache_dir: Path
+    hub_cache_dir: Path | None
+    hub_endpoint: str | None
+    hub_token: str | None
+    hub_repo: str | None
+    hub_revision: str | None
+    offline: bool
+    download_timeout: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read the settings from ``env`` (default ``os.environ``), then apply ``overrides``.
+
+        Raises:
+            ValueError: a variable holds a value of the wrong kind; the message names it.
+        """
+        env = os.environ if env is None else env
+        device = env.get("REMASTER_DEVICE") or detect_device()
+        defaults = device_defaults(device)
+        xdg_cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        settings = cls(
+            device=device,
+            default_model=env.get("REMASTER_DEFAULT_MODEL") or defaults.default_model,
+            max_input_pixels=_positive_int(env, "REMASTER_MAX_INPUT_PIXELS", 4096 * 4096),
+            max_output_pixels=_positive_int(env, "REMASTER_MAX_OUTPUT_PIXELS", 16384 * 16384),
+            tile=_positive_int(env, "REMASTER_TILE", defaults.tile),
+            concurrency=_positive_int(env, "REMASTER_CONCURRENCY", defaults.concurrency),
+            queue_size=_positive_int(env, "REMASTER_QUEUE_SIZE", 20),
+            weights_dir=_optional_path(env.get("REMASTER_WEIGHTS_DIR")),
+            cache_dir=Path(env.get("REMASTER_CACHE_DIR") or xdg_cache / "remaster").expanduser(),
+            hub_cache_dir=_hub_cache_dir(env),
+            hub_endpoint=env.get("HF_ENDPOINT") or None,
+            hub_token=env.get("HF_TOKEN") or None,
+            hub_repo=env.get("REMASTER_HUB_REPO") or None,
+            hub_revision=env.get("REMASTER_HUB_REVISION") or None,
+            offline=env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE,
+        )
+        return replace(settings, **overrides) if overrides else settings
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive whole number, but it is {raw!r}")
+    return value
+
+
+def _optional_path(raw: str | None) -> Path | None:
+    return Path(raw).expanduser() if raw else None
+
+
+def _hub_cache_dir(env: Mapping[str, str]) -> Path | None:
+    if env.get("HF_HUB_CACHE"):
+        return Path(env["HF_HUB_CACHE"]).expanduser()
+    if env.get("HF_HOME"):
+        return Path(env["HF_HOME"]).expanduser() / "hub"
+    return None

@@ -1,0 +1,373 @@
+"""Getting verified weight files onto disk: the only module that touches the network.
+
+One documented order, decided by :func:`weight_sources` and carried out by
+:func:`fetch_weight`:
+
+1. ``REMASTER_WEIGHTS_DIR``: the user's own files, trusted (a checksum that differs
+   from the official one is only logged);
+2. the Hugging Face Hub, through ``huggingface_hub.hf_hub_download`` and its cache;
+3. the official GitHub release URL, downloaded into ``REMASTER_CACHE_DIR``.
+
+Every file that came from a download is checked against its official SHA-256 and size
+before use. A file that fails is deleted, never loaded, and the next source is tried.
+Downloads from the URL are atomic: a temporary file, verified, then renamed.
+
+:class:`WeightStore` adds what the app needs on top: background prefetching, one
+download per file however many requests ask for it, and a status per file for the UI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .errors import WeightsUnavailableError, WeightsUnreachableError
+from .registry import ModelSpec, WeightFile
+from .settings import Settings
+
+__all__ = [
+    "ChecksumMismatch",
+    "Source",
+    "WeightStatus",
+    "WeightStore",
+    "fetch_weight",
+    "verify_file",
+    "weight_sources",
+]
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+_MAX_UNKNOWN_SIZE = 2 << 30
+
+
+class ChecksumMismatch(Exception):
+    """A file's size or SHA-256 differs from the one declared for it."""
+
+
+class Unreachable(ConnectionError):
+    """A source could not be reached at all: no network, a failed lookup, a timeout, a server down."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place a weight file may come from."""
+
+    kind: Literal["local", "hub", "url"]
+    location: str
+    """A file path (local), ``repo@revision`` (hub) or a URL (url)."""
+
+    def describe(self) -> str:
+        """How this source is named in logs and messages."""
+        names = {"local": "REMASTER_WEIGHTS_DIR", "hub": "the Hugging Face Hub", "url": "GitHub"}
+        return f"{names[self.kind]} ({self.location})"
+
+
+def weight_sources(weight: WeightFile, settings: Settings) -> list[Source]:
+    """The sources to try for ``weight``, in order."""
+    sources = []
+    if settings.weights_dir is not None:
+        sources.append(Source("local", str(settings.weights_dir / weight.filename)))
+    repo = settings.hub_repo or weight.hub_repo
+    revision = settings.hub_revision or weight.hub_revision
+    sources.append(Source("hub", f"{repo}@{revision}"))
+    sources.append(Source("url", weight.url))
+    return sources
+
+
+def verify_file(path: Path, weight: WeightFile) -> None:
+    """Check ``path`` against the size and SHA-256 declared for ``weight``.
+
+    Raises:
+        ChecksumMismatch: the size or the digest differs.
+    """
+    size = path.stat().st_size
+    if weight.size is not None and size != weight.size:
+        raise ChecksumMismatch(f"{path.name} is {size} bytes, expected {weight.size}")
+    digest = _sha256(path)
+    if digest != weight.sha256:
+        raise ChecksumMismatch(f"{path.name} has SHA-256 {digest}, expected {weight.sha256}")
+
+
+def fetch_weight(weight: WeightFile, settings: Settings, offline_reason: str | None = None) -> Path:
+    """A verified local path to ``weight``, from the first source that provides one.
+
+    Args:
+        weight: the file wanted.
+        settings: where to look; ``settings.offline`` keeps to files already on disk.
+        offline_reason: when given, also keep to files on disk, and say why in errors.
+
+    Raises:
+        WeightsUnreachableError: the file is not on disk and no download source could be
+            reached (the network or the servers are down).
+        WeightsUnavailableError: no source provided a usable file; the message lists
+            what each source said and how to supply the file.
+    """
+    if settings.offline:
+        offline_reason = "offline mode (HF_HUB_OFFLINE=1)"
+    failures: list[tuple[Source, Exception]] = []
+    for source in weight_sources(weight, settings):
+        try:
+            path = _FETCHERS[source.kind](source, weight, settings, offline_reason)
+        except Exception as error:  # noqa: BLE001 - every failure moves on to the next source
+            log.info("%s: not from %s: %s", weight.filename, source.describe(), error)
+            failures.append((source, error))
+            continue
+        log.info("%s: using %s", weight.filename, source.describe())
+        return path
+    message = _unavailable_message(weight, settings, [f"{s.describe()}: {_short(e)}" for s, e in failures])
+    if offline_reason is None and all(isinstance(e, Unreachable) for s, e in failures if s.kind != "local"):
+        raise WeightsUnreachableError(message)
+    raise WeightsUnavailableError(message)
+
+
+def _from_local(source: Source, weight: WeightFile, settings: Settings, offline_reason: str | None) -> Path:
+    path = Path(source.location)
+    if not path.is_file():
+        raise FileNotFoundError("no such file")
+    try:
+        verify_file(path, weight)
+    except ChecksumMismatch as mismatch:
+        log.warning("%s differs from the official file (%s); using it as your own weights", path, mismatch)
+    return path
+
+
+def _from_hub(source: Source, weight: WeightFile, settings: Settings, offline_reason: str | None) -> Path:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import FileMetadataError, LocalEntryNotFoundError
+
+    from . import __version__
+
+    repo, revision = source.location.rsplit("@", 1)
+    try:
+        downloaded = hf_hub_download(
+            repo_id=repo,
+            filename=weight.filename,
+            revision=revision,
+            cache_dir=settings.hub_cache_dir,
+            endpoint=settings.hub_endpoint,
+            token=settings.hub_token,
+            local_files_only=offline_reason is not None,
+            etag_timeout=settings.download_timeout,
+            library_name="remaster",
+            library_version=__version__,
+        )
+    except LocalEntryNotFoundError as error:
+        if offline_reason is not None:
+            raise FileNotFoundError(f"not in the Hub cache, and {offline_reason}") from None
+        if isinstance(error.__cause__, FileMetadataError):
+            raise
+        raise Unreachable(f"could not reach {settings.hub_endpoint or 'https://huggingface.co'}") from error
+    path = Path(downloaded)
+    try:
+        verify_file(path, weight)
+    except ChecksumMismatch:
+        _delete_hub_file(path)
+        raise
+    return path
+
+
+def _from_url(source: Source, weight: WeightFile, settings: Settings, offline_reason: str | None) -> Path:
+    target = settings.cache_dir / weight.filename
+    if target.is_file():
+        try:
+            verify_file(target, weight)
+            return target
+        except ChecksumMismatch as mismatch:
+            log.warning("Deleting %s from the cache: %s", target, mismatch)
+            target.unlink(missing_ok=True)
+    if offline_reason is not None:
+        raise FileNotFoundError(f"not downloaded before, and {offline_reason}")
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    limit = weight.size if weight.size is not None else _MAX_UNKNOWN_SIZE
+    fd, partial = tempfile.mkstemp(dir=settings.cache_dir, prefix=f".{weight.filename}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, _open_url(source.location, settings.download_timeout) as response:
+            received = 0
+            while chunk := response.read(_CHUNK):
+                received += len(chunk)
+                if received > limit:
+                    raise ChecksumMismatch(f"{weight.filename} is larger than the expected {limit} bytes")
+                out.write(chunk)
+        verify_file(Path(partial), weight)
+        os.replace(partial, target)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+    return target
+
+
+def _open_url(url: str, timeout: float):  # noqa: ANN202 - an http.client response
+    try:
+        return urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - registry URLs only
+    except urllib.error.HTTPError:
+        raise
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        raise Unreachable(f"could not reach {urllib.parse.urlsplit(url).netloc}") from error
+
+
+_FETCHERS: dict[str, Callable[[Source, WeightFile, Settings, str | None], Path]] = {
+    "local": _from_local,
+    "hub": _from_hub,
+    "url": _from_url,
+}
+
+
+def _delete_hub_file(path: Path) -> None:
+    """Remove a bad file from the Hub cache: the blob and the snapshot link to it."""
+    blob = Path(os.path.realpath(path))
+    log.warning("Deleting %s from the Hub cache: it does not match the official checksum", path)
+    blob.unlink(missing_ok=True)
+    if path.is_symlink() or path.exists():
+        path.unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _unavailable_message(weight: WeightFile, settings: Settings, failures: list[str]) -> str:
+    where = "; ".join(failures)
+    if settings.weights_dir is None:
+        where = f"REMASTER_WEIGHTS_DIR is not set; {where}"
+    how = f"download {weight.url} into a folder and set REMASTER_WEIGHTS_DIR to that folder"
+    if settings.offline:
+        how += ", or unset HF_HUB_OFFLINE so it can be downloaded"
+    else:
+        how += ", or check the internet connection and try again"
+    return f"{weight.filename} is not available ({where}). To supply it, {how}."
+
+
+WeightState = Literal["pending", "downloading", "ready", "failed"]
+
+
+@dataclass(frozen=True)
+class WeightStatus:
+    """Where one weight file stands in this process."""
+
+    state: WeightState
+    detail: str = ""
+    """The path when ready, the reason when failed."""
+
+
+class WeightStore:
+    """Verified weight paths for the app: prefetched in the background, fetched once.
+
+    Any number of threads may ask for the same file; one of them fetches it and the
+    others wait for that result. A failure is remembered for the status display but
+    not cached: the next request tries the sources again. When the network could not be
+    reached, requests in the next ``retry_network_after`` seconds keep to the files on
+    disk, so that they fail at once instead of each waiting out the timeouts again.
+    """
+
+    def __init__(self, settings: Settings, retry_network_after: float = 60.0) -> None:
+        self.settings = settings
+        self.retry_network_after = retry_network_after
+        self._network_down_until = 0.0
+        self._lock = threading.Lock()
+        self._ready: dict[WeightFile, Path] = {}
+        self._in_flight: dict[WeightFile, Future[Path]] = {}
+        self._failed: dict[WeightFile, str] = {}
+
+    def path(self, weight: WeightFile, on_wait: Callable[[str], None] | None = None) -> Path:
+        """A verified local path to ``weight``, fetching it or waiting for a fetch under way.
+
+        Args:
+            weight: the file wanted.
+            on_wait: told a message when another thread is already downloading the file.
+
+        Raises:
+            WeightsUnavailableError: no source provided the file.
+        """
+        return self._fetch(weight, on_wait, download=True)
+
+    def _fetch(self, weight: WeightFile, on_wait: Callable[[str], None] | None, download: bool) -> Path:
+        with self._lock:
+            if weight in self._ready:
+                return self._ready[weight]
+            future = self._in_flight.get(weight)
+            owner = future is None
+            if owner:
+                future = self._in_flight[weight] = Future()
+        if not owner:
+            if on_wait is not None:
+                on_wait(f"Waiting for {weight.filename} to finish downloading…")
+            return future.result()
+        reason = self._offline_reason() if download else "only files on disk were looked at"
+        try:
+            path = fetch_weight(weight, self.settings, reason)
+        except BaseException as error:
+            if isinstance(error, WeightsUnreachableError):
+                self._network_down_until = time.monotonic() + self.retry_network_after
+            with self._lock:
+                if download:
+                    self._failed[weight] = str(error)
+                del self._in_flight[weight]
+            future.set_exception(error)
+            raise
+        with self._lock:
+            self._ready[weight] = path
+            self._failed.pop(weight, None)
+            del self._in_flight[weight]
+        future.set_result(path)
+        return path
+
+    def _offline_reason(self) -> str | None:
+        if time.monotonic() < self._network_down_until:
+            return f"the network could not be reached a moment ago (tried again after {self.retry_network_after:.0f} s)"
+        return None
+
+    def status(self, weight: WeightFile) -> WeightStatus:
+        """Where ``weight`` stands now, without fetching anything."""
+        with self._lock:
+            if weight in self._ready:
+                return WeightStatus("ready", str(self._ready[weight]))
+            if weight in self._in_flight:
+                return WeightStatus("downloading")
+            if weight in self._failed:
+                return WeightStatus("failed", self._failed[weight])
+        return WeightStatus("pending")
+
+    def prefetch(self, models: Iterable[ModelSpec]) -> threading.Thread:
+        """Fetch every file of ``models`` in a background thread, and return the thread.
+
+        Files already on disk are taken first, all of them, so that they are ready at
+        once; then the rest are downloaded in the order given.
+        """
+        weights = [w for spec in models for w in spec.weight_files]
+
+        def run() -> None:
+            for weight in weights:
+                try:
+                    self._fetch(weight, None, download=False)
+                except WeightsUnavailableError:
+                    pass
+            for weight in weights:
+                try:
+                    self.path(weight)
+                except WeightsUnavailableError as error:
+                    log.warning("%s", error)
+
+        thread = threading.Thread(target=run, name="remaster-prefetch", daemon=True)
+        thread.start()
+        return thread

@@ -1,0 +1,191 @@
+"""Shared fixtures: a Hub-like server on 127.0.0.1 serving tiny random-weight models.
+
+The official models' checksums can never match random weights, so the tests register
+their own registry entries (with their own checksums) instead of switching checks off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+# Before huggingface_hub or gradio is imported: no telemetry, no stray offline mode,
+# and a private cache so the tests never read or write the user's.
+_SANDBOX = Path(tempfile.mkdtemp(prefix="remaster-tests-"))
+os.environ["HF_HUB_OFFLINE"] = "0"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HOME"] = str(_SANDBOX / "hf-home")
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["GRADIO_TEMP_DIR"] = str(_SANDBOX / "gradio")
+os.environ["GRADIO_EXAMPLES_CACHE"] = str(_SANDBOX / "gradio-examples")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import remaster  # noqa: E402
+from remaster import registry  # noqa: E402
+from remaster.engine import build_network  # noqa: E402
+from remaster.registry import ModelSpec, WeightFile  # noqa: E402
+from remaster.settings import Settings  # noqa: E402
+
+from . import hubserver  # noqa: E402
+
+TEST_REPO = "remaster-tests/tiny-models"
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    """A registered test model and the bytes of its weight files."""
+
+    spec: ModelSpec
+    files: dict[str, bytes]
+
+
+def _tiny_specs() -> list[tuple[ModelSpec, dict[str, int]]]:
+    """Entries shaped like the official ones, with tiny layer counts; weights filled in later."""
+    rrdb = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_block": 1, "num_grow_ch": 4}
+    srvgg = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_conv": 2, "upscale": 4, "act_type": "prelu"}
+    placeholder = WeightFile(filename="", sha256="", size=None, hub_repo=TEST_REPO, url="")
+    common = {"weights": placeholder, "description": "a tiny random-weight test model"}
+    return [
+        (
+            ModelSpec(
+                name="tiny-rrdb-x4",
+                architecture="RRDBNet",
+                arch_kwargs={**rrdb, "scale": 4},
+                scale=4,
+                state_dict_key="params_ema",
+                tile_overlap=24,
+                **common,
+            ),
+            {"seed": 1},
+        ),
+        (
+            ModelSpec(
+                name="tiny-rrdb-x2",
+                architecture="RRDBNet",
+                arch_kwargs={**rrdb, "scale": 2},
+                scale=2,
+                state_dict_key="params_ema",
+                tile_overlap=48,
+                **common,
+            ),
+            {"seed": 2},
+        ),
+        (
+            ModelSpec(
+                name="tiny-srvgg",
+                architecture="SRVGGNetCompact",
+                arch_kwargs=srvgg,
+                scale=4,
+                state_dict_key="params",
+                tile_overlap=8,
+                **common,
+            ),
+            {"seed": 3},
+        ),
+        (
+            ModelSpec(
+                name="tiny-general",
+                architecture="SRVGGNetCompact",
+                arch_kwargs=srvgg,
+                scale=4,
+                state_dict_key="params",
+                tile_overlap=8,
+                denoise_weights=placeholder,
+                **common,
+            ),
+            {"seed": 4},
+        ),
+    ]
+
+
+def make_weights(spec: ModelSpec, seed: int) -> bytes:
+    """A checkpoint of ``spec``'s architecture with random weights, as the official files are laid out."""
+    torch.manual_seed(seed)
+    network = build_network(spec)
+    buffer = io.BytesIO()
+    torch.save({spec.state_dict_key: network.state_dict()}, buffer)
+    return buffer.getvalue()
+
+
+def weight_file(server: hubserver.HubServer, filename: str, data: bytes) -> WeightFile:
+    """Serve ``data`` on the Hub path and the fallback URL and describe it as a registry entry would."""
+    server.add(server.hub_path(TEST_REPO, filename), data)
+    url = server.add(f"/releases/{filename}", data)
+    return WeightFile(
+        filename=filename,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        hub_repo=TEST_REPO,
+        url=url,
+    )
+
+
+@pytest.fixture(scope="session")
+def hub() -> Iterator[hubserver.HubServer]:
+    """The Hub-like server, running for the whole session."""
+    state, server = hubserver.start()
+    yield state
+    server.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _reset_hub(request: pytest.FixtureRequest) -> None:
+    if "hub" in request.fixturenames:
+        request.getfixturevalue("hub").reset()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(hub: hubserver.HubServer) -> Iterator[dict[str, TinyModel]]:
+    """Tiny random-weight models registered under their own names and served by ``hub``."""
+    models = {}
+    for spec, options in _tiny_specs():
+        main = make_weights(spec, options["seed"])
+        files = {f"{spec.name}.pth": main}
+        spec = replace(spec, weights=weight_file(hub, f"{spec.name}.pth", main))
+        if spec.denoise_weights is not None:
+            denoise = make_weights(spec, options["seed"] + 100)
+            files[f"{spec.name}-wdn.pth"] = denoise
+            spec = replace(spec, denoise_weights=weight_file(hub, f"{spec.name}-wdn.pth", denoise))
+        registry.register(spec)
+        models[spec.name] = TinyModel(spec=spec, files=files)
+    yield models
+    for name in models:
+        registry.unregister(name)
+
+
+@pytest.fixture
+def settings(hub: hubserver.HubServer, tmp_path: Path) -> Settings:
+    """Settings for a fresh, empty cache that downloads from ``hub``, on the CPU."""
+    return Settings.from_env(
+        env={},
+        device="cpu",
+        default_model="tiny-rrdb-x4",
+        hub_endpoint=hub.url,
+        hub_cache_dir=tmp_path / "hub-cache",
+        cache_dir=tmp_path / "url-cache",
+        download_timeout=5.0,
+    )
+
+
+@pytest.fixture(scope="session")
+def enhancer(hub: hubserver.HubServer, tiny_models: dict[str, TinyModel]) -> remaster.Enhancer:
+    """One :class:`remaster.Enhancer` with the tiny models, shared so networks load once."""
+    cache = _SANDBOX / "shared-cache"
+    return remaster.Enhancer(
+        Settings.from_env(
+            env={},
+            device="cpu",
+            default_model="tiny-rrdb-x4",
+            hub_endpoint=hub.url,
+            hub_cache_dir=cache / "hub",
+            cache_dir=cache / "url",
+            download_timeout=5.0,
+        )
+    )

@@ -1,0 +1,97 @@
+"""The model table: the six official models, declared once, and registration rules."""
+
+from __future__ import annotations
+
+import pytest
+
+import remaster
+from remaster.engine import build_network
+from remaster.registry import MODELS, get_model, model_names, register
+
+OFFICIAL = {
+    "RealESRGAN_x4plus": ("RRDBNet", 4, "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1", 67040989),
+    "RealESRNet_x4plus": ("RRDBNet", 4, "a820b9bde89a874d7599d545567308ce6c128fc8754a53208eda016d40aa81df", None),
+    "RealESRGAN_x4plus_anime_6B": (
+        "RRDBNet",
+        4,
+        "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da",
+        17938799,
+    ),
+    "RealESRGAN_x2plus": ("RRDBNet", 2, "49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb", 67061725),
+    "realesr-animevideov3": (
+        "SRVGGNetCompact",
+        4,
+        "b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d",
+        2504012,
+    ),
+    "realesr-general-x4v3": (
+        "SRVGGNetCompact",
+        4,
+        "8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
+        4885111,
+    ),
+}
+
+
+def test_the_six_official_models_are_registered_with_their_checksums():
+    for name, (architecture, scale, sha256, size) in OFFICIAL.items():
+        spec = MODELS[name]
+        assert (spec.architecture, spec.scale, spec.weights.sha256, spec.weights.size) == (
+            architecture,
+            scale,
+            sha256,
+            size,
+        )
+        assert spec.weights.filename == f"{name}.pth"
+        assert spec.weights.hub_repo == "leonelhs/realesrgan"
+        assert spec.weights.url.startswith("https://github.com/xinntao/Real-ESRGAN/releases/download/")
+        assert spec.weights.url.endswith(f"/{name}.pth")
+        assert spec.license == "BSD-3-Clause" and spec.description
+
+
+def test_general_x4v3_blends_with_its_denoising_twin():
+    spec = MODELS["realesr-general-x4v3"]
+    assert spec.supports_denoise
+    assert spec.denoise_weights.filename == "realesr-general-wdn-x4v3.pth"
+    assert spec.denoise_weights.sha256 == "1641f8c4464b9f097c9fdda5589273713f67cf59f3d909e0bd688f0cee269dca"
+    assert not any(MODELS[name].supports_denoise for name in OFFICIAL if name != "realesr-general-x4v3")
+
+
+@pytest.mark.parametrize(
+    ("name", "first_conv_in", "blocks", "convs"),
+    [
+        ("RealESRGAN_x4plus", 3, 23, None),
+        ("RealESRGAN_x4plus_anime_6B", 3, 6, None),
+        ("RealESRGAN_x2plus", 12, 23, None),
+        ("realesr-animevideov3", 3, None, 16),
+        ("realesr-general-x4v3", 3, None, 32),
+    ],
+)
+def test_entries_build_the_official_architectures(name, first_conv_in, blocks, convs):
+    network = build_network(get_model(name))
+    state = network.state_dict()
+    if blocks is not None:
+        assert state["conv_first.weight"].shape[1] == first_conv_in
+        assert len(network.body) == blocks
+    else:
+        assert network.num_conv == convs
+        assert state["body.0.weight"].shape[1] == first_conv_in
+
+
+def test_unknown_model_names_the_known_ones():
+    with pytest.raises(remaster.UnknownModelError, match="Choose one of: RealESRGAN_x4plus"):
+        get_model("RealESRGAN_x16")
+
+
+def test_registering_a_duplicate_name_is_an_error():
+    with pytest.raises(ValueError, match="already registered"):
+        register(MODELS["RealESRGAN_x4plus"])
+
+
+def test_entries_are_frozen_data():
+    spec = MODELS["RealESRGAN_x4plus"]
+    with pytest.raises(AttributeError):
+        spec.scale = 2
+    with pytest.raises(TypeError):
+        spec.arch_kwargs["num_block"] = 1
+    assert list(model_names())[:6] == list(OFFICIAL)

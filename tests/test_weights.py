@@ -1,0 +1,188 @@
+"""Weight resolution against the local Hub-like server: order, verification, fallback, offline."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+import remaster
+from remaster.weights import WeightStore, fetch_weight, weight_sources
+
+from .hubserver import Fault
+
+
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+@pytest.fixture
+def x4(tiny_models):
+    return tiny_models["tiny-rrdb-x4"]
+
+
+def test_sources_are_tried_local_then_hub_then_url(settings, x4):
+    with_dir = replace(settings, weights_dir=Path("/weights"))
+    kinds = [source.kind for source in weight_sources(x4.spec.weights, with_dir)]
+    assert kinds == ["local", "hub", "url"]
+    assert [s.kind for s in weight_sources(x4.spec.weights, settings)] == ["hub", "url"]
+
+
+def test_hub_repo_and_revision_are_configurable(settings, x4):
+    custom = replace(settings, hub_repo="someone/mirror", hub_revision="v2")
+    hub_source = weight_sources(x4.spec.weights, custom)[0]
+    assert hub_source.location == "someone/mirror@v2"
+
+
+def test_downloads_from_the_hub_into_the_hub_cache(settings, hub, x4):
+    path = fetch_weight(x4.spec.weights, settings)
+    assert path.read_bytes() == x4.files["tiny-rrdb-x4.pth"]
+    assert settings.hub_cache_dir in path.parents
+    assert hub.hits[hub.hub_path("remaster-tests/tiny-models", "tiny-rrdb-x4.pth")] == 1
+    assert hub.hits["/releases/tiny-rrdb-x4.pth"] == 0
+
+
+def test_a_wrong_file_from_the_hub_is_deleted_and_the_url_is_used(settings, hub, x4):
+    hub_path = hub.hub_path("remaster-tests/tiny-models", "tiny-rrdb-x4.pth")
+    real = x4.files["tiny-rrdb-x4.pth"]
+    hub.faults[hub_path] = Fault(body=b"X" * len(real))
+    path = fetch_weight(x4.spec.weights, settings)
+    assert path == settings.cache_dir / "tiny-rrdb-x4.pth"
+    assert path.read_bytes() == real
+    assert hub.hits[hub_path] == 1 and hub.hits["/releases/tiny-rrdb-x4.pth"] == 1
+    # The bad blob is gone from the Hub cache: nothing there holds the wrong bytes.
+    assert not [p for p in _files(settings.hub_cache_dir) if p.read_bytes() == b"X" * len(real)]
+
+
+def test_a_wrong_file_everywhere_is_never_kept_and_the_error_says_why(settings, hub, x4):
+    real = x4.files["tiny-rrdb-x4.pth"]
+    hub.faults[hub.hub_path("remaster-tests/tiny-models", "tiny-rrdb-x4.pth")] = Fault(body=b"X" * len(real))
+    hub.faults["/releases/tiny-rrdb-x4.pth"] = Fault(body=b"Y" * len(real))
+    with pytest.raises(remaster.WeightsUnavailableError) as error:
+        fetch_weight(x4.spec.weights, settings)
+    assert "SHA-256" in str(error.value) and "REMASTER_WEIGHTS_DIR" in str(error.value)
+    assert _files(settings.cache_dir) == []
+    assert not [p for p in _files(settings.hub_cache_dir) if p.stat().st_size == len(real)]
+
+
+def test_a_truncated_download_is_refused(settings, hub, x4):
+    real = x4.files["tiny-rrdb-x4.pth"]
+    hub.faults[hub.hub_path("remaster-tests/tiny-models", "tiny-rrdb-x4.pth")] = Fault(status=404)
+    hub.faults["/releases/tiny-rrdb-x4.pth"] = Fault(body=real[: len(real) // 2])
+    with pytest.raises(remaster.WeightsUnavailableError, match="bytes, expected"):
+        fetch_weight(x4.spec.weights, settings)
+    assert _files(settings.cache_dir) == []
+
+
+def test_a_file_missing_from_the_hub_falls_back_to_the_url(settings, hub, x4):
+    hub.faults[hub.hub_path("remaster-tests/tiny-models", "tiny-rrdb-x4.pth")] = Fault(status=404)
+    path = fetch_weight(x4.spec.weights, settings)
+    assert path.read_bytes() == x4.files["tiny-rrdb-x4.pth"]
+    assert hub.hits["/releases/tiny-rrdb-x4.pth"] == 1
+
+
+def test_the_local_folder_comes_first_and_needs_no_network(settings, hub, x4, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "tiny-rrdb-x4.pth").write_bytes(x4.files["tiny-rrdb-x4.pth"])
+    path = fetch_weight(x4.spec.weights, replace(settings, weights_dir=folder, hub_endpoint="http://127.0.0.1:9"))
+    assert path == folder / "tiny-rrdb-x4.pth"
+    assert sum(hub.hits.values()) == 0
+
+
+def test_a_local_file_that_differs_is_trusted_and_logged(settings, hub, x4, tmp_path, caplog):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "tiny-rrdb-x4.pth").write_bytes(x4.files["tiny-rrdb-x4.pth"] + b"fine-tuned")
+    with caplog.at_level(logging.WARNING, logger="remaster.weights"):
+        path = fetch_weight(x4.spec.weights, replace(settings, weights_dir=folder))
+    assert path == folder / "tiny-rrdb-x4.pth" and path.exists()
+    assert "differs from the official file" in caplog.text
+    assert sum(hub.hits.values()) == 0
+
+
+def test_offline_uses_the_cache_and_names_what_is_missing(settings, hub, x4, tiny_models):
+    fetch_weight(x4.spec.weights, settings)
+    hub.reset()
+    offline = replace(settings, offline=True)
+    assert fetch_weight(x4.spec.weights, offline).read_bytes() == x4.files["tiny-rrdb-x4.pth"]
+    with pytest.raises(remaster.WeightsUnavailableError) as error:
+        fetch_weight(tiny_models["tiny-srvgg"].spec.weights, offline)
+    message = str(error.value)
+    assert "tiny-srvgg.pth" in message and "REMASTER_WEIGHTS_DIR" in message and "HF_HUB_OFFLINE" in message
+    assert sum(hub.hits.values()) == 0
+
+
+def test_an_unreachable_network_fails_once_then_fast_until_the_retry_window_ends(settings, x4, tiny_models):
+    """huggingface_hub retries a dead connection for about 20 s; the store pays that once, not per request."""
+    store = WeightStore(replace(settings, hub_endpoint="http://127.0.0.1:9"), retry_network_after=3600)
+    nowhere = replace(x4.spec.weights, url="http://127.0.0.1:9/x.pth")
+    with pytest.raises(remaster.WeightsUnreachableError, match="could not reach 127.0.0.1:9") as error:
+        store.path(nowhere)
+    assert "To supply it, download http://127.0.0.1:9/x.pth" in str(error.value)
+    started = time.monotonic()
+    with pytest.raises(remaster.WeightsUnavailableError, match="could not be reached a moment ago"):
+        store.path(tiny_models["tiny-srvgg"].spec.weights)
+    assert time.monotonic() - started < 2
+
+
+def test_the_store_downloads_each_file_once_for_concurrent_requests(settings, hub, x4):
+    hub_path = hub.hub_path("remaster-tests/tiny-models", "tiny-rrdb-x4.pth")
+    hub.faults[hub_path] = Fault(delay=0.5)
+    store = WeightStore(settings)
+    messages, results = [], []
+
+    def ask():
+        results.append(store.path(x4.spec.weights, on_wait=messages.append))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(results)) == 1 and len(results) == 4
+    assert hub.hits[hub_path] == 1
+    assert len(messages) == 3 and "Waiting for tiny-rrdb-x4.pth" in messages[0]
+    assert store.status(x4.spec.weights).state == "ready"
+
+
+def test_the_store_remembers_failures_for_display_and_retries(settings, hub, x4):
+    store = WeightStore(settings)
+    hub.faults[hub.hub_path("remaster-tests/tiny-models", "tiny-rrdb-x4.pth")] = Fault(status=404)
+    hub.faults["/releases/tiny-rrdb-x4.pth"] = Fault(status=404)
+    assert store.status(x4.spec.weights).state == "pending"
+    with pytest.raises(remaster.WeightsUnavailableError):
+        store.path(x4.spec.weights)
+    status = store.status(x4.spec.weights)
+    assert status.state == "failed" and "tiny-rrdb-x4.pth" in status.detail
+    hub.faults.clear()
+    assert store.path(x4.spec.weights).exists()
+    assert store.status(x4.spec.weights).state == "ready"
+
+
+def test_prefetch_fetches_the_given_models_in_order(settings, hub, tiny_models):
+    store = WeightStore(settings)
+    order = [tiny_models["tiny-srvgg"].spec, tiny_models["tiny-rrdb-x4"].spec]
+    store.prefetch(order).join(timeout=30)
+    fetched = [path.rsplit("/", 1)[1] for path in hub.order]
+    assert fetched == ["tiny-srvgg.pth", "tiny-rrdb-x4.pth"]
+    assert all(store.status(spec.weights).state == "ready" for spec in order)
+
+
+def test_prefetch_takes_files_on_disk_before_downloading_anything(settings, hub, tiny_models, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "tiny-rrdb-x4.pth").write_bytes(tiny_models["tiny-rrdb-x4"].files["tiny-rrdb-x4.pth"])
+    hub.faults[hub.hub_path("remaster-tests/tiny-models", "tiny-srvgg.pth")] = Fault(delay=1.5)
+    store = WeightStore(replace(settings, weights_dir=folder))
+    slow, local = tiny_models["tiny-srvgg"].spec, tiny_models["tiny-rrdb-x4"].spec
+    thread = store.prefetch([slow, local])
+    time.sleep(0.7)
+    assert store.status(local.weights).state == "ready"
+    assert store.status(slow.weights).state == "downloading"
+    thread.join(timeout=30)
+    assert store.status(slow.weights).state == "ready"
