@@ -1,0 +1,11 @@
+"""The remaster web app: ``python app.py``, or the entry point of a Hugging Face Space."""
+
+import logging
+
+from remaster.ui import build_demo
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    demo.launch()

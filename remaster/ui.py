@@ -1,0 +1,253 @@
+"""The Gradio page and its API endpoint ``/remaster``. The only module besides app.py that imports Gradio."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from gradio.utils import get_upload_folder
+from PIL import Image
+
+from . import __version__, imageio
+from .errors import RemasterError
+from .pipeline import MAX_OUTSCALE, MAX_TILE, MIN_OUTSCALE, MIN_TILE, Enhancer
+from .registry import MODELS, get_model
+
+__all__ = ["EXAMPLES_DIR", "build_demo", "parse_tile"]
+
+log = logging.getLogger(__name__)
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+PREVIEW_MAX_SIDE = 4096
+"""The before/after preview is scaled to fit this; the download is always full resolution."""
+
+TILE_CHOICES = [("Automatic", "auto"), ("Off — whole image at once", "off"), "128", "256", "512", "1024"]
+
+_EXAMPLES = [
+    ("photo_astronaut.jpg", "RealESRGAN_x4plus"),
+    ("photo_coffee.jpg", "realesr-general-x4v3"),
+    ("drawing_lighthouse.png", "RealESRGAN_x4plus_anime_6B"),
+    ("scan_text.png", "realesr-general-x4v3"),
+]
+
+
+class _ImageUpload(gr.Image):
+    """``gr.Image`` that turns a file Gradio itself cannot open into remaster's own clear message."""
+
+    is_template = True
+
+    def preprocess(self, payload):  # noqa: ANN001, ANN201 - Gradio's own signature
+        try:
+            return super().preprocess(payload)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+            # Gradio opens the upload with PIL first; let remaster's decoder say what is wrong.
+            try:
+                imageio.decode(payload.path, max_pixels=1 << 62)
+            except RemasterError as precise:
+                raise gr.Error(str(precise)) from None
+            raise gr.Error(f"The uploaded file could not be read as an image ({error})") from None
+
+
+def parse_tile(tile: str | int | float | None) -> int | None:
+    """The UI's and API's tile choice as :func:`remaster.enhance` takes it.
+
+    ``"auto"`` (or empty) → ``None``, ``"off"`` → 0, a number → that tile edge.
+
+    Raises:
+        gr.Error: anything else.
+    """
+    if tile is None or (isinstance(tile, str) and tile.strip().lower() in ("", "auto", "automatic")):
+        return None
+    if isinstance(tile, str) and tile.strip().lower() in ("off", "none", "0"):
+        return 0
+    try:
+        value = float(tile)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value.is_integer():
+        raise gr.Error(f'tile must be "auto", "off" or a whole number of pixels ({MIN_TILE}–{MAX_TILE}), not {tile!r}')
+    return int(value)
+
+
+def _preview(image: Image.Image | np.ndarray, size: tuple[int, int]) -> Image.Image:
+    """An 8-bit copy of ``image`` at ``size``, shrunk to fit :data:`PREVIEW_MAX_SIDE`."""
+    picture = imageio.decode(image, max_pixels=1 << 62)
+    pixels = picture.pixels.astype(np.float32) / imageio.to_float_scale(picture.pixels.dtype)
+    ratio = min(1.0, PREVIEW_MAX_SIDE / max(size))
+    target = (max(1, round(size[0] * ratio)), max(1, round(size[1] * ratio)))
+    eight_bit = imageio.from_float(imageio.resize(pixels, target), np.uint8)
+    channels = eight_bit.shape[2]
+    return Image.fromarray(eight_bit[:, :, 0] if channels == 1 else eight_bit, imageio.MODE_BY_CHANNELS[channels])
+
+
+def _output_path(source: str, model: str, outscale: float) -> Path:
+    folder = Path(get_upload_folder()) / "remaster" / uuid.uuid4().hex
+    return folder / f"{Path(source).stem}_{model}_x{outscale:g}.png"
+
+
+def _weights_status(enhancer: Enhancer) -> tuple[str, bool]:
+    """Markdown on the models that cannot run yet, and whether downloads are still under way."""
+    lines, pending = [], False
+    for spec in MODELS.values():
+        states = [enhancer.store.status(weight) for weight in spec.weight_files]
+        if any(s.state == "failed" for s in states):
+            reason = next(s.detail for s in states if s.state == "failed")
+            lines.append(f"- **{spec.name}** is unavailable: {reason}")
+        elif any(s.state == "downloading" for s in states):
+            pending = True
+            lines.append(f"- {spec.name}: downloading weights…")
+        elif any(s.state == "pending" for s in states):
+            pending = True
+            lines.append(f"- {spec.name}: waiting to download weights")
+    if not lines:
+        return "", False
+    return "**Model weights**\n" + "\n".join(lines), pending
+
+
+def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr.Blocks:
+    """The remaster page, wired to ``enhancer`` (a default one when omitted).
+
+    Args:
+        enhancer: does the work; its settings give the default model and queue size.
+        prefetch: start downloading every model's weights in the background, the
+            default model first.
+    """
+    enhancer = enhancer if enhancer is not None else Enhancer()
+    settings = enhancer.settings
+    default_model = settings.default_model if settings.default_model in MODELS else next(iter(MODELS))
+    if prefetch:
+        ordered = [MODELS[default_model]] + [spec for name, spec in MODELS.items() if name != default_model]
+        enhancer.store.prefetch(ordered)
+
+    def remaster_image(
+        image: str | None,
+        model: str,
+        outscale: float,
+        tile: str | int | None,
+        face_enhance: bool,
+        denoise_strength: float,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
+    ) -> tuple[str, tuple[Image.Image, Image.Image], str]:
+        if image is None:
+            raise gr.Error("Upload an image first")
+        try:
+            result, report = enhancer.run(
+                image,
+                model=model,
+                outscale=outscale,
+                tile=parse_tile(tile),
+                face_enhance=bool(face_enhance),
+                denoise_strength=denoise_strength,
+                progress=progress,
+            )
+            before = _preview(image, report.output_size)
+            after = _preview(result, report.output_size)
+            path = imageio.save_png(result, _output_path(image, model, outscale))
+        except RemasterError as error:
+            raise gr.Error(str(error)) from None
+        except MemoryError:
+            raise gr.Error(
+                "Ran out of memory: choose a smaller tile, a smaller output scale or a smaller image"
+            ) from None
+        except OSError as error:
+            log.exception("Could not write the result")
+            raise gr.Error(f"The result could not be saved ({error.strerror or error}); try again later") from None
+        return str(path), (before, after), report.summary()
+
+    def model_changed(model: str) -> tuple[dict, dict]:
+        spec = get_model(model)
+        return gr.update(visible=spec.supports_denoise), gr.update(value=float(spec.scale))
+
+    def refresh_status() -> tuple[str, gr.Timer]:
+        text, pending = _weights_status(enhancer)
+        return text, gr.Timer(active=pending)
+
+    with gr.Blocks(title="remaster", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(
+            f"# remaster\nSharper, larger, cleaner images with the official Real-ESRGAN models. "
+            f"Running on **{enhancer.engine.device}** · remaster {__version__}. "
+            "Uploads are processed and deleted, not kept."
+        )
+        status = gr.Markdown()
+        with gr.Row():
+            with gr.Column():
+                image = _ImageUpload(
+                    type="filepath",
+                    image_mode=None,
+                    label="Image",
+                    sources=["upload", "clipboard"],
+                )
+                model = gr.Dropdown(
+                    choices=[(spec.label, name) for name, spec in MODELS.items()],
+                    value=default_model,
+                    label="Model",
+                    info="Each model is named with what it is for.",
+                )
+                outscale = gr.Slider(
+                    MIN_OUTSCALE,
+                    MAX_OUTSCALE,
+                    value=float(MODELS[default_model].scale),
+                    step=0.5,
+                    label="Output scale",
+                    info="The result's size relative to the input. The model runs at its own scale; "
+                    "the rest is Lanczos resizing.",
+                )
+                tile = gr.Dropdown(
+                    choices=TILE_CHOICES,
+                    value="auto",
+                    allow_custom_value=True,
+                    label="Tiling",
+                    info="Large images are processed in overlapping tiles to bound memory. Tiles are "
+                    "seamless; smaller tiles use less memory and take longer.",
+                )
+                denoise = gr.Slider(
+                    0.0,
+                    1.0,
+                    value=0.5,
+                    step=0.05,
+                    label="Denoise strength",
+                    info="0 removes the most noise, 1 keeps the original grain.",
+                    visible=MODELS[default_model].supports_denoise,
+                )
+                face_enhance = gr.Checkbox(value=False, visible=False, label="Face restoration")
+                run = gr.Button("Remaster", variant="primary")
+            with gr.Column():
+                slider = gr.ImageSlider(label="Before / after", type="pil", format="webp", interactive=False)
+                download = gr.File(label="Download (full-resolution PNG)", interactive=False)
+                info = gr.Markdown()
+
+        inputs = [image, model, outscale, tile, face_enhance, denoise]
+        outputs = [download, slider, info]
+
+        def remaster_example(image: str, model: str, outscale: float, progress: gr.Progress = gr.Progress()):  # noqa: B008
+            return remaster_image(image, model, outscale, "auto", False, 0.5, progress)
+
+        gr.Examples(
+            examples=[
+                [str(EXAMPLES_DIR / name), name_model, float(MODELS[name_model].scale)]
+                for name, name_model in _EXAMPLES
+                if (EXAMPLES_DIR / name).is_file() and name_model in MODELS
+            ],
+            inputs=[image, model, outscale],
+            outputs=outputs,
+            fn=remaster_example,
+            cache_examples=True,
+            cache_mode="lazy",
+            label="Examples (a photo, an old photo, a drawing, a scan)",
+        )
+
+        run.click(remaster_image, inputs=inputs, outputs=outputs, api_name="remaster")
+        model.change(model_changed, inputs=model, outputs=[denoise, outscale], api_visibility="private", queue=False)
+        timer = gr.Timer(2.0)
+        timer.tick(
+            refresh_status, outputs=[status, timer], api_visibility="private", queue=False, show_progress="hidden"
+        )
+        demo.load(
+            refresh_status, outputs=[status, timer], api_visibility="private", queue=False, show_progress="hidden"
+        )
+
+    demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
+    return demo

@@ -1,0 +1,144 @@
+"""The real Gradio server, launched in-process and called through gradio_client."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+import remaster
+from remaster.ui import build_demo, parse_tile
+
+from . import images
+
+
+@pytest.fixture(scope="module")
+def app(enhancer):
+    demo = build_demo(enhancer, prefetch=False)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    yield demo, Client(url, verbose=False)
+    demo.close()
+
+
+@pytest.fixture
+def client(app):
+    return app[1]
+
+
+def call(client: Client, path: Path, model: str = "tiny-srvgg", outscale: float = 4, tile: str = "auto", **extra):
+    return client.predict(
+        handle_file(str(path)),
+        model,
+        outscale,
+        tile,
+        extra.get("face_enhance", False),
+        extra.get("denoise_strength", 0.5),
+        api_name="/remaster",
+    )
+
+
+def test_the_api_endpoint_takes_the_documented_parameters_in_order(client):
+    endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/remaster"]
+    names = [parameter["parameter_name"] for parameter in endpoint["parameters"]]
+    assert names == ["image", "model", "outscale", "tile", "face_enhance", "denoise_strength"]
+    returns = [item["component"] for item in endpoint["returns"]]
+    assert returns[0] == "File" and "Imageslider" in returns[1].replace("S", "s").title()
+
+
+def test_remaster_returns_the_full_resolution_png_first(client, tmp_path):
+    source = images.save(images.rgb(30, 40), tmp_path / "holiday.jpg", quality=95)
+    download, slider, info = call(client, source, outscale=2)
+    assert Path(download).name == "holiday_tiny-srvgg_x2.png"
+    with Image.open(download) as result:
+        assert result.format == "PNG" and result.size == (80, 60) and result.mode == "RGB"
+    before, after = slider
+    with Image.open(before) as b, Image.open(after) as a:
+        assert b.size == a.size == (80, 60)
+    assert "40×30 → 80×60" in info and "tiny-srvgg" in info and "cpu" in info
+
+
+@pytest.mark.parametrize(
+    ("make", "mode", "dtype"),
+    [
+        (lambda tmp: images.save(images.rgba(), tmp / "sticker.png"), "RGBA", np.uint8),
+        (lambda tmp: images.save(images.gray(), tmp / "scan.png"), "L", np.uint8),
+        (lambda tmp: images.png16(tmp / "raw16.png", 1) is not None and tmp / "raw16.png", "I;16", np.uint16),
+        (lambda tmp: images.png16(tmp / "raw48.png", 3) is not None and tmp / "raw48.png", "RGB16", np.uint16),
+    ],
+    ids=["RGBA", "L", "16-bit gray", "48-bit colour"],
+)
+def test_uploads_reach_the_engine_unchanged_and_the_download_keeps_the_mode(client, tmp_path, make, mode, dtype):
+    import cv2
+
+    download, _, info = call(client, make(tmp_path))
+    pixels = cv2.imread(download, cv2.IMREAD_UNCHANGED)
+    assert pixels.dtype == dtype and pixels.shape[:2] == (80, 96)
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    assert channels == {"RGBA": 4, "L": 1, "I;16": 1, "RGB16": 3}[mode]
+    if dtype == np.uint16:
+        assert "16-bit" in info
+
+
+def test_the_tile_choice_is_passed_through(client, tmp_path):
+    source = images.save(images.rgb(40, 40), tmp_path / "tiles.png")
+    whole, _, _ = call(client, source, tile="off")
+    tiled, _, _ = call(client, source, tile="32")
+    assert np.abs(np.asarray(Image.open(whole), int) - np.asarray(Image.open(tiled), int)).max() <= 1
+    with pytest.raises(AppError, match='tile must be "auto", "off" or a whole number'):
+        call(client, source, tile="big")
+
+
+def test_parse_tile_understands_the_ui_and_api_spellings():
+    assert parse_tile("auto") is None and parse_tile(None) is None
+    assert parse_tile("off") == 0 and parse_tile(0) == 0
+    assert parse_tile("256") == 256 and parse_tile(512.0) == 512
+
+
+@pytest.mark.parametrize(
+    ("make", "options", "message"),
+    [
+        (lambda tmp: (tmp / "notes.png").write_text("hello") and tmp / "notes.png", {}, "not one remaster can read"),
+        (lambda tmp: images.truncated(tmp / "cut.png", images.rgb(64, 64), "PNG"), {}, "truncated or corrupt"),
+        (lambda tmp: (tmp / "empty.png").write_bytes(b"") or tmp / "empty.png", {}, "empty"),
+        (lambda tmp: images.decompression_bomb_png(tmp / "big.png", 5000, 5000), {}, "more than the limit"),
+        (lambda tmp: images.save(images.rgb(), tmp / "ok.png"), {"outscale": 12}, "greater than maximum value 8"),
+        (lambda tmp: images.save(images.rgb(), tmp / "ok.png"), {"model": "RealESRGAN_x16"}, "RealESRGAN_x16"),
+        (lambda tmp: images.save(images.rgb(), tmp / "ok.png"), {"face_enhance": True}, "Face restoration"),
+        (lambda tmp: images.save(images.rgb(), tmp / "ok.png"), {"tile": "8"}, "tile must be 0"),
+    ],
+    ids=["text", "truncated", "empty", "too-big", "outscale", "model", "face", "tile"],
+)
+def test_user_errors_become_clear_messages_and_the_server_keeps_serving(client, tmp_path, make, options, message):
+    with pytest.raises(AppError, match=message):
+        call(client, make(tmp_path), **options)
+    download, _, _ = call(client, images.save(images.rgb(), tmp_path / "after.png"))
+    assert Image.open(download).size == (96, 80)
+
+
+def test_the_app_starts_within_seconds_offline_and_says_what_is_missing(enhancer, tmp_path):
+    offline = remaster.Enhancer(
+        replace(enhancer.settings, offline=True, hub_cache_dir=tmp_path / "empty-hub", cache_dir=tmp_path / "empty")
+    )
+    started = time.monotonic()
+    demo = build_demo(offline, prefetch=True)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        assert time.monotonic() - started < 15
+        deadline = time.monotonic() + 15
+        from remaster.ui import _weights_status
+
+        while (status := _weights_status(offline))[1] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        text, pending = status
+        assert not pending
+        assert "**RealESRGAN_x4plus** is unavailable" in text and "REMASTER_WEIGHTS_DIR" in text
+        with pytest.raises(AppError, match="RealESRGAN_x4plus.pth is not available.*HF_HUB_OFFLINE"):
+            call(Client(url, verbose=False), images.save(images.rgb(), tmp_path / "x.png"), model="RealESRGAN_x4plus")
+    finally:
+        demo.close()
