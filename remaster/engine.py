@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import _compat  # noqa: F401 - must run before basicsr is imported
-from .errors import InvalidOptionError, WeightsUnavailableError
+from .errors import InvalidOptionError, WeightsUnavailableError, brief
 from .imageio import to_float_scale
 from .registry import ModelSpec, WeightFile
 from .settings import Settings
@@ -87,11 +87,6 @@ def canonical_state_dict(checkpoint: object, key: str) -> dict[str, torch.Tensor
 def load_checkpoint(path: Path, key: str) -> dict[str, torch.Tensor]:
     """Load a weight file safely (tensors only, no pickled code) and unwrap it."""
     return canonical_state_dict(torch.load(path, map_location="cpu", weights_only=True), key)
-
-
-def _brief(error: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @functools.cache
@@ -237,7 +232,7 @@ class Engine:
             return load_checkpoint(path, key)
         except Exception as error:  # noqa: BLE001 - torch.load raises many kinds for a bad file
             raise WeightsUnavailableError(
-                f"{path} could not be loaded ({_brief(error)}); replace it with the official {weight.filename}"
+                f"{path} could not be loaded ({brief(error)}); replace it with the official {weight.filename}"
             ) from error
 
     def _make_network(self, spec: ModelSpec, state: dict[str, torch.Tensor], dtype: torch.dtype) -> Network:
@@ -247,7 +242,7 @@ class Engine:
         except RuntimeError as error:
             raise WeightsUnavailableError(
                 f"The weights for {spec.name} could not be loaded: they do not fit its architecture "
-                f"({_brief(error)}); replace {spec.weights.filename} with the official file"
+                f"({brief(error)}); replace {spec.weights.filename} with the official file"
             ) from error
         module.eval().requires_grad_(False)
         module = module.to(device=self.device, dtype=dtype, memory_format=torch.channels_last)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "FeatureUnavailableError",
+    "brief",
     "ImageTooLargeError",
     "InvalidImageError",
     "InvalidOptionError",
@@ -44,3 +45,9 @@ class WeightsUnreachableError(WeightsUnavailableError):
 
 class FeatureUnavailableError(RemasterError):
     """The requested feature is not available in this version."""
+
+
+def brief(error: BaseException, limit: int = 300) -> str:
+    """``error``'s message on one line, cut to ``limit`` characters, for embedding in another message."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

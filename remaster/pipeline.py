@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from . import imageio
-from .engine import PRECISIONS, Engine
+from .engine import Engine, resolve_dtype
 from .errors import FeatureUnavailableError, ImageTooLargeError, InvalidOptionError
 from .imageio import ImageInput
 from .registry import get_model
@@ -95,8 +95,7 @@ class Enhancer:
         outscale = _check_number("outscale", outscale, MIN_OUTSCALE, MAX_OUTSCALE)
         denoise_strength = _check_number("denoise_strength", denoise_strength, 0.0, 1.0)
         tile = self._check_tile(tile)
-        if precision not in PRECISIONS:
-            raise InvalidOptionError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        resolve_dtype(precision, self.engine.device)
         if face_enhance:
             raise FeatureUnavailableError(
                 "Face restoration is not available in this version of remaster; run without face_enhance"

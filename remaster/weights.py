@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .errors import WeightsUnavailableError, WeightsUnreachableError
+from .errors import WeightsUnavailableError, WeightsUnreachableError, brief
 from .registry import ModelSpec, WeightFile
 from .settings import Settings
 
@@ -127,7 +127,7 @@ def fetch_weight(weight: WeightFile, settings: Settings, offline_reason: str | N
             continue
         log.info("%s: using %s", weight.filename, source.describe())
         return path
-    message = _unavailable_message(weight, settings, [f"{s.describe()}: {_short(e)}" for s, e in failures])
+    message = _unavailable_message(weight, settings, [f"{s.describe()}: {brief(e, 200)}" for s, e in failures])
     if offline_reason is None and all(isinstance(e, Unreachable) for s, e in failures if s.kind != "local"):
         raise WeightsUnreachableError(message)
     raise WeightsUnavailableError(message)
@@ -239,11 +239,6 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _short(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _unavailable_message(weight: WeightFile, settings: Settings, failures: list[str]) -> str:
