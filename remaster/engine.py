@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,10 +23,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import _compat  # noqa: F401 - must run before basicsr is imported
-from .errors import InvalidOptionError, WeightsUnavailableError, brief
-from .imageio import to_float_scale
+from .errors import InvalidOptionError, OutOfMemoryError, WeightsUnavailableError, brief
 from .registry import ModelSpec, WeightFile
 from .settings import Settings
+from .tiling import MIN_AUTO_TILE, available_memory, plan_windows, run_windows
 from .weights import WeightStore
 
 __all__ = [
@@ -35,8 +36,8 @@ __all__ = [
     "Precision",
     "build_network",
     "canonical_state_dict",
+    "count_macs",
     "cpu_flags",
-    "plan_tiles",
     "resolve_dtype",
 ]
 
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-_LUMA = (0.299, 0.587, 0.114)  # OpenCV's RGB→gray weights, as the official script uses
 
 
 def build_network(spec: ModelSpec) -> nn.Module:
@@ -124,18 +124,6 @@ def resolve_dtype(precision: str, device: torch.device, flags: frozenset[str] | 
     return torch.float32
 
 
-def plan_tiles(height: int, width: int, tile: int) -> Iterator[tuple[slice, slice]]:
-    """The core regions (rows, columns) that cover the image, ``tile`` pixels square.
-
-    ``tile`` 0 gives the whole image as one region.
-    """
-    step_y = height if tile <= 0 else tile
-    step_x = width if tile <= 0 else tile
-    for y in range(0, height, step_y):
-        for x in range(0, width, step_x):
-            yield slice(y, min(y + step_y, height)), slice(x, min(x + step_x, width))
-
-
 @dataclass(frozen=True)
 class Network:
     """A loaded network and its contract: input multiple, scale, device and dtype."""
@@ -148,6 +136,10 @@ class Network:
     dtype: torch.dtype
     overlap: int
     """Input pixels each tile borrows from its neighbours on every side and crops away."""
+    macs_per_pixel: float
+    """Multiply-adds per input pixel."""
+    bytes_per_pixel: float
+    """Working memory per input pixel of a window, estimated generously."""
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """Upscale an ``(N, 3, H, W)`` batch in 0–1, any size; returns ``(N, 3, H·s, W·s)`` float32 in 0–1."""
@@ -237,6 +229,8 @@ class Engine:
 
     def _make_network(self, spec: ModelSpec, state: dict[str, torch.Tensor], dtype: torch.dtype) -> Network:
         module = build_network(spec)
+        unshuffle = {2: 2, 1: 4}.get(spec.scale, 1) if spec.architecture == "RRDBNet" else 1
+        macs = count_macs(module, unshuffle)
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as error:
@@ -246,7 +240,6 @@ class Engine:
             ) from error
         module.eval().requires_grad_(False)
         module = module.to(device=self.device, dtype=dtype, memory_format=torch.channels_last)
-        unshuffle = {2: 2, 1: 4}.get(spec.scale, 1) if spec.architecture == "RRDBNet" else 1
         return Network(
             module=module,
             scale=spec.scale,
@@ -254,70 +247,167 @@ class Engine:
             device=self.device,
             dtype=dtype,
             overlap=spec.tile_overlap,
+            macs_per_pixel=macs,
+            bytes_per_pixel=_activation_bytes_per_pixel(spec, dtype),
         )
 
     def upscale(
         self,
         network: Network,
         pixels: np.ndarray,
-        tile: int,
+        tile: int | None,
         progress: Callable[[float], None] | None = None,
+        check: Callable[[], None] | None = None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Upscale ``(H, W, C)`` pixels, C = 1 (gray) or 3 (RGB), of any dtype remaster reads.
 
         Gray input runs through the network as three equal channels and comes back as
-        their luminance, as the official script does.
+        their luminance, as the official script does. If memory runs out, the tile is
+        made smaller and the image run again; a partial result is never returned.
 
         Args:
             network: from :meth:`network`.
             pixels: uint8, uint16 or float32 (0–1).
-            tile: core tile edge in input pixels; 0 runs the whole image at once.
+            tile: core tile edge in input pixels; 0 runs the whole image at once; None
+                picks the largest size the free memory allows.
             progress: told the fraction of tiles done after each tile.
+            check: called between tiles; raises to stop the work (cancellation, time limit).
+            out: where to write the result: ``(H·s, W·s, C)``, uint8, uint16 or float32
+                (0–1); a new float32 array when omitted.
 
         Returns:
-            float32 ``(H·s, W·s, C)`` pixels in 0–1.
+            ``out``.
+
+        Raises:
+            OutOfMemoryError: even the smallest tile did not fit.
         """
         height, width, channels = pixels.shape
-        scale = network.scale
-        out = np.empty((height * scale, width * scale, channels), dtype=np.float32)
-        regions = list(plan_tiles(height, width, tile))
-        overlap = network.overlap if tile > 0 else 0
-        value_scale = 1.0 / to_float_scale(pixels.dtype)
-        with torch.inference_mode():
-            for done, (rows, cols) in enumerate(regions, start=1):
-                self._upscale_tile(network, pixels, rows, cols, overlap, value_scale, out)
-                if progress is not None:
-                    progress(done / len(regions))
-        return out
+        if out is None:
+            out = np.empty((height * network.scale, width * network.scale, channels), dtype=np.float32)
+        padded = _pad_to_multiple(pixels, network.multiple)
+        if tile is None:
+            tile = self.auto_tile(network, *padded.shape[:2], reserved=out.nbytes)
+        uniform = self.device.type == "cuda"
+        batch = self._batch_size(network, padded.shape[:2], tile) if uniform else 1
+        while True:
+            windows = plan_windows(*padded.shape[:2], tile, network.overlap, network.multiple, uniform)
+            try:
+                with torch.inference_mode():
+                    run_windows(
+                        network,
+                        padded,
+                        windows,
+                        out,
+                        scale=network.scale,
+                        device=self.device,
+                        batch=batch,
+                        progress=progress,
+                        check=check,
+                    )
+                return out
+            except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
+                if not _is_out_of_memory(error):
+                    raise
+                tile, batch = self._after_out_of_memory(error, tile, batch, padded.shape[:2])
 
-    def _upscale_tile(
-        self,
-        network: Network,
-        pixels: np.ndarray,
-        rows: slice,
-        cols: slice,
-        overlap: int,
-        value_scale: float,
-        out: np.ndarray,
-    ) -> None:
-        height, width, channels = pixels.shape
-        scale = network.scale
-        top, left = max(rows.start - overlap, 0), max(cols.start - overlap, 0)
-        bottom, right = min(rows.stop + overlap, height), min(cols.stop + overlap, width)
-        batch = torch.tensor(pixels[top:bottom, left:right]).permute(2, 0, 1).unsqueeze(0)
-        batch = batch.to(self.device).to(torch.float32).mul_(value_scale)
-        if channels == 1:
-            batch = batch.expand(-1, 3, -1, -1)
-        result = network(batch)
-        result = result[
-            :,
-            :,
-            (rows.start - top) * scale : (rows.stop - top) * scale,
-            (cols.start - left) * scale : (cols.stop - left) * scale,
-        ]
-        if channels == 1:
-            luma = torch.tensor(_LUMA, device=result.device).view(1, 3, 1, 1)
-            result = (result * luma).sum(dim=1, keepdim=True)
-        out[rows.start * scale : rows.stop * scale, cols.start * scale : cols.stop * scale] = (
-            result[0].permute(1, 2, 0).cpu().numpy()
+    def auto_tile(self, network: Network, height: int, width: int, reserved: int = 0) -> int:
+        """The largest core tile edge that fits the memory free now; 0 if the whole image fits.
+
+        On a CPU the window is also bounded by work, so that progress, cancellation and
+        the time limit are checked every few seconds.
+        """
+        budget = available_memory(self.device) - (reserved if self.device.type == "cpu" else 0)
+        window_pixels = max(budget, 0) / network.bytes_per_pixel
+        if self.device.type == "cpu":
+            window_pixels = min(window_pixels, CPU_WINDOW_MACS / network.macs_per_pixel)
+        if height * width <= window_pixels:
+            return 0
+        return max(math.isqrt(int(window_pixels)) - 2 * network.overlap, MIN_AUTO_TILE)
+
+    def _batch_size(self, network: Network, size: tuple[int, int], tile: int) -> int:
+        windows = plan_windows(*size, tile, network.overlap, network.multiple, uniform=True)
+        if len(windows) == 1:
+            return 1
+        window_pixels = (windows[0].rows.stop - windows[0].rows.start) * (windows[0].cols.stop - windows[0].cols.start)
+        return max(1, min(MAX_BATCH, int(available_memory(self.device) / (window_pixels * network.bytes_per_pixel))))
+
+    def _after_out_of_memory(
+        self, error: BaseException, tile: int, batch: int, size: tuple[int, int]
+    ) -> tuple[int, int]:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if batch > 1:
+            log.warning("Out of memory with %d tiles at once; retrying with %d", batch, batch // 2)
+            return tile, batch // 2
+        current = tile if tile > 0 else max(size)
+        smaller = current // 2
+        if smaller < MIN_AUTO_TILE:
+            raise OutOfMemoryError(
+                f"Not enough memory even for {current}-pixel tiles on {self.device}; "
+                "choose a smaller image or output scale, or close other programs"
+            ) from error
+        log.warning(
+            "Out of memory with %s; retrying with %d-pixel tiles",
+            f"tile {tile}" if tile else "the whole image",
+            smaller,
         )
+        return smaller, 1
+
+
+CPU_WINDOW_MACS = 8e12
+"""On a CPU, the most multiply-adds one window may take (about 10–40 s), so work stays interruptible."""
+MAX_BATCH = 16
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(error).lower()
+    return "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text
+
+
+def _pad_to_multiple(pixels: np.ndarray, multiple: int) -> np.ndarray:
+    """Pad the bottom and right edges by reflection, as the official script does, to a multiple."""
+    height, width = pixels.shape[:2]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if not pad_h and not pad_w:
+        return pixels
+    mode = "reflect" if pad_h < height and pad_w < width else "edge"
+    return np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+
+
+def _activation_bytes_per_pixel(spec: ModelSpec, dtype: torch.dtype) -> float:
+    """Working memory per input pixel, from the layer widths, with a safety margin.
+
+    The peak is at the output resolution: a few feature maps of ``num_feat`` channels at
+    scale² pixels each, plus the float32 result and its quantised core.
+    """
+    itemsize = torch.finfo(dtype).bits // 8
+    kwargs = spec.arch_kwargs
+    pixels_out = spec.scale**2
+    if spec.architecture == "RRDBNet":
+        features = 3 * kwargs["num_feat"] * pixels_out + 4 * (kwargs["num_feat"] + 4 * kwargs["num_grow_ch"])
+    else:
+        features = 3 * kwargs["num_feat"] + 3 * kwargs["num_out_ch"] * pixels_out
+    return 1.5 * (features * itemsize + 3 * pixels_out * (4 + 4))
+
+
+def count_macs(module: nn.Module, multiple: int = 1) -> float:
+    """Multiply-adds per input pixel of ``module``, counted over its convolutions on a small input."""
+    side = 8 * multiple
+    total = 0
+
+    def hook(layer: nn.Conv2d, _inputs: object, output: torch.Tensor) -> None:
+        nonlocal total
+        kernel = layer.kernel_size[0] * layer.kernel_size[1] * layer.in_channels // layer.groups
+        total += output.numel() * kernel
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.inference_mode():
+            module(torch.zeros(1, 3, side, side))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total / (side * side)

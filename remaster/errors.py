@@ -8,7 +8,9 @@ __all__ = [
     "ImageTooLargeError",
     "InvalidImageError",
     "InvalidOptionError",
+    "OutOfMemoryError",
     "RemasterError",
+    "StoppedError",
     "UnknownModelError",
     "WeightsUnavailableError",
     "WeightsUnreachableError",
@@ -41,6 +43,14 @@ class WeightsUnavailableError(RemasterError):
 
 class WeightsUnreachableError(WeightsUnavailableError):
     """A model's weights are not on disk and the network could not be reached to download them."""
+
+
+class OutOfMemoryError(RemasterError):
+    """Even the smallest tile did not fit in the memory free."""
+
+
+class StoppedError(RemasterError):
+    """The work was stopped before it finished: cancelled, or over the time limit."""
 
 
 class FeatureUnavailableError(RemasterError):

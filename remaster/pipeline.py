@@ -6,6 +6,7 @@ import functools
 import logging
 import math
 import numbers
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from PIL import Image
 
 from . import imageio
 from .engine import Engine, resolve_dtype
-from .errors import FeatureUnavailableError, ImageTooLargeError, InvalidOptionError
+from .errors import FeatureUnavailableError, ImageTooLargeError, InvalidOptionError, StoppedError
 from .imageio import ImageInput
 from .registry import get_model
 from .settings import Settings
@@ -88,9 +89,19 @@ class Enhancer:
         denoise_strength: float = 0.5,
         precision: str = "auto",
         progress: ProgressCallback | None = None,
+        *,
+        cancel: threading.Event | None = None,
     ) -> tuple[Image.Image | np.ndarray, Report]:
-        """Like :meth:`enhance`, and also return a :class:`Report` of what was done."""
+        """Like :meth:`enhance`, and also return a :class:`Report` of what was done.
+
+        Args:
+            cancel: when set, the work stops at the next tile with :class:`StoppedError`.
+
+        Raises:
+            StoppedError: cancelled, or over ``settings.time_limit``.
+        """
         started = time.perf_counter()
+        check = self._stop_check(started, cancel)
         spec = get_model(model)
         outscale = _check_number("outscale", outscale, MIN_OUTSCALE, MAX_OUTSCALE)
         denoise_strength = _check_number("denoise_strength", denoise_strength, 0.0, 1.0)
@@ -116,21 +127,22 @@ class Enhancer:
             spec, precision, denoise_strength if spec.supports_denoise else 1.0, lambda message: report(0.0, message)
         )
 
-        color = picture.pixels[:, :, : picture.color_channels]
-        passes = [color] + ([picture.pixels[:, :, picture.color_channels :]] if picture.has_alpha else [])
-        results = []
-        for index, pixels in enumerate(passes):
-            what = "alpha" if index else "image"
+        channels = picture.color_channels
+        native = (picture.height * spec.scale, picture.width * spec.scale, picture.pixels.shape[2])
+        direct = size == (native[1], native[0])
+        upscaled = np.empty(native, dtype=picture.pixels.dtype if direct else np.float32)
+        passes = [("image", slice(0, channels))] + ([("alpha", slice(channels, None))] if picture.has_alpha else [])
+        for index, (what, part) in enumerate(passes):
 
             def tile_done(fraction: float, index: int = index, what: str = what) -> None:
                 report(0.95 * (index + fraction) / len(passes), f"Upscaling the {what}")
 
-            results.append(self.engine.upscale(network, pixels, tile, tile_done))
-        upscaled = results[0] if len(results) == 1 else np.concatenate(results, axis=2)
-        del results
-        report(0.95, "Resizing and saving")
-        upscaled = imageio.resize(upscaled, size)
-        output = imageio.encode(imageio.from_float(upscaled, picture.pixels.dtype), picture)
+            self.engine.upscale(network, picture.pixels[:, :, part], tile, tile_done, check, out=upscaled[:, :, part])
+        if direct:
+            output = imageio.encode(upscaled, picture)
+        else:
+            report(0.95, "Resizing")
+            output = imageio.encode(imageio.from_float(imageio.resize(upscaled, size), picture.pixels.dtype), picture)
         report(1.0, "Done")
         summary = Report(
             input_size=(picture.width, picture.height),
@@ -144,7 +156,21 @@ class Enhancer:
         log.info("%s", summary.summary())
         return output, summary
 
-    def _check_tile(self, tile: int | None) -> int:
+    def _stop_check(self, started: float, cancel: threading.Event | None) -> Callable[[], None]:
+        limit = self.settings.time_limit
+
+        def check() -> None:
+            if cancel is not None and cancel.is_set():
+                raise StoppedError("Stopped: the request was cancelled")
+            if limit is not None and time.perf_counter() - started > limit:
+                raise StoppedError(
+                    f"Stopped after the time limit of {limit:g} s; choose a smaller image, a lower output scale "
+                    "or a faster model (realesr-general-x4v3 or realesr-animevideov3)"
+                )
+
+        return check
+
+    def _check_tile(self, tile: int | None) -> int | None:
         if tile is None:
             return self.settings.tile
         if (

@@ -19,7 +19,9 @@ Variable                    Meaning
 ``REMASTER_DEFAULT_MODEL``  The model the page starts with and downloads first.
 ``REMASTER_MAX_INPUT_PIXELS`` Largest input accepted, in pixels (default 16 MP).
 ``REMASTER_MAX_OUTPUT_PIXELS`` Largest result made, in pixels (default 268 MP).
-``REMASTER_TILE``           Tile edge used when tiling is automatic.
+``REMASTER_TILE``           Tile edge used when tiling is automatic (default: sized
+                            to the free memory).
+``REMASTER_TIME_LIMIT``     Seconds a request may run before it is stopped.
 ``REMASTER_CONCURRENCY``    How many requests the app runs at once.
 ``REMASTER_QUEUE_SIZE``     How many requests may wait; more are turned away.
 ``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``
@@ -44,7 +46,6 @@ class DeviceDefaults:
     """What suits a kind of device when the user has not said otherwise."""
 
     default_model: str
-    tile: int
     concurrency: int
 
 
@@ -52,11 +53,11 @@ def device_defaults(device: str) -> DeviceDefaults:
     """Defaults for a device string such as ``"cuda:0"``, ``"mps"`` or ``"cpu"``."""
     kind = device.split(":", 1)[0]
     if kind == "cuda":
-        return DeviceDefaults(default_model="RealESRGAN_x4plus", tile=512, concurrency=2)
+        return DeviceDefaults(default_model="RealESRGAN_x4plus", concurrency=2)
     if kind == "mps":
-        return DeviceDefaults(default_model="RealESRGAN_x4plus", tile=256, concurrency=1)
+        return DeviceDefaults(default_model="RealESRGAN_x4plus", concurrency=1)
     # On a CPU threads only compete, and the big RRDB models take minutes per megapixel.
-    return DeviceDefaults(default_model="realesr-general-x4v3", tile=256, concurrency=1)
+    return DeviceDefaults(default_model="realesr-general-x4v3", concurrency=1)
 
 
 def detect_device() -> str:
@@ -78,7 +79,10 @@ class Settings:
     default_model: str
     max_input_pixels: int
     max_output_pixels: int
-    tile: int
+    tile: int | None
+    """Core tile edge used when tiling is automatic; None sizes tiles to the free memory."""
+    time_limit: float | None
+    """Seconds one request may run before it is stopped; None for no limit."""
     concurrency: int
     queue_size: int
     weights_dir: Path | None
@@ -107,7 +111,8 @@ class Settings:
             default_model=env.get("REMASTER_DEFAULT_MODEL") or defaults.default_model,
             max_input_pixels=_positive_int(env, "REMASTER_MAX_INPUT_PIXELS", 4096 * 4096),
             max_output_pixels=_positive_int(env, "REMASTER_MAX_OUTPUT_PIXELS", 16384 * 16384),
-            tile=_positive_int(env, "REMASTER_TILE", defaults.tile),
+            tile=_positive_int(env, "REMASTER_TILE", None),
+            time_limit=_positive_int(env, "REMASTER_TIME_LIMIT", None),
             concurrency=_positive_int(env, "REMASTER_CONCURRENCY", defaults.concurrency),
             queue_size=_positive_int(env, "REMASTER_QUEUE_SIZE", 20),
             weights_dir=_optional_path(env.get("REMASTER_WEIGHTS_DIR")),
@@ -122,7 +127,7 @@ class Settings:
         return replace(settings, **overrides) if overrides else settings
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
     raw = env.get(name)
     if not raw:
         return default

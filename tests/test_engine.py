@@ -13,7 +13,7 @@ import torch
 from realesrgan import RealESRGANer
 
 import remaster
-from remaster.engine import build_network, canonical_state_dict, plan_tiles, resolve_dtype
+from remaster.engine import build_network, canonical_state_dict, resolve_dtype
 
 from .images import gradient, to_uint8, to_uint16
 
@@ -96,14 +96,6 @@ def test_tiled_output_matches_whole_image_output(enhancer, name, height, width, 
     tiled = enhancer.enhance(image, model=name, tile=tile, precision="fp32", outscale=remaster.get_model(name).scale)
     assert tiled.shape == whole.shape
     assert np.abs(tiled - whole).max() < 1e-4
-
-
-def test_tiles_cover_the_image_exactly_once():
-    covered = np.zeros((70, 45), dtype=int)
-    for rows, cols in plan_tiles(70, 45, 32):
-        covered[rows, cols] += 1
-    assert (covered == 1).all()
-    assert list(plan_tiles(70, 45, 0)) == [(slice(0, 70), slice(0, 45))]
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

@@ -19,6 +19,7 @@ def test_environment_variables_are_read_once_into_plain_values(tmp_path):
             "REMASTER_WEIGHTS_DIR": str(tmp_path),
             "REMASTER_MAX_INPUT_PIXELS": "1_000_000",
             "REMASTER_TILE": "384",
+            "REMASTER_TIME_LIMIT": "90",
             "REMASTER_HUB_REPO": "me/mirror",
             "REMASTER_HUB_REVISION": "v1",
             "HF_ENDPOINT": "http://127.0.0.1:1234",
@@ -29,7 +30,7 @@ def test_environment_variables_are_read_once_into_plain_values(tmp_path):
         }
     )
     assert settings.device == "cpu" and settings.weights_dir == tmp_path
-    assert settings.max_input_pixels == 1_000_000 and settings.tile == 384
+    assert settings.max_input_pixels == 1_000_000 and settings.tile == 384 and settings.time_limit == 90
     assert (settings.hub_repo, settings.hub_revision) == ("me/mirror", "v1")
     assert settings.hub_endpoint == "http://127.0.0.1:1234" and settings.hub_token == "hf_secret"
     assert settings.hub_cache_dir == Path("/data/hf/hub") and settings.offline
@@ -42,7 +43,8 @@ def test_defaults_follow_the_device():
     assert cpu.default_model == "realesr-general-x4v3" and cpu.concurrency == 1
     assert cpu.max_input_pixels == 4096 * 4096 and not cpu.offline and cpu.weights_dir is None
     gpu = Settings.from_env(env={"REMASTER_DEVICE": "cuda:1"})
-    assert gpu.default_model == "RealESRGAN_x4plus" and gpu.tile == device_defaults("cuda").tile == 512
+    assert gpu.default_model == "RealESRGAN_x4plus" and gpu.concurrency == device_defaults("cuda").concurrency == 2
+    assert gpu.tile is None and gpu.time_limit is None, "tiles sized to the free memory, no time limit"
     assert Settings.from_env(env={"REMASTER_DEVICE": "cpu", "REMASTER_DEFAULT_MODEL": "x"}).default_model == "x"
 
 

@@ -1,0 +1,133 @@
+"""The tile scheduler: window plans, memory-sized tiles, out-of-memory retries, stopping."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import remaster
+from remaster.tiling import plan_windows
+
+from .images import gradient, to_uint8
+
+
+@pytest.mark.parametrize("uniform", [False, True])
+@pytest.mark.parametrize(("height", "width", "tile", "multiple"), [(70, 45, 32, 1), (100, 64, 30, 2), (9, 300, 64, 1)])
+def test_windows_cover_every_pixel_once_with_context_all_round(height, width, tile, multiple, uniform):
+    overlap = 10
+    covered = np.zeros((height, width), dtype=int)
+    windows = plan_windows(height, width, tile, overlap, multiple, uniform)
+    for w in windows:
+        covered[w.core_rows, w.core_cols] += 1
+        assert w.rows.start <= w.core_rows.start and w.core_rows.stop <= w.rows.stop
+        assert w.core_rows.start - w.rows.start >= min(overlap, w.core_rows.start)
+        assert w.rows.stop - w.core_rows.stop >= min(overlap, height - w.core_rows.stop)
+        assert w.cols.start - w.core_cols.start <= 0 and w.core_cols.stop <= w.cols.stop
+        assert w.core_cols.start - w.cols.start >= min(overlap, w.core_cols.start)
+        assert w.cols.stop - w.core_cols.stop >= min(overlap, width - w.core_cols.stop)
+        for edge in (w.rows.start, w.cols.start, w.core_rows.start, w.core_cols.start):
+            assert edge % multiple == 0
+        assert w.core_rows.stop - w.core_rows.start <= tile + multiple
+    assert (covered == 1).all()
+    if uniform:
+        assert len({(w.rows.stop - w.rows.start, w.cols.stop - w.cols.start) for w in windows}) == 1
+
+
+def test_cores_are_balanced_rather_than_leaving_a_sliver():
+    windows = plan_windows(1030, 1030, 512, 64)
+    sizes = {w.core_rows.stop - w.core_rows.start for w in windows}
+    assert sizes == {344, 342}, "three even cores, not 512 + 512 + 6"
+    assert plan_windows(500, 400, 0, 64) == plan_windows(500, 400, 600, 64)
+    assert len(plan_windows(500, 400, 0, 64)) == 1
+
+
+class OutOfMemoryAbove(nn.Module):
+    """Stands in for a network on a device with little memory: large windows raise as CUDA's allocator does."""
+
+    def __init__(self, inner: nn.Module, max_side: int, error: type[BaseException] = torch.OutOfMemoryError):
+        super().__init__()
+        self.inner, self.max_side, self.error, self.sides = inner, max_side, error, []
+
+    def forward(self, x):
+        self.sides.append(max(x.shape[-2:]))
+        if max(x.shape[-2:]) > self.max_side:
+            raise self.error("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError, MemoryError])
+def test_out_of_memory_shrinks_the_tile_and_returns_the_full_correct_image(enhancer, error):
+    spec = remaster.get_model("tiny-rrdb-x4")
+    network = enhancer.engine.network(spec, "fp32")
+    image = gradient(160, 150, seed=5)
+    expected = enhancer.engine.upscale(network, image, tile=0)
+    limited = replace(network, module=OutOfMemoryAbove(network.module, max_side=120, error=error))
+    result = enhancer.engine.upscale(limited, image, tile=0)
+    assert limited.module.sides[0] == 160, "tried the whole image first"
+    assert max(limited.module.sides[1:]) <= 120, "then only windows that fit"
+    assert np.abs(result - expected).max() < 1e-4
+
+
+def test_out_of_memory_at_the_smallest_tile_is_a_clear_error_not_a_partial_image(enhancer):
+    network = enhancer.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
+    starved = replace(network, module=OutOfMemoryAbove(network.module, max_side=10))
+    with pytest.raises(remaster.OutOfMemoryError, match="Not enough memory"):
+        enhancer.engine.upscale(starved, gradient(300, 300), tile=0)
+
+
+def test_other_runtime_errors_are_not_mistaken_for_out_of_memory(enhancer):
+    network = enhancer.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
+    broken = replace(network, module=OutOfMemoryAbove(network.module, max_side=0, error=RuntimeError))
+    broken.module.error = lambda message: RuntimeError("shape mismatch")
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        enhancer.engine.upscale(broken, gradient(40, 40), tile=0)
+
+
+def test_automatic_tiles_follow_the_free_memory(enhancer, monkeypatch):
+    from remaster import engine as engine_module
+
+    network = enhancer.engine.network(remaster.get_model("tiny-rrdb-x4"), "fp32")
+    monkeypatch.setattr(engine_module, "available_memory", lambda device: 10**12)
+    assert enhancer.engine.auto_tile(network, 200, 200) == 0, "plenty of memory: the whole image at once"
+    budget = int(network.bytes_per_pixel * 150 * 150)
+    monkeypatch.setattr(engine_module, "available_memory", lambda device: budget)
+    tile = enhancer.engine.auto_tile(network, 400, 400)
+    assert tile == 150 - 2 * network.overlap
+    monkeypatch.setattr(engine_module, "available_memory", lambda device: 1000)
+    assert enhancer.engine.auto_tile(network, 400, 400) == 64, "never below the smallest tile"
+
+
+def test_a_cancelled_request_stops_between_tiles(enhancer):
+    cancel = threading.Event()
+    tiles = []
+
+    def progress(fraction, desc):
+        tiles.append(fraction)
+        if len(tiles) == 3:
+            cancel.set()
+
+    with pytest.raises(remaster.StoppedError, match="cancelled"):
+        enhancer.run(gradient(200, 200), model="tiny-srvgg", tile=32, progress=progress, cancel=cancel)
+    upscaling = [f for f in tiles if 0 < f < 0.95]
+    assert 2 <= len(upscaling) <= 4, "stopped at the next tile, not at the end"
+
+
+def test_a_request_over_the_time_limit_is_stopped(enhancer):
+    slow = remaster.Enhancer(replace(enhancer.settings, time_limit=1), enhancer.store)
+    network = slow.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
+
+    class Slow(nn.Module):
+        def forward(self, x):
+            import time
+
+            time.sleep(0.3)
+            return network.module(x)
+
+    slow.engine._networks[("tiny-srvgg", torch.float32)] = replace(network, module=Slow())
+    with pytest.raises(remaster.StoppedError, match="time limit of 1 s"):
+        slow.enhance(to_uint8(gradient(200, 200)), model="tiny-srvgg", tile=32, precision="fp32")
