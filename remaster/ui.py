@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import anyio
 import gradio as gr
 import numpy as np
 from gradio.utils import get_upload_folder
@@ -16,7 +20,7 @@ from .errors import RemasterError
 from .pipeline import MAX_OUTSCALE, MAX_TILE, MIN_OUTSCALE, MIN_TILE, Enhancer
 from .registry import MODELS, get_model
 
-__all__ = ["EXAMPLES_DIR", "build_demo", "parse_tile"]
+__all__ = ["EXAMPLES_DIR", "build_demo", "make_handler", "parse_tile"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +111,73 @@ def _weights_status(enhancer: Enhancer) -> tuple[str, bool]:
     return "**Model weights**\n" + "\n".join(lines), pending
 
 
+def _remaster(
+    enhancer: Enhancer,
+    image: str | None,
+    model: str,
+    outscale: float,
+    tile: str | int | None,
+    face_enhance: bool,
+    denoise_strength: float,
+    progress: Callable[..., object],
+    cancel: threading.Event,
+) -> tuple[str, tuple[Image.Image, Image.Image], str]:
+    if image is None:
+        raise gr.Error("Upload an image first")
+    try:
+        result, report = enhancer.run(
+            image,
+            model=model,
+            outscale=outscale,
+            tile=parse_tile(tile),
+            face_enhance=bool(face_enhance),
+            denoise_strength=denoise_strength,
+            progress=progress,
+            cancel=cancel,
+        )
+        before = _preview(image, report.output_size)
+        after = _preview(result, report.output_size)
+        path = imageio.save_png(result, _output_path(image, model, outscale))
+    except RemasterError as error:
+        raise gr.Error(str(error)) from None
+    except MemoryError:
+        raise gr.Error("Ran out of memory: choose a smaller tile, a smaller output scale or a smaller image") from None
+    except OSError as error:
+        log.exception("Could not write the result")
+        raise gr.Error(f"The result could not be saved ({error.strerror or error}); try again later") from None
+    return str(path), (before, after), report.summary()
+
+
+def make_handler(enhancer: Enhancer) -> Callable[..., Awaitable[tuple[str, tuple[Image.Image, Image.Image], str]]]:
+    """The function behind the Remaster button and the ``/remaster`` endpoint.
+
+    It runs the work in a worker thread. When Gradio cancels the request (the Stop
+    button, or a client that went away), the work is told to stop at its next tile
+    instead of running on unseen.
+    """
+
+    async def remaster_image(
+        image: str | None,
+        model: str,
+        outscale: float,
+        tile: str | int | None,
+        face_enhance: bool,
+        denoise_strength: float,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
+    ) -> tuple[str, tuple[Image.Image, Image.Image], str]:
+        cancel = threading.Event()
+        work = functools.partial(
+            _remaster, enhancer, image, model, outscale, tile, face_enhance, denoise_strength, progress, cancel
+        )
+        try:
+            return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        except BaseException:
+            cancel.set()
+            raise
+
+    return remaster_image
+
+
 def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr.Blocks:
     """The remaster page, wired to ``enhancer`` (a default one when omitted).
 
@@ -122,40 +193,7 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
         ordered = [MODELS[default_model]] + [spec for name, spec in MODELS.items() if name != default_model]
         enhancer.store.prefetch(ordered)
 
-    def remaster_image(
-        image: str | None,
-        model: str,
-        outscale: float,
-        tile: str | int | None,
-        face_enhance: bool,
-        denoise_strength: float,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
-    ) -> tuple[str, tuple[Image.Image, Image.Image], str]:
-        if image is None:
-            raise gr.Error("Upload an image first")
-        try:
-            result, report = enhancer.run(
-                image,
-                model=model,
-                outscale=outscale,
-                tile=parse_tile(tile),
-                face_enhance=bool(face_enhance),
-                denoise_strength=denoise_strength,
-                progress=progress,
-            )
-            before = _preview(image, report.output_size)
-            after = _preview(result, report.output_size)
-            path = imageio.save_png(result, _output_path(image, model, outscale))
-        except RemasterError as error:
-            raise gr.Error(str(error)) from None
-        except MemoryError:
-            raise gr.Error(
-                "Ran out of memory: choose a smaller tile, a smaller output scale or a smaller image"
-            ) from None
-        except OSError as error:
-            log.exception("Could not write the result")
-            raise gr.Error(f"The result could not be saved ({error.strerror or error}); try again later") from None
-        return str(path), (before, after), report.summary()
+    remaster_image = make_handler(enhancer)
 
     def model_changed(model: str) -> tuple[dict, dict]:
         spec = get_model(model)
@@ -213,7 +251,9 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                     visible=MODELS[default_model].supports_denoise,
                 )
                 face_enhance = gr.Checkbox(value=False, visible=False, label="Face restoration")
-                run = gr.Button("Remaster", variant="primary")
+                with gr.Row():
+                    run = gr.Button("Remaster", variant="primary", scale=3)
+                    stop = gr.Button("Stop", variant="stop", scale=1)
             with gr.Column():
                 slider = gr.ImageSlider(label="Before / after", type="pil", format="webp", interactive=False)
                 download = gr.File(label="Download (full-resolution PNG)", interactive=False)
@@ -222,8 +262,8 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
         inputs = [image, model, outscale, tile, face_enhance, denoise]
         outputs = [download, slider, info]
 
-        def remaster_example(image: str, model: str, outscale: float, progress: gr.Progress = gr.Progress()):  # noqa: B008
-            return remaster_image(image, model, outscale, "auto", False, 0.5, progress)
+        async def remaster_example(image: str, model: str, outscale: float, progress: gr.Progress = gr.Progress()):  # noqa: B008
+            return await remaster_image(image, model, outscale, "auto", False, 0.5, progress)
 
         gr.Examples(
             examples=[
@@ -239,7 +279,8 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
             label="Examples (a photo, an old photo, a drawing, a scan)",
         )
 
-        run.click(remaster_image, inputs=inputs, outputs=outputs, api_name="remaster")
+        job = run.click(remaster_image, inputs=inputs, outputs=outputs, api_name="remaster")
+        stop.click(None, cancels=[job], api_visibility="private")
         model.change(model_changed, inputs=model, outputs=[denoise, outscale], api_visibility="private", queue=False)
         timer = gr.Timer(2.0)
         timer.tick(

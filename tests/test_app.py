@@ -142,3 +142,35 @@ def test_the_app_starts_within_seconds_offline_and_says_what_is_missing(enhancer
             call(Client(url, verbose=False), images.save(images.rgb(), tmp_path / "x.png"), model="RealESRGAN_x4plus")
     finally:
         demo.close()
+
+
+def test_cancelling_a_request_stops_the_work_at_the_next_tile(enhancer, tmp_path):
+    import anyio
+    import torch
+    from torch import nn
+
+    from remaster.ui import make_handler
+
+    slowed = remaster.Enhancer(enhancer.settings, enhancer.store)
+    network = slowed.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
+
+    class Slow(nn.Module):
+        def forward(self, x):
+            time.sleep(0.1)
+            return network.module(x)
+
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        slowed.engine._networks[("tiny-srvgg", dtype)] = replace(network, module=Slow())
+    handler = make_handler(slowed)
+    source = images.save(images.rgb(200, 200), tmp_path / "big.png")
+    tiles: list[float] = []
+
+    async def main():
+        with anyio.move_on_after(0.6):
+            await handler(str(source), "tiny-srvgg", 4, "32", False, 0.5, lambda f, desc=None: tiles.append(f))
+        await anyio.sleep(0.5)
+
+    anyio.run(main)
+    done_at_cancel = len(tiles)
+    time.sleep(0.5)
+    assert 0 < done_at_cancel < 20 and len(tiles) == done_at_cancel, "no tiles ran after the cancel"
