@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from . import _compat  # noqa: F401 - must run before basicsr is imported
 from .errors import InvalidOptionError, OutOfMemoryError, WeightsUnavailableError, brief
 from .registry import ModelSpec, WeightFile
 from .settings import Settings
-from .tiling import MIN_AUTO_TILE, available_memory, plan_windows, run_windows
+from .tiling import MIN_AUTO_TILE, Tile, available_memory, choose_tiles, plan_windows, run_windows
 from .weights import WeightStore
 
 __all__ = [
@@ -286,12 +285,11 @@ class Engine:
         if out is None:
             out = np.empty((height * network.scale, width * network.scale, channels), dtype=np.float32)
         padded = _pad_to_multiple(pixels, network.multiple)
-        if tile is None:
-            tile = self.auto_tile(network, *padded.shape[:2], reserved=out.nbytes)
+        tiles: Tile = self.auto_tile(network, *padded.shape[:2], reserved=out.nbytes) if tile is None else tile
         uniform = self.device.type == "cuda"
-        batch = self._batch_size(network, padded.shape[:2], tile) if uniform else 1
+        batch = self._batch_size(network, padded.shape[:2], tiles) if uniform else 1
         while True:
-            windows = plan_windows(*padded.shape[:2], tile, network.overlap, network.multiple, uniform)
+            windows = plan_windows(*padded.shape[:2], tiles, network.overlap, network.multiple, uniform)
             try:
                 with torch.inference_mode():
                     run_windows(
@@ -309,24 +307,24 @@ class Engine:
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
                 if not _is_out_of_memory(error):
                     raise
-                tile, batch = self._after_out_of_memory(error, tile, batch, padded.shape[:2])
+                tiles, batch = self._after_out_of_memory(error, tiles, batch, padded.shape[:2])
 
-    def auto_tile(self, network: Network, height: int, width: int, reserved: int = 0) -> int:
-        """The largest core tile edge that fits the memory free now; 0 if the whole image fits.
+    def auto_tile(self, network: Network, height: int, width: int, reserved: int = 0) -> tuple[int, int]:
+        """The core tile size (rows, columns) for an image: (0, 0) when it fits whole.
 
-        On a CPU the window is also bounded by work, so that progress, cancellation and
-        the time limit are checked every few seconds.
+        Windows are bounded by the memory free now and, on a CPU, by work, so that
+        progress, cancellation and the time limit are checked every half minute or so.
+        Among the tilings within those bounds, the one that computes the least is chosen.
         """
         budget = available_memory(self.device) - (reserved if self.device.type == "cpu" else 0)
         window_pixels = max(budget, 0) / network.bytes_per_pixel
         if self.device.type == "cpu":
             window_pixels = min(window_pixels, CPU_WINDOW_MACS / network.macs_per_pixel)
-        if height * width <= window_pixels:
-            return 0
-        return max(math.isqrt(int(window_pixels)) - 2 * network.overlap, MIN_AUTO_TILE)
+        uniform = self.device.type == "cuda"
+        return choose_tiles(height, width, network.overlap, network.multiple, window_pixels, uniform)
 
-    def _batch_size(self, network: Network, size: tuple[int, int], tile: int) -> int:
-        windows = plan_windows(*size, tile, network.overlap, network.multiple, uniform=True)
+    def _batch_size(self, network: Network, size: tuple[int, int], tiles: Tile) -> int:
+        windows = plan_windows(*size, tiles, network.overlap, network.multiple, uniform=True)
         if len(windows) == 1:
             return 1
         window_pixels = (windows[0].rows.stop - windows[0].rows.start) * (windows[0].cols.stop - windows[0].cols.start)
@@ -355,8 +353,8 @@ class Engine:
         return smaller, 1
 
 
-CPU_WINDOW_MACS = 8e12
-"""On a CPU, the most multiply-adds one window may take (about 10–40 s), so work stays interruptible."""
+CPU_WINDOW_MACS = 12e12
+"""On a CPU, the most multiply-adds one window may take (about 30 s), so work stays interruptible."""
 MAX_BATCH = 16
 
 

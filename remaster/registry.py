@@ -57,7 +57,11 @@ class ModelSpec:
     weights: WeightFile
     description: str
     tile_overlap: int
-    """Input pixels each tile borrows from its neighbours and crops away, so tiles cannot be seen."""
+    """Input pixels each tile borrows from its neighbours and crops away, so tiles cannot be seen.
+
+    Measured with the real weights: the smallest overlap at which tiled output stays within
+    2/255 of whole-image output on photos with fine texture (fur is the hardest case).
+    """
     license: str = "BSD-3-Clause"
     denoise_weights: WeightFile | None = field(default=None)
     """Weights blended in by the denoise-strength control (realesr-general-x4v3 only)."""
@@ -113,7 +117,7 @@ _OFFICIAL_MODELS = (
             67040989,
         ),
         description="photos and general images, best quality (slow on CPU)",
-        tile_overlap=64,
+        tile_overlap=80,
     ),
     ModelSpec(
         name="RealESRNet_x4plus",
@@ -128,7 +132,7 @@ _OFFICIAL_MODELS = (
             None,
         ),
         description="photos, softer and more faithful (no GAN sharpening)",
-        tile_overlap=64,
+        tile_overlap=80,
     ),
     ModelSpec(
         name="RealESRGAN_x4plus_anime_6B",
@@ -143,7 +147,7 @@ _OFFICIAL_MODELS = (
             17938799,
         ),
         description="anime and drawings, smaller and faster",
-        tile_overlap=64,
+        tile_overlap=48,
     ),
     ModelSpec(
         name="RealESRGAN_x2plus",
@@ -158,7 +162,7 @@ _OFFICIAL_MODELS = (
             67061725,
         ),
         description="photos at ×2, when ×4 is more than you need",
-        tile_overlap=128,
+        tile_overlap=160,
     ),
     ModelSpec(
         name="realesr-animevideov3",
@@ -194,7 +198,7 @@ _OFFICIAL_MODELS = (
             4885111,
         ),
         description="photos and old scans, fast, with a denoise-strength control",
-        tile_overlap=32,
+        tile_overlap=40,
     ),
 )
 

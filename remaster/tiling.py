@@ -22,8 +22,10 @@ from .imageio import to_float_scale
 
 __all__ = [
     "MIN_AUTO_TILE",
+    "Tile",
     "Window",
     "available_memory",
+    "choose_tiles",
     "plan_windows",
     "run_windows",
 ]
@@ -64,26 +66,70 @@ def _axis_spans(length: int, tile: int, overlap: int, multiple: int, uniform: bo
     return spans
 
 
+Tile = int | tuple[int, int]
+"""A core tile edge, or (rows, columns) for a rectangular core; 0 means the whole image."""
+
+
 def plan_windows(
-    height: int, width: int, tile: int, overlap: int, multiple: int = 1, uniform: bool = False
+    height: int, width: int, tile: Tile, overlap: int, multiple: int = 1, uniform: bool = False
 ) -> list[Window]:
     """The windows that cover a ``height`` × ``width`` image, row by row.
 
     Args:
         height, width: the image's size; multiples of ``multiple``.
-        tile: the largest core edge; 0 (or a tile as large as the image) gives one window.
+        tile: the largest core edge, or (rows, columns); 0 (or a tile as large as the
+            image) gives one window.
         overlap: context each core needs on every side where the image goes on.
         multiple: cores and windows start and end on multiples of this.
         uniform: make every window the same size (shifting edge windows inward), so
             windows can be batched and one compiled graph serves them all.
     """
-    rows = _axis_spans(height, tile, overlap, multiple, uniform)
-    cols = _axis_spans(width, tile, overlap, multiple, uniform)
+    tile_rows, tile_cols = (tile, tile) if isinstance(tile, int) else tile
+    rows = _axis_spans(height, tile_rows, overlap, multiple, uniform)
+    cols = _axis_spans(width, tile_cols, overlap, multiple, uniform)
     return [
         Window(slice(r0, r1), slice(c0, c1), slice(wr0, wr1), slice(wc0, wc1))
         for r0, r1, wr0, wr1 in rows
         for c0, c1, wc0, wc1 in cols
     ]
+
+
+def choose_tiles(
+    height: int, width: int, overlap: int, multiple: int, max_window_pixels: float, uniform: bool = False
+) -> tuple[int, int]:
+    """The core size (rows, columns) that computes the least area with no window over the limit.
+
+    The overlap is paid once per cut, so fewer cuts win: a wide image becomes strips
+    rather than squares when strips fit. Returns (0, 0) when the whole image fits, and
+    the smallest tiles when nothing does.
+    """
+    if height * width <= max_window_pixels:
+        return (0, 0)
+    best: tuple[int, int, int, int, int] | None = None
+    for rows_count in range(1, max(height // MIN_AUTO_TILE, 1) + 1):
+        tile_rows = _balanced(height, rows_count, multiple)
+        row_spans = _axis_spans(height, tile_rows, overlap, multiple, uniform)
+        row_sizes = [stop - start for _, _, start, stop in row_spans]
+        for cols_count in range(1, max(width // MIN_AUTO_TILE, 1) + 1):
+            tile_cols = _balanced(width, cols_count, multiple)
+            col_sizes = [
+                stop - start for _, _, start, stop in _axis_spans(width, tile_cols, overlap, multiple, uniform)
+            ]
+            if max(row_sizes) * max(col_sizes) > max_window_pixels:
+                continue
+            area = sum(row_sizes) * sum(col_sizes)
+            # Equal areas: fewer windows, then full-width strips (whole rows are contiguous in memory).
+            candidate = (area, len(row_sizes) * len(col_sizes), len(col_sizes), tile_rows, tile_cols)
+            best = candidate if best is None or candidate < best else best
+            break  # more columns only add overlap
+    if best is None:
+        return (MIN_AUTO_TILE, MIN_AUTO_TILE)
+    return best[3], best[4]
+
+
+def _balanced(length: int, count: int, multiple: int) -> int:
+    core = math.ceil(math.ceil(length / count) / multiple) * multiple
+    return 0 if count == 1 else core
 
 
 def available_memory(device: torch.device) -> int:

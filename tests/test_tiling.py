@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import remaster
-from remaster.tiling import plan_windows
+from remaster.tiling import choose_tiles, plan_windows
 
 from .images import gradient, to_uint8
 
@@ -93,13 +93,27 @@ def test_automatic_tiles_follow_the_free_memory(enhancer, monkeypatch):
 
     network = enhancer.engine.network(remaster.get_model("tiny-rrdb-x4"), "fp32")
     monkeypatch.setattr(engine_module, "available_memory", lambda device: 10**12)
-    assert enhancer.engine.auto_tile(network, 200, 200) == 0, "plenty of memory: the whole image at once"
+    assert enhancer.engine.auto_tile(network, 200, 200) == (0, 0), "plenty of memory: the whole image at once"
     budget = int(network.bytes_per_pixel * 150 * 150)
     monkeypatch.setattr(engine_module, "available_memory", lambda device: budget)
-    tile = enhancer.engine.auto_tile(network, 400, 400)
-    assert tile == 150 - 2 * network.overlap
+    tiles = enhancer.engine.auto_tile(network, 400, 400)
+    windows = plan_windows(400, 400, tiles, network.overlap)
+    assert len(windows) > 1
+    assert max((w.rows.stop - w.rows.start) * (w.cols.stop - w.cols.start) for w in windows) <= 150 * 150
     monkeypatch.setattr(engine_module, "available_memory", lambda device: 1000)
-    assert enhancer.engine.auto_tile(network, 400, 400) == 64, "never below the smallest tile"
+    assert enhancer.engine.auto_tile(network, 400, 400) == (64, 64), "never below the smallest tile"
+
+
+def test_the_cheapest_tiling_is_chosen_strips_when_they_fit():
+    assert choose_tiles(1024, 1024, 64, 1, 600_000) == (512, 0), "two full-width strips: one cut, not two"
+    assert choose_tiles(1024, 1024, 64, 1, 2_000_000) == (0, 0)
+    rows, cols = choose_tiles(4000, 3000, 64, 1, 700_000)
+    windows = plan_windows(4000, 3000, (rows, cols), 64)
+    assert max((w.rows.stop - w.rows.start) * (w.cols.stop - w.cols.start) for w in windows) <= 700_000
+    area = sum((w.rows.stop - w.rows.start) * (w.cols.stop - w.cols.start) for w in windows)
+    square = plan_windows(4000, 3000, 700, 64)
+    assert area <= sum((w.rows.stop - w.rows.start) * (w.cols.stop - w.cols.start) for w in square)
+    assert choose_tiles(1000, 1000, 64, 1, 10) == (64, 64)
 
 
 def test_a_cancelled_request_stops_between_tiles(enhancer):
@@ -131,3 +145,48 @@ def test_a_request_over_the_time_limit_is_stopped(enhancer):
     slow.engine._networks[("tiny-srvgg", torch.float32)] = replace(network, module=Slow())
     with pytest.raises(remaster.StoppedError, match="time limit of 1 s"):
         slow.enhance(to_uint8(gradient(200, 200)), model="tiny-srvgg", tile=32, precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def full_size(tmp_path_factory, enhancer):
+    """The official architectures at full size with random weights, from a local weights folder."""
+    from remaster import registry
+    from remaster.engine import build_network
+
+    folder = tmp_path_factory.mktemp("full-size-weights")
+    names = {}
+    for official in ("RealESRGAN_x4plus", "RealESRGAN_x2plus", "realesr-general-x4v3"):
+        spec = remaster.get_model(official)
+        torch.manual_seed(7)
+        filename = f"random-{official}.pth"
+        torch.save({spec.state_dict_key: build_network(spec).state_dict()}, folder / filename)
+        test_spec = replace(
+            spec, name=f"random-{official}", weights=replace(spec.weights, filename=filename), denoise_weights=None
+        )
+        registry.register(test_spec)
+        names[official] = test_spec.name
+    yield remaster.Enhancer(replace(enhancer.settings, weights_dir=folder)), names
+    for name in names.values():
+        registry.unregister(name)
+
+
+@pytest.mark.parametrize(
+    ("official", "height", "width", "tile"),
+    [
+        ("RealESRGAN_x4plus", 70, 45, 32),
+        ("RealESRGAN_x4plus", 1, 150, 64),
+        ("RealESRGAN_x2plus", 53, 150, 64),
+        ("realesr-general-x4v3", 120, 97, 64),
+        ("realesr-general-x4v3", 150, 1, 64),
+    ],
+)
+def test_full_size_architectures_tile_without_seams(full_size, official, height, width, tile):
+    """Random weights reach less far than trained ones (bench/benchmark.py checks those), so compare exactly."""
+    enhancer, names = full_size
+    image = gradient(height, width, seed=height)
+    name = names[official]
+    scale = remaster.get_model(name).scale
+    whole = enhancer.enhance(image, model=name, precision="fp32", tile=0, outscale=scale)
+    tiled = enhancer.enhance(image, model=name, precision="fp32", tile=tile, outscale=scale)
+    assert tiled.shape == whole.shape == (height * scale, width * scale, 3)
+    assert np.abs(tiled - whole).max() < 1e-4

@@ -1,0 +1,243 @@
+"""remaster against the official RealESRGANer, on the same weights, in one process and one run.
+
+    python bench/benchmark.py                      # CPU, the default sizes and models
+    python bench/benchmark.py --device cuda --half # a GPU, against RealESRGANer(half=True)
+    python bench/benchmark.py --big                # also 1920×1080 → 7680×4320 with RealESRGAN_x4plus
+
+Weights: the real ones from --weights-dir (default: REMASTER_WEIGHTS_DIR, else
+../shared/weights beside the repository) where present, random ones otherwise (speed does
+not depend on the values). The two pipelines are timed alternately; the table gives median
+seconds, the ratio, the largest tiled-versus-whole difference of each, peak memory and the
+network's achieved TFLOP/s (2 × multiply-adds per second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import remaster  # noqa: E402
+from remaster.engine import build_network, count_macs  # noqa: E402
+from remaster.settings import Settings  # noqa: E402
+
+FAMILIES = {
+    "RealESRGAN_x4plus": "RRDB, 23 blocks",
+    "RealESRGAN_x4plus_anime_6B": "RRDB, 6 blocks",
+    "realesr-animevideov3": "SRVGG, 16 convs",
+    "realesr-general-x4v3": "SRVGG, 32 convs",
+}
+
+
+class PeakMemory:
+    """Peak memory during a block: CUDA's allocator peak, or the growth of the process's resident set
+    (sampled every 5 ms) over what it held when the block began."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak = 0
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return self
+        self._stop = threading.Event()
+        self._base = _rss()
+        self.peak = self._base
+
+        def sample() -> None:
+            while not self._stop.wait(0.005):
+                self.peak = max(self.peak, _rss())
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, _rss()) - self._base
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_image(size: int) -> np.ndarray:
+    """A natural photo (scikit-image's astronaut, public domain) at ``size``×``size``, RGB uint8."""
+    from PIL import Image
+    from skimage import data
+
+    photo = Image.fromarray(data.astronaut())
+    return np.asarray(photo.resize((size, size), Image.Resampling.BICUBIC))
+
+
+def prepare_weights(names: list[str], weights_dir: Path | None, scratch: Path) -> tuple[Path, dict[str, str]]:
+    """A folder with a weight file for every model: the real one where available, random otherwise."""
+    folder = scratch / "weights"
+    folder.mkdir()
+    origin = {}
+    for name in names:
+        spec = remaster.get_model(name)
+        for weight in spec.weight_files:
+            real = weights_dir / weight.filename if weights_dir else None
+            if real is not None and real.is_file():
+                (folder / weight.filename).symlink_to(real)
+                origin[name] = "real"
+            else:
+                torch.manual_seed(0)
+                torch.save({spec.state_dict_key: build_network(spec).state_dict()}, folder / weight.filename)
+                origin.setdefault(name, "random")
+    return folder, origin
+
+
+def reference(spec: remaster.ModelSpec, folder: Path, device: torch.device, half: bool, tile: int = 0):
+    from realesrgan import RealESRGANer
+
+    model_path = str(folder / spec.weights.filename)
+    dni = None
+    if spec.supports_denoise:
+        model_path = [model_path, str(folder / spec.denoise_weights.filename)]
+        dni = [0.5, 0.5]
+    return RealESRGANer(
+        scale=spec.scale,
+        model_path=model_path,
+        dni_weight=dni,
+        model=build_network(spec),
+        tile=tile,
+        pre_pad=0,
+        half=half,
+        device=device,
+    )
+
+
+def timed(fn, device: torch.device) -> tuple[float, int, object]:
+    with PeakMemory(device) as memory:
+        started = time.perf_counter()
+        result = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - started
+    return seconds, memory.peak, result
+
+
+def max_difference(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(np.int32) - b.astype(np.int32)).max())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--half", action="store_true", help="run the reference with half=True (its GPU setting)")
+    parser.add_argument("--models", nargs="+", default=list(FAMILIES))
+    parser.add_argument("--sizes", nargs="+", type=int, default=[128, 256])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seam-size", type=int, default=192, help="image side for the tiled-versus-whole check")
+    parser.add_argument("--seam-tile", type=int, default=64)
+    parser.add_argument("--big", action="store_true", help="also 1920×1080 ×4 with RealESRGAN_x4plus, ours only")
+    parser.add_argument("--weights-dir", type=Path, default=None)
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    weights_dir = args.weights_dir or Path(os.environ.get("REMASTER_WEIGHTS_DIR") or ROOT.parent / "shared" / "weights")
+    weights_dir = weights_dir if weights_dir.is_dir() else None
+    scratch = Path(tempfile.mkdtemp(prefix="remaster-bench-"))
+    folder, origin = prepare_weights(args.models, weights_dir, scratch)
+    settings = Settings.from_env(env={}, device=args.device, weights_dir=folder, offline=True, cache_dir=scratch)
+    enhancer = remaster.Enhancer(settings)
+    print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else _cpu_name()})")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, remaster {remaster.__version__}")
+    print(f"weights: {weights_dir or 'random'}; reference: RealESRGANer(tile=0, pre_pad=0, half={args.half})\n")
+
+    header = (
+        "| model | weights | input | reference s | remaster auto s | ratio | remaster fp32 s | ratio fp32 | "
+        "precision | TFLOP/s | peak MB added, ref / ours |"
+    )
+    print(header)
+    print("|" + " --- |" * (header.count("|") - 1))
+    for name in args.models:
+        spec = remaster.get_model(name)
+        macs = count_macs(build_network(spec), 2 if spec.scale == 2 else 1)
+        upsampler = reference(spec, folder, device, args.half)
+        for size in args.sizes:
+            image = test_image(size)
+            bgr = np.ascontiguousarray(image[:, :, ::-1])
+            enhancer.enhance(image[:32, :32], model=name)  # load and warm up
+            enhancer.enhance(image[:32, :32], model=name, precision="fp32")
+            upsampler.enhance(bgr[:32, :32])
+            runs = {"ref": [], "auto": [], "fp32": []}
+            peaks = {"ref": 0, "auto": 0}
+            precision = ""
+            for _ in range(args.repeats):
+                seconds, peak, _ = timed(lambda: upsampler.enhance(bgr), device)
+                runs["ref"].append(seconds)
+                peaks["ref"] = max(peaks["ref"], peak)
+                seconds, peak, (_, report) = timed(lambda: enhancer.run(image, model=name), device)
+                runs["auto"].append(seconds)
+                peaks["auto"] = max(peaks["auto"], peak)
+                precision = report.precision
+                seconds, _, _ = timed(lambda: enhancer.enhance(image, model=name, precision="fp32"), device)
+                runs["fp32"].append(seconds)
+            ref, auto, exact = (statistics.median(runs[key]) for key in ("ref", "auto", "fp32"))
+            tflops = 2 * macs * size * size / auto / 1e12
+            print(
+                f"| {name} | {origin[name]} | {size}² | {ref:.3f} | {auto:.3f} | **{ref / auto:.2f}×** | "
+                f"{exact:.3f} | {ref / exact:.2f}× | {precision} | {tflops:.2f} | "
+                f"{peaks['ref'] / 2**20:.0f} / {peaks['auto'] / 2**20:.0f} |",
+                flush=True,
+            )
+
+    print(f"\nTiled versus whole, {args.seam_size}² input, tile {args.seam_tile}, fp32, largest difference (/255):\n")
+    print("| model | RealESRGANer (tile_pad 10) | remaster |")
+    print("| --- | --- | --- |")
+    image = test_image(args.seam_size)
+    bgr = np.ascontiguousarray(image[:, :, ::-1])
+    for name in args.models:
+        spec = remaster.get_model(name)
+        whole_ref = reference(spec, folder, device, False).enhance(bgr)[0]
+        tiled_ref = reference(spec, folder, device, False, tile=args.seam_tile).enhance(bgr)[0]
+        whole = enhancer.enhance(image, model=name, precision="fp32", tile=0)
+        tiled = enhancer.enhance(image, model=name, precision="fp32", tile=args.seam_tile)
+        print(f"| {name} | {max_difference(whole_ref, tiled_ref)} | {max_difference(whole, tiled)} |", flush=True)
+
+    if args.big:
+        from PIL import Image
+        from skimage import data
+
+        photo = np.asarray(Image.fromarray(data.astronaut()).resize((1920, 1080), Image.Resampling.BICUBIC))
+        seconds, peak, (result, report) = timed(lambda: enhancer.run(photo, model="RealESRGAN_x4plus"), device)
+        print(
+            f"\n1920×1080 → {result.shape[1]}×{result.shape[0]} with RealESRGAN_x4plus ({report.precision}): "
+            f"{seconds:.1f} s, peak {'GPU memory' if device.type == 'cuda' else 'RSS'} {peak / 2**30:.2f} GiB"
+        )
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() + f", {os.cpu_count()} cores"
+    except OSError:
+        pass
+    return "CPU"
+
+
+if __name__ == "__main__":
+    main()
