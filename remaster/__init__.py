@@ -10,7 +10,6 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import (
-    FeatureUnavailableError,
     ImageTooLargeError,
     InvalidImageError,
     InvalidOptionError,
@@ -28,7 +27,6 @@ from .settings import Settings
 __all__ = [
     "MODELS",
     "Enhancer",
-    "FeatureUnavailableError",
     "ImageTooLargeError",
     "InvalidImageError",
     "InvalidOptionError",

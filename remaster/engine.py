@@ -8,9 +8,12 @@ borders are cropped away, so tiled output matches whole-image output.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,16 +50,40 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def build_network(spec: ModelSpec) -> nn.Module:
-    """A freshly initialised network of ``spec``'s official architecture."""
+def build_network(spec: ModelSpec, device: torch.device | None = None) -> nn.Module:
+    """A freshly initialised network of ``spec``'s official architecture, on the CPU.
+
+    ``device`` matters only to RetinaFace, which keeps its device (and a constant on it)
+    in attributes that ``Module.to`` does not move, so it must be built where it will run.
+    """
+    kwargs = dict(spec.arch_kwargs)
     if spec.architecture == "RRDBNet":
         from basicsr.archs.rrdbnet_arch import RRDBNet
 
-        return RRDBNet(**spec.arch_kwargs)
+        return RRDBNet(**kwargs)
     if spec.architecture == "SRVGGNetCompact":
         from realesrgan.archs.srvgg_arch import SRVGGNetCompact
 
-        return SRVGGNetCompact(**spec.arch_kwargs)
+        return SRVGGNetCompact(**kwargs)
+    if spec.architecture == "GFPGANv1Clean":
+        from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+
+        return GFPGANv1Clean(**kwargs)
+    if spec.architecture == "RestoreFormer":
+        from gfpgan.archs.restoreformer_arch import RestoreFormer
+
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints its latent shape
+            return RestoreFormer(**kwargs)
+    if spec.architecture == "RetinaFace":
+        from facexlib.detection.retinaface import RetinaFace
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torchvision's notice about the `pretrained` argument
+            return RetinaFace(half=False, device=device or torch.device("cpu"), **kwargs)
+    if spec.architecture == "ParseNet":
+        from facexlib.parsing.parsenet import ParseNet
+
+        return ParseNet(**kwargs)
     raise ValueError(f"No builder for architecture {spec.architecture!r}")
 
 
@@ -169,7 +196,27 @@ class Engine:
             torch.backends.cudnn.benchmark = True
         self._lock = threading.Lock()
         self._networks: dict[tuple[str, torch.dtype], Network] = {}
+        self._modules: dict[str, nn.Module] = {}
         self._state_dicts: dict[WeightFile, dict[str, torch.Tensor]] = {}
+
+    def module(self, spec: ModelSpec, on_wait: Callable[[str], None] | None = None) -> nn.Module:
+        """The loaded fp32 module for a helper model (face restorer, detector, parser), kept once loaded.
+
+        Raises:
+            WeightsUnavailableError: the weights could not be found, downloaded or loaded.
+        """
+        with self._lock:
+            cached = self._modules.get(spec.name)
+        if cached is not None:
+            return cached
+        state = self._load(spec.weights, spec.state_dict_key, on_wait)
+        module = build_network(spec, self.device)
+        _load_strict(module, state, spec)
+        module = module.eval().requires_grad_(False).to(self.device)
+        with self._lock:
+            module = self._modules.setdefault(spec.name, module)
+        log.info("Loaded %s on %s", spec.name, self.device)
+        return module
 
     def network(
         self,
@@ -233,13 +280,7 @@ class Engine:
         module = build_network(spec)
         unshuffle = {2: 2, 1: 4}.get(spec.scale, 1) if spec.architecture == "RRDBNet" else 1
         macs = count_macs(module, unshuffle)
-        try:
-            module.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            raise WeightsUnavailableError(
-                f"The weights for {spec.name} could not be loaded: they do not fit its architecture "
-                f"({brief(error)}); replace {spec.weights.filename} with the official file"
-            ) from error
+        _load_strict(module, state, spec)
         module.eval().requires_grad_(False)
         module = module.to(device=self.device, dtype=dtype, memory_format=torch.channels_last)
         return Network(
@@ -354,6 +395,16 @@ class Engine:
             smaller,
         )
         return smaller, 1
+
+
+def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], spec: ModelSpec) -> None:
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise WeightsUnavailableError(
+            f"The weights for {spec.name} could not be loaded: they do not fit its architecture "
+            f"({brief(error)}); replace {spec.weights.filename} with the official file"
+        ) from error
 
 
 CPU_WINDOW_MACS = 12e12

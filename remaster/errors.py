@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 __all__ = [
-    "FeatureUnavailableError",
     "brief",
     "ImageTooLargeError",
     "InvalidImageError",
@@ -51,10 +50,6 @@ class OutOfMemoryError(RemasterError):
 
 class StoppedError(RemasterError):
     """The work was stopped before it finished: cancelled, or over the time limit."""
-
-
-class FeatureUnavailableError(RemasterError):
-    """The requested feature is not available in this version."""
 
 
 def brief(error: BaseException, limit: int = 300) -> str:

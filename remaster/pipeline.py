@@ -16,18 +16,30 @@ from PIL import Image
 
 from . import imageio
 from .engine import Engine, resolve_dtype
-from .errors import FeatureUnavailableError, ImageTooLargeError, InvalidOptionError, StoppedError
+from .errors import ImageTooLargeError, InvalidOptionError, StoppedError
+from .faces import DEFAULT_FACE_MODEL, FaceRestorer
 from .imageio import ImageInput
 from .registry import get_model
 from .settings import Settings
 from .weights import WeightStore
 
-__all__ = ["MAX_OUTSCALE", "MIN_OUTSCALE", "MIN_TILE", "MAX_TILE", "Enhancer", "Report", "enhance"]
+__all__ = [
+    "DEFAULT_FACE_STRENGTH",
+    "MAX_OUTSCALE",
+    "MAX_TILE",
+    "MIN_OUTSCALE",
+    "MIN_TILE",
+    "Enhancer",
+    "Report",
+    "enhance",
+]
 
 log = logging.getLogger(__name__)
 
 MIN_OUTSCALE, MAX_OUTSCALE = 1.0, 8.0
 MIN_TILE, MAX_TILE = 32, 4096
+DEFAULT_FACE_STRENGTH = 0.7
+"""How much of the restored face to use by default: enough to repair it, not so much it looks like someone else."""
 
 ProgressCallback = Callable[..., object]
 """Called as ``progress(fraction, desc)``: a fraction from 0 to 1 and a short message."""
@@ -44,13 +56,27 @@ class Report:
     device: str
     precision: str
     seconds: float
+    faces_found: int | None = None
+    """Faces detected, when face restoration was asked for."""
+    faces_restored: int = 0
 
     def summary(self) -> str:
-        """One line: sizes, mode, model, device and time."""
+        """One line: sizes, mode, model, device, faces and time."""
         (w, h), (ow, oh) = self.input_size, self.output_size
         return (
-            f"{w}×{h} → {ow}×{oh} ({self.mode}) · {self.model} · {self.device}, {self.precision} · {self.seconds:.1f} s"
+            f"{w}×{h} → {ow}×{oh} ({self.mode}) · {self.model} · {self.device}, {self.precision}"
+            f"{self._faces()} · {self.seconds:.1f} s"
         )
+
+    def _faces(self) -> str:
+        if self.faces_found is None:
+            return ""
+        if self.faces_found == 0:
+            return " · no face found"
+        restored = f"{self.faces_restored} face{'s' if self.faces_restored != 1 else ''} restored"
+        if self.faces_restored < self.faces_found:
+            return f" · {restored} of {self.faces_found} found (the largest; REMASTER_MAX_FACES sets the limit)"
+        return f" · {restored}"
 
 
 class Enhancer:
@@ -64,6 +90,7 @@ class Enhancer:
         self.settings = settings if settings is not None else Settings.from_env()
         self.store = store if store is not None else WeightStore(self.settings)
         self.engine = Engine(self.settings, self.store)
+        self.faces = FaceRestorer(self.engine)
 
     def enhance(
         self,
@@ -75,9 +102,13 @@ class Enhancer:
         denoise_strength: float = 0.5,
         precision: str = "auto",
         progress: ProgressCallback | None = None,
+        face_model: str = DEFAULT_FACE_MODEL,
+        face_strength: float = DEFAULT_FACE_STRENGTH,
     ) -> Image.Image | np.ndarray:
         """Remaster ``image``; see :func:`remaster.enhance`."""
-        return self.run(image, model, outscale, tile, face_enhance, denoise_strength, precision, progress)[0]
+        return self.run(
+            image, model, outscale, tile, face_enhance, denoise_strength, precision, progress, face_model, face_strength
+        )[0]
 
     def run(
         self,
@@ -89,6 +120,8 @@ class Enhancer:
         denoise_strength: float = 0.5,
         precision: str = "auto",
         progress: ProgressCallback | None = None,
+        face_model: str = DEFAULT_FACE_MODEL,
+        face_strength: float = DEFAULT_FACE_STRENGTH,
         *,
         cancel: threading.Event | None = None,
     ) -> tuple[Image.Image | np.ndarray, Report]:
@@ -102,15 +135,14 @@ class Enhancer:
         """
         started = time.perf_counter()
         check = self._stop_check(started, cancel)
-        spec = get_model(model)
+        spec = get_model(model, "upscaler")
         outscale = _check_number("outscale", outscale, MIN_OUTSCALE, MAX_OUTSCALE)
         denoise_strength = _check_number("denoise_strength", denoise_strength, 0.0, 1.0)
         tile = self._check_tile(tile)
         resolve_dtype(precision, self.engine.device)
         if face_enhance:
-            raise FeatureUnavailableError(
-                "Face restoration is not available in this version of remaster; run without face_enhance"
-            )
+            get_model(face_model, "face_restorer")
+            face_strength = _check_number("face_strength", face_strength, 0.0, 1.0)
         report = _progress_reporter(progress)
 
         picture = imageio.decode(image, self.settings.max_input_pixels)
@@ -123,26 +155,38 @@ class Enhancer:
             )
 
         report(0.0, f"Loading {spec.name}…")
-        network = self.engine.network(
-            spec, precision, denoise_strength if spec.supports_denoise else 1.0, lambda message: report(0.0, message)
-        )
+
+        def waiting(message: str) -> None:
+            report(0.0, message)
+
+        network = self.engine.network(spec, precision, denoise_strength if spec.supports_denoise else 1.0, waiting)
+        if face_enhance:
+            self.faces.prepare(face_model, waiting)
 
         channels = picture.color_channels
         native = (picture.height * spec.scale, picture.width * spec.scale, picture.pixels.shape[2])
-        direct = size == (native[1], native[0])
+        direct = size == (native[1], native[0]) and not face_enhance
         upscaled = np.empty(native, dtype=picture.pixels.dtype if direct else np.float32)
         passes = [("image", slice(0, channels))] + ([("alpha", slice(channels, None))] if picture.has_alpha else [])
+        upscale_share = 0.8 if face_enhance else 0.95
         for index, (what, part) in enumerate(passes):
 
             def tile_done(fraction: float, index: int = index, what: str = what) -> None:
-                report(0.95 * (index + fraction) / len(passes), f"Upscaling the {what}")
+                report(upscale_share * (index + fraction) / len(passes), f"Upscaling the {what}")
 
             self.engine.upscale(network, picture.pixels[:, :, part], tile, tile_done, check, out=upscaled[:, :, part])
+        faces_found, faces_restored = None, 0
         if direct:
             output = imageio.encode(upscaled, picture)
         else:
-            report(0.95, "Resizing")
-            output = imageio.encode(imageio.from_float(imageio.resize(upscaled, size), picture.pixels.dtype), picture)
+            report(upscale_share, "Resizing")
+            final = imageio.resize(upscaled, size)
+            del upscaled
+            if face_enhance:
+                faces_found, faces_restored = self._restore_faces(
+                    picture, final[:, :, :channels], face_model, face_strength, report, check
+                )
+            output = imageio.encode(imageio.from_float(final, picture.pixels.dtype), picture)
         report(1.0, "Done")
         summary = Report(
             input_size=(picture.width, picture.height),
@@ -152,9 +196,37 @@ class Enhancer:
             device=str(network.device),
             precision=str(network.dtype).removeprefix("torch."),
             seconds=time.perf_counter() - started,
+            faces_found=faces_found,
+            faces_restored=faces_restored,
         )
         log.info("%s", summary.summary())
         return output, summary
+
+    def _restore_faces(
+        self,
+        picture: imageio.Picture,
+        target: np.ndarray,
+        model: str,
+        strength: float,
+        report: Callable[[float, str], None],
+        check: Callable[[], None],
+    ) -> tuple[int, int]:
+        """Find faces in the input and blend restored ones into ``target``; (found, restored)."""
+        check()
+        report(0.85, "Finding faces")
+        color = picture.pixels[:, :, : picture.color_channels]
+        source = color.astype(np.float32) / imageio.to_float_scale(color.dtype)
+        if source.shape[2] == 1:
+            source = np.repeat(source, 3, axis=2)
+        faces = self.faces.detect(source)
+        chosen = faces[: self.settings.max_faces]
+
+        def face_done(fraction: float) -> None:
+            check()
+            report(0.85 + 0.1 * fraction, "Restoring faces")
+
+        restored = self.faces.restore(source, target, chosen, model, strength, face_done)
+        return len(faces), restored
 
     def _stop_check(self, started: float, cancel: threading.Event | None) -> Callable[[], None]:
         limit = self.settings.time_limit
@@ -216,6 +288,8 @@ def enhance(
     denoise_strength: float = 0.5,
     precision: str = "auto",
     progress: ProgressCallback | None = None,
+    face_model: str = DEFAULT_FACE_MODEL,
+    face_strength: float = DEFAULT_FACE_STRENGTH,
 ) -> Image.Image | np.ndarray:
     """Remaster an image: upscale it with a Real-ESRGAN model and return it in the same form.
 
@@ -229,12 +303,16 @@ def enhance(
         tile: ``None`` picks the tiling automatically, ``0`` runs the whole image at once,
             a positive number is the tile's core edge in input pixels (32–4096, without
             the overlap each tile borrows from its neighbours).
-        face_enhance: restore faces with GFPGAN (not available yet: raises).
+        face_enhance: also restore faces with ``face_model``; the rest of the picture is
+            upscaled with ``model`` as usual.
         denoise_strength: for realesr-general-x4v3 only, from 0 (strongest denoising) to
             1 (none); other models ignore it.
         precision: ``"auto"`` (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32),
             ``"fp32"`` (exact), ``"fp16"`` or ``"bf16"``.
         progress: called as ``progress(fraction, desc)`` as work proceeds.
+        face_model: ``"GFPGANv1.4"`` (default), ``"GFPGANv1.3"`` or ``"RestoreFormer"``.
+        face_strength: from 0 (the plain upscale, exactly) to 1 (the restored faces in full);
+            lower values keep more of the person's own features.
 
     Returns:
         For a PIL image or a path, a PIL image (L, LA, RGB, RGBA or 16-bit ``I;16``),
@@ -249,6 +327,8 @@ def enhance(
         UnknownModelError: ``model`` is not in the registry.
         InvalidOptionError: an option is out of range.
         WeightsUnavailableError: the model's weights could not be found or downloaded.
-        FeatureUnavailableError: ``face_enhance`` was asked for.
+        StoppedError: over the time limit (``REMASTER_TIME_LIMIT``).
     """
-    return default_enhancer().enhance(image, model, outscale, tile, face_enhance, denoise_strength, precision, progress)
+    return default_enhancer().enhance(
+        image, model, outscale, tile, face_enhance, denoise_strength, precision, progress, face_model, face_strength
+    )

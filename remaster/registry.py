@@ -23,7 +23,8 @@ __all__ = [
     "unregister",
 ]
 
-Architecture = Literal["RRDBNet", "SRVGGNetCompact"]
+Architecture = Literal["RRDBNet", "SRVGGNetCompact", "GFPGANv1Clean", "RestoreFormer", "RetinaFace", "ParseNet"]
+Kind = Literal["upscaler", "face_restorer", "face_detector", "face_parser"]
 
 REALESRGAN_HUB_REPO = "leonelhs/realesrgan"
 _RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
@@ -33,16 +34,23 @@ _RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
 class WeightFile:
     """One weight file and every place it can come from.
 
-    ``sha256`` and ``size`` are the official file's; a download that does not match
-    them is deleted and never loaded.
+    ``sha256`` (or, where no SHA-256 is published, ``md5``) and ``size`` are the official
+    file's; a download that does not match them is deleted and never loaded.
     """
 
     filename: str
-    sha256: str
+    sha256: str | None
     size: int | None
     hub_repo: str
     url: str
     hub_revision: str = "main"
+    hub_mirrors: tuple[str, ...] = ()
+    """Further Hub repos holding the same file, tried in order after ``hub_repo``."""
+    md5: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.sha256 and not self.md5:
+            raise ValueError(f"{self.filename}: a weight file needs a SHA-256 or MD5 to be verified")
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,7 @@ class ModelSpec:
 
     name: str
     architecture: Architecture
-    arch_kwargs: Mapping[str, int | str]
+    arch_kwargs: Mapping[str, object]
     scale: int
     state_dict_key: str
     weights: WeightFile
@@ -65,6 +73,8 @@ class ModelSpec:
     license: str = "BSD-3-Clause"
     denoise_weights: WeightFile | None = field(default=None)
     """Weights blended in by the denoise-strength control (realesr-general-x4v3 only)."""
+    kind: Kind = "upscaler"
+    """What the model does: upscale whole images, or restore, find or outline faces."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch_kwargs", MappingProxyType(dict(self.arch_kwargs)))
@@ -202,6 +212,111 @@ _OFFICIAL_MODELS = (
     ),
 )
 
+_GFPGAN = {
+    "out_size": 512,
+    "num_style_feat": 512,
+    "channel_multiplier": 2,
+    "decoder_load_path": None,
+    "fix_decoder": False,
+    "num_mlp": 8,
+    "input_is_latent": True,
+    "different_w": True,
+    "narrow": 1,
+    "sft_half": True,
+}
+_GFPGAN_RELEASES = "https://github.com/TencentARC/GFPGAN/releases/download"
+_FACEXLIB_RELEASES = "https://github.com/xinntao/facexlib/releases/download"
+_FACEXLIB_HUB_REPOS = ("gmk123/GFPGAN", "camenduru/facexlib")
+
+
+def _gfpgan(name: str, sha256: str, description: str) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        architecture="GFPGANv1Clean",
+        arch_kwargs=_GFPGAN,
+        scale=1,
+        state_dict_key="params_ema",
+        weights=WeightFile(
+            filename=f"{name}.pth",
+            sha256=sha256,
+            size=None,
+            hub_repo="leonelhs/gfpgan",
+            url=f"{_GFPGAN_RELEASES}/v1.3.0/{name}.pth",
+        ),
+        description=description,
+        tile_overlap=0,
+        license="Apache-2.0",
+        kind="face_restorer",
+    )
+
+
+_FACE_MODELS = (
+    _gfpgan("GFPGANv1.4", "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad", "faces, sharper detail"),
+    _gfpgan(
+        "GFPGANv1.3",
+        "c953a88f2727c85c3d9ae72e2bd4846bbaf59fe6972ad94130e23e7017524a70",
+        "faces, softer and more natural",
+    ),
+    ModelSpec(
+        name="RestoreFormer",
+        architecture="RestoreFormer",
+        arch_kwargs={},
+        scale=1,
+        state_dict_key="params_ema",
+        weights=WeightFile(
+            filename="RestoreFormer.pth",
+            sha256=None,
+            # No SHA-256 is published; this MD5 is the one lama-cleaner checks for the official file.
+            md5="eaeeff6c4a1caa1673977cb374e6f699",
+            size=None,
+            hub_repo="leonelhs/gfpgan",
+            url=f"{_GFPGAN_RELEASES}/v1.3.4/RestoreFormer.pth",
+        ),
+        description="faces, closest to the input's identity",
+        tile_overlap=0,
+        license="Apache-2.0",
+        kind="face_restorer",
+    ),
+    ModelSpec(
+        name="detection_Resnet50_Final",
+        architecture="RetinaFace",
+        arch_kwargs={"network_name": "resnet50"},
+        scale=1,
+        state_dict_key="",
+        weights=WeightFile(
+            filename="detection_Resnet50_Final.pth",
+            sha256="6d1de9c2944f2ccddca5f5e010ea5ae64a39845a86311af6fdf30841b0a5a16d",
+            size=None,
+            hub_repo=_FACEXLIB_HUB_REPOS[0],
+            hub_mirrors=_FACEXLIB_HUB_REPOS[1:],
+            url=f"{_FACEXLIB_RELEASES}/v0.1.0/detection_Resnet50_Final.pth",
+        ),
+        description="RetinaFace face detector (facexlib)",
+        tile_overlap=0,
+        license="MIT",
+        kind="face_detector",
+    ),
+    ModelSpec(
+        name="parsing_parsenet",
+        architecture="ParseNet",
+        arch_kwargs={"in_size": 512, "out_size": 512, "parsing_ch": 19},
+        scale=1,
+        state_dict_key="",
+        weights=WeightFile(
+            filename="parsing_parsenet.pth",
+            sha256="3d558d8d0e42c20224f13cf5a29c79eba2d59913419f945545d8cf7b72920de2",
+            size=None,
+            hub_repo=_FACEXLIB_HUB_REPOS[0],
+            hub_mirrors=_FACEXLIB_HUB_REPOS[1:],
+            url=f"{_FACEXLIB_RELEASES}/v0.2.2/parsing_parsenet.pth",
+        ),
+        description="ParseNet face parser (facexlib), for the paste-back mask",
+        tile_overlap=0,
+        license="MIT",
+        kind="face_parser",
+    ),
+)
+
 _models: dict[str, ModelSpec] = {}
 
 MODELS: Mapping[str, ModelSpec] = MappingProxyType(_models)
@@ -231,23 +346,24 @@ def unregister(name: str) -> ModelSpec:
     return spec
 
 
-def get_model(name: str) -> ModelSpec:
-    """The entry for ``name``.
+def get_model(name: str, kind: Kind | None = None) -> ModelSpec:
+    """The entry for ``name``, optionally required to be of ``kind``.
 
     Raises:
-        UnknownModelError: no model has this name; the message lists the known ones.
+        UnknownModelError: no model of that kind has this name; the message lists the known ones.
     """
-    try:
-        return _models[name]
-    except (KeyError, TypeError):
-        known = ", ".join(_models)
-        raise UnknownModelError(f"Unknown model {name!r}. Choose one of: {known}.") from None
+    spec = _models.get(name) if isinstance(name, str) else None
+    if spec is None or (kind is not None and spec.kind != kind):
+        known = ", ".join(model_names(kind))
+        what = "face model" if kind == "face_restorer" else "model"
+        raise UnknownModelError(f"Unknown {what} {name!r}. Choose one of: {known}.")
+    return spec
 
 
-def model_names() -> tuple[str, ...]:
-    """Names of all registered models, in registration order."""
-    return tuple(_models)
+def model_names(kind: Kind | None = None) -> tuple[str, ...]:
+    """Names of the registered models (of ``kind``, if given), in registration order."""
+    return tuple(name for name, spec in _models.items() if kind is None or spec.kind == kind)
 
 
-for _spec in _OFFICIAL_MODELS:
+for _spec in _OFFICIAL_MODELS + _FACE_MODELS:
     register(_spec)

@@ -22,6 +22,7 @@ Variable                    Meaning
 ``REMASTER_TILE``           Tile edge used when tiling is automatic (default: sized
                             to the free memory).
 ``REMASTER_TIME_LIMIT``     Seconds a request may run before it is stopped.
+``REMASTER_MAX_FACES``      Most faces restored in one image (default 10).
 ``REMASTER_CONCURRENCY``    How many requests the app runs at once.
 ``REMASTER_QUEUE_SIZE``     How many requests may wait; more are turned away.
 ``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``
@@ -83,6 +84,8 @@ class Settings:
     """Core tile edge used when tiling is automatic; None sizes tiles to the free memory."""
     time_limit: float | None
     """Seconds one request may run before it is stopped; None for no limit."""
+    max_faces: int
+    """Most faces restored in one image; the largest are chosen."""
     concurrency: int
     queue_size: int
     weights_dir: Path | None
@@ -113,6 +116,7 @@ class Settings:
             max_output_pixels=_positive_int(env, "REMASTER_MAX_OUTPUT_PIXELS", 16384 * 16384),
             tile=_positive_int(env, "REMASTER_TILE", None),
             time_limit=_positive_int(env, "REMASTER_TIME_LIMIT", None),
+            max_faces=_positive_int(env, "REMASTER_MAX_FACES", 10),
             concurrency=_positive_int(env, "REMASTER_CONCURRENCY", defaults.concurrency),
             queue_size=_positive_int(env, "REMASTER_QUEUE_SIZE", 20),
             weights_dir=_optional_path(env.get("REMASTER_WEIGHTS_DIR")),

@@ -17,8 +17,9 @@ from PIL import Image
 
 from . import __version__, imageio
 from .errors import RemasterError
-from .pipeline import MAX_OUTSCALE, MAX_TILE, MIN_OUTSCALE, MIN_TILE, Enhancer
-from .registry import MODELS, get_model
+from .faces import DEFAULT_FACE_MODEL, DETECTOR, PARSER
+from .pipeline import DEFAULT_FACE_STRENGTH, MAX_OUTSCALE, MAX_TILE, MIN_OUTSCALE, MIN_TILE, Enhancer
+from .registry import MODELS, get_model, model_names
 
 __all__ = ["EXAMPLES_DIR", "build_demo", "make_handler", "parse_tile"]
 
@@ -103,7 +104,7 @@ def _weights_status(enhancer: Enhancer) -> tuple[str, bool]:
         elif any(s.state == "downloading" for s in states):
             pending = True
             lines.append(f"- {spec.name}: downloading weights…")
-        elif any(s.state == "pending" for s in states):
+        elif any(s.state == "queued" for s in states):
             pending = True
             lines.append(f"- {spec.name}: waiting to download weights")
     if not lines:
@@ -119,6 +120,8 @@ def _remaster(
     tile: str | int | None,
     face_enhance: bool,
     denoise_strength: float,
+    face_model: str,
+    face_strength: float,
     progress: Callable[..., object],
     cancel: threading.Event,
 ) -> tuple[str, tuple[Image.Image, Image.Image], str]:
@@ -132,6 +135,8 @@ def _remaster(
             tile=parse_tile(tile),
             face_enhance=bool(face_enhance),
             denoise_strength=denoise_strength,
+            face_model=face_model,
+            face_strength=face_strength,
             progress=progress,
             cancel=cancel,
         )
@@ -163,11 +168,24 @@ def make_handler(enhancer: Enhancer) -> Callable[..., Awaitable[tuple[str, tuple
         tile: str | int | None,
         face_enhance: bool,
         denoise_strength: float,
+        face_model: str = DEFAULT_FACE_MODEL,
+        face_strength: float = DEFAULT_FACE_STRENGTH,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
     ) -> tuple[str, tuple[Image.Image, Image.Image], str]:
         cancel = threading.Event()
         work = functools.partial(
-            _remaster, enhancer, image, model, outscale, tile, face_enhance, denoise_strength, progress, cancel
+            _remaster,
+            enhancer,
+            image,
+            model,
+            outscale,
+            tile,
+            face_enhance,
+            denoise_strength,
+            face_model,
+            face_strength,
+            progress,
+            cancel,
         )
         try:
             return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
@@ -188,10 +206,13 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
     """
     enhancer = enhancer if enhancer is not None else Enhancer()
     settings = enhancer.settings
-    default_model = settings.default_model if settings.default_model in MODELS else next(iter(MODELS))
+    upscalers = model_names("upscaler")
+    default_model = settings.default_model if settings.default_model in upscalers else upscalers[0]
     if prefetch:
-        ordered = [MODELS[default_model]] + [spec for name, spec in MODELS.items() if name != default_model]
-        enhancer.store.prefetch(ordered)
+        # Every upscaler, the default first, then what the default face restoration needs; the
+        # other face models (a few hundred MB each) only when someone asks for them.
+        first = [default_model, *(name for name in upscalers if name != default_model)]
+        enhancer.store.prefetch([MODELS[name] for name in (*first, DEFAULT_FACE_MODEL, DETECTOR, PARSER)])
 
     remaster_image = make_handler(enhancer)
 
@@ -219,7 +240,7 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                     sources=["upload", "clipboard"],
                 )
                 model = gr.Dropdown(
-                    choices=[(spec.label, name) for name, spec in MODELS.items()],
+                    choices=[(MODELS[name].label, name) for name in model_names("upscaler")],
                     value=default_model,
                     label="Model",
                     info="Each model is named with what it is for.",
@@ -250,7 +271,25 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                     info="0 removes the most noise, 1 keeps the original grain.",
                     visible=MODELS[default_model].supports_denoise,
                 )
-                face_enhance = gr.Checkbox(value=False, visible=False, label="Face restoration")
+                face_enhance = gr.Checkbox(
+                    value=False,
+                    label="Restore faces",
+                    info="Repair faces with GFPGAN; the rest of the picture is upscaled as usual.",
+                )
+                with gr.Group(visible=False) as face_options:
+                    face_model = gr.Dropdown(
+                        choices=[(MODELS[name].label, name) for name in model_names("face_restorer")],
+                        value=DEFAULT_FACE_MODEL,
+                        label="Face model",
+                    )
+                    face_strength = gr.Slider(
+                        0.0,
+                        1.0,
+                        value=DEFAULT_FACE_STRENGTH,
+                        step=0.05,
+                        label="Face strength",
+                        info="How much of the restored face to use: lower keeps more of the person's own look.",
+                    )
                 with gr.Row():
                     run = gr.Button("Remaster", variant="primary", scale=3)
                     stop = gr.Button("Stop", variant="stop", scale=1)
@@ -259,11 +298,13 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                 download = gr.File(label="Download (full-resolution PNG)", interactive=False)
                 info = gr.Markdown()
 
-        inputs = [image, model, outscale, tile, face_enhance, denoise]
+        inputs = [image, model, outscale, tile, face_enhance, denoise, face_model, face_strength]
         outputs = [download, slider, info]
 
         async def remaster_example(image: str, model: str, outscale: float, progress: gr.Progress = gr.Progress()):  # noqa: B008
-            return await remaster_image(image, model, outscale, "auto", False, 0.5, progress)
+            return await remaster_image(
+                image, model, outscale, "auto", False, 0.5, DEFAULT_FACE_MODEL, DEFAULT_FACE_STRENGTH, progress
+            )
 
         gr.Examples(
             examples=[
@@ -282,6 +323,13 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
         job = run.click(remaster_image, inputs=inputs, outputs=outputs, api_name="remaster")
         stop.click(None, cancels=[job], api_visibility="private")
         model.change(model_changed, inputs=model, outputs=[denoise, outscale], api_visibility="private", queue=False)
+        face_enhance.change(
+            lambda on: gr.update(visible=on),
+            inputs=face_enhance,
+            outputs=face_options,
+            api_visibility="private",
+            queue=False,
+        )
         timer = gr.Timer(2.0)
         timer.tick(
             refresh_status, outputs=[status, timer], api_visibility="private", queue=False, show_progress="hidden"

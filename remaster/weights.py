@@ -80,15 +80,15 @@ def weight_sources(weight: WeightFile, settings: Settings) -> list[Source]:
     sources = []
     if settings.weights_dir is not None:
         sources.append(Source("local", str(settings.weights_dir / weight.filename)))
-    repo = settings.hub_repo or weight.hub_repo
     revision = settings.hub_revision or weight.hub_revision
-    sources.append(Source("hub", f"{repo}@{revision}"))
+    repos = (settings.hub_repo,) if settings.hub_repo else (weight.hub_repo, *weight.hub_mirrors)
+    sources.extend(Source("hub", f"{repo}@{revision}") for repo in repos)
     sources.append(Source("url", weight.url))
     return sources
 
 
 def verify_file(path: Path, weight: WeightFile) -> None:
-    """Check ``path`` against the size and SHA-256 declared for ``weight``.
+    """Check ``path`` against the size and digest (SHA-256, else MD5) declared for ``weight``.
 
     Raises:
         ChecksumMismatch: the size or the digest differs.
@@ -96,9 +96,10 @@ def verify_file(path: Path, weight: WeightFile) -> None:
     size = path.stat().st_size
     if weight.size is not None and size != weight.size:
         raise ChecksumMismatch(f"{path.name} is {size} bytes, expected {weight.size}")
-    digest = _sha256(path)
-    if digest != weight.sha256:
-        raise ChecksumMismatch(f"{path.name} has SHA-256 {digest}, expected {weight.sha256}")
+    algorithm, expected = ("SHA-256", weight.sha256) if weight.sha256 else ("MD5", weight.md5)
+    digest = _digest(path, "sha256" if algorithm == "SHA-256" else "md5")
+    if digest != expected:
+        raise ChecksumMismatch(f"{path.name} has {algorithm} {digest}, expected {expected}")
 
 
 def fetch_weight(weight: WeightFile, settings: Settings, offline_reason: str | None = None) -> Path:
@@ -233,8 +234,8 @@ def _delete_hub_file(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     with path.open("rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
@@ -253,7 +254,8 @@ def _unavailable_message(weight: WeightFile, settings: Settings, failures: list[
     return f"{weight.filename} is not available ({where}). To supply it, {how}."
 
 
-WeightState = Literal["pending", "downloading", "ready", "failed"]
+WeightState = Literal["idle", "queued", "downloading", "ready", "failed"]
+"""idle: nobody asked for it yet; queued: the background prefetch will fetch it."""
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,7 @@ class WeightStore:
         self._ready: dict[WeightFile, Path] = {}
         self._in_flight: dict[WeightFile, Future[Path]] = {}
         self._failed: dict[WeightFile, str] = {}
+        self._queued: set[WeightFile] = set()
 
     def path(self, weight: WeightFile, on_wait: Callable[[str], None] | None = None) -> Path:
         """A verified local path to ``weight``, fetching it or waiting for a fetch under way.
@@ -341,7 +344,9 @@ class WeightStore:
                 return WeightStatus("downloading")
             if weight in self._failed:
                 return WeightStatus("failed", self._failed[weight])
-        return WeightStatus("pending")
+            if weight in self._queued:
+                return WeightStatus("queued")
+        return WeightStatus("idle")
 
     def prefetch(self, models: Iterable[ModelSpec]) -> threading.Thread:
         """Fetch every file of ``models`` in a background thread, and return the thread.
@@ -350,6 +355,8 @@ class WeightStore:
         once; then the rest are downloaded in the order given.
         """
         weights = [w for spec in models for w in spec.weight_files]
+        with self._lock:
+            self._queued.update(weights)
 
         def run() -> None:
             for weight in weights:
@@ -362,6 +369,9 @@ class WeightStore:
                     self.path(weight)
                 except WeightsUnavailableError as error:
                     log.warning("%s", error)
+                finally:
+                    with self._lock:
+                        self._queued.discard(weight)
 
         thread = threading.Thread(target=run, name="remaster-prefetch", daemon=True)
         thread.start()

@@ -50,7 +50,7 @@ def _tiny_specs() -> list[tuple[ModelSpec, dict[str, int]]]:
     """Entries shaped like the official ones, with tiny layer counts; weights filled in later."""
     rrdb = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_block": 1, "num_grow_ch": 4}
     srvgg = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_conv": 2, "upscale": 4, "act_type": "prelu"}
-    placeholder = WeightFile(filename="", sha256="", size=None, hub_repo=TEST_REPO, url="")
+    placeholder = WeightFile(filename="", sha256="0", size=None, hub_repo=TEST_REPO, url="")
     common = {"weights": placeholder, "description": "a tiny random-weight test model"}
     return [
         (
@@ -189,3 +189,104 @@ def enhancer(hub: hubserver.HubServer, tiny_models: dict[str, TinyModel]) -> rem
             download_timeout=5.0,
         )
     )
+
+
+def _tiny_face_specs() -> list[ModelSpec]:
+    """Face networks of the official architectures, tiny; the detector and parser take the official names."""
+    placeholder = WeightFile(filename="", sha256="0", size=None, hub_repo=TEST_REPO, url="")
+    common = {
+        "weights": placeholder,
+        "description": "a tiny random-weight test face model",
+        "scale": 1,
+        "tile_overlap": 0,
+    }
+    gfpgan = {
+        "out_size": 512,
+        "num_style_feat": 32,
+        "channel_multiplier": 1,
+        "decoder_load_path": None,
+        "fix_decoder": False,
+        "num_mlp": 2,
+        "input_is_latent": True,
+        "different_w": True,
+        "narrow": 1 / 16,
+        "sft_half": True,
+    }
+    restoreformer = {
+        "n_embed": 16,
+        "embed_dim": 32,
+        "ch": 32,
+        "ch_mult": (1, 1, 1, 1, 1, 1),
+        "num_res_blocks": 1,
+        "z_channels": 32,
+        "head_size": 1,
+    }
+    return [
+        ModelSpec(
+            name="tiny-gfpgan",
+            architecture="GFPGANv1Clean",
+            arch_kwargs=gfpgan,
+            state_dict_key="params_ema",
+            kind="face_restorer",
+            **common,
+        ),
+        ModelSpec(
+            name="tiny-restoreformer",
+            architecture="RestoreFormer",
+            arch_kwargs=restoreformer,
+            state_dict_key="params_ema",
+            kind="face_restorer",
+            **common,
+        ),
+        ModelSpec(
+            name="detection_Resnet50_Final",
+            architecture="RetinaFace",
+            arch_kwargs={"network_name": "mobile0.25"},
+            state_dict_key="",
+            kind="face_detector",
+            **common,
+        ),
+        ModelSpec(
+            name="parsing_parsenet",
+            architecture="ParseNet",
+            arch_kwargs={
+                "in_size": 512,
+                "out_size": 512,
+                "parsing_ch": 19,
+                "base_ch": 8,
+                "ch_range": [8, 16],
+                "res_depth": 1,
+            },
+            state_dict_key="",
+            kind="face_parser",
+            **common,
+        ),
+    ]
+
+
+@pytest.fixture(scope="session")
+def tiny_faces(hub: hubserver.HubServer) -> Iterator[dict[str, TinyModel]]:
+    """Tiny random-weight face networks served by ``hub``; the official detector and parser entries are
+    swapped for tiny ones under the same names for the session and put back afterwards."""
+    models, replaced = {}, []
+    for seed, spec in enumerate(_tiny_face_specs(), start=10):
+        torch.manual_seed(seed)
+        network = build_network(spec)
+        buffer = io.BytesIO()
+        state = network.state_dict()
+        if spec.kind == "face_parser":
+            # Random weights would label everything at random; make "skin" win so the paste-back mask is not empty.
+            state["out_mask_conv.conv2d.bias"][1] = 100.0
+        torch.save({spec.state_dict_key: state} if spec.state_dict_key else state, buffer)
+        data = buffer.getvalue()
+        filename = f"{spec.name}.pth"
+        spec = replace(spec, weights=weight_file(hub, filename, data))
+        if spec.name in registry.MODELS:
+            replaced.append(registry.unregister(spec.name))
+        registry.register(spec)
+        models[spec.name] = TinyModel(spec=spec, files={filename: data})
+    yield models
+    for name in models:
+        registry.unregister(name)
+    for spec in replaced:
+        registry.register(spec)

@@ -19,7 +19,7 @@ from . import images
 
 
 @pytest.fixture(scope="module")
-def app(enhancer):
+def app(enhancer, tiny_faces):
     demo = build_demo(enhancer, prefetch=False)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     yield demo, Client(url, verbose=False)
@@ -39,6 +39,8 @@ def call(client: Client, path: Path, model: str = "tiny-srvgg", outscale: float 
         tile,
         extra.get("face_enhance", False),
         extra.get("denoise_strength", 0.5),
+        extra.get("face_model", "GFPGANv1.4"),
+        extra.get("face_strength", 0.7),
         api_name="/remaster",
     )
 
@@ -46,7 +48,16 @@ def call(client: Client, path: Path, model: str = "tiny-srvgg", outscale: float 
 def test_the_api_endpoint_takes_the_documented_parameters_in_order(client):
     endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/remaster"]
     names = [parameter["parameter_name"] for parameter in endpoint["parameters"]]
-    assert names == ["image", "model", "outscale", "tile", "face_enhance", "denoise_strength"]
+    assert names == [
+        "image",
+        "model",
+        "outscale",
+        "tile",
+        "face_enhance",
+        "denoise_strength",
+        "face_model",
+        "face_strength",
+    ]
     returns = [item["component"] for item in endpoint["returns"]]
     assert returns[0] == "File" and "Imageslider" in returns[1].replace("S", "s").title()
 
@@ -109,10 +120,10 @@ def test_parse_tile_understands_the_ui_and_api_spellings():
         (lambda tmp: images.decompression_bomb_png(tmp / "big.png", 5000, 5000), {}, "more than the limit"),
         (lambda tmp: images.save(images.rgb(), tmp / "ok.png"), {"outscale": 12}, "greater than maximum value 8"),
         (lambda tmp: images.save(images.rgb(), tmp / "ok.png"), {"model": "RealESRGAN_x16"}, "RealESRGAN_x16"),
-        (lambda tmp: images.save(images.rgb(), tmp / "ok.png"), {"face_enhance": True}, "Face restoration"),
+        (lambda tmp: images.save(images.rgb(), tmp / "ok.png"), {"face_model": "GFPGANv9"}, "Value: GFPGANv9"),
         (lambda tmp: images.save(images.rgb(), tmp / "ok.png"), {"tile": "8"}, "tile must be 0"),
     ],
-    ids=["text", "truncated", "empty", "too-big", "outscale", "model", "face", "tile"],
+    ids=["text", "truncated", "empty", "too-big", "outscale", "model", "face-model", "tile"],
 )
 def test_user_errors_become_clear_messages_and_the_server_keeps_serving(client, tmp_path, make, options, message):
     with pytest.raises(AppError, match=message):
@@ -167,10 +178,17 @@ def test_cancelling_a_request_stops_the_work_at_the_next_tile(enhancer, tmp_path
 
     async def main():
         with anyio.move_on_after(0.6):
-            await handler(str(source), "tiny-srvgg", 4, "32", False, 0.5, lambda f, desc=None: tiles.append(f))
+            await handler(str(source), "tiny-srvgg", 4, "32", False, 0.5, progress=lambda f, desc=None: tiles.append(f))
         await anyio.sleep(0.5)
 
     anyio.run(main)
     done_at_cancel = len(tiles)
     time.sleep(0.5)
     assert 0 < done_at_cancel < 20 and len(tiles) == done_at_cancel, "no tiles ran after the cancel"
+
+
+def test_face_restoration_through_the_api_reports_what_it_found(client, tiny_faces, tmp_path):
+    source = images.save(images.rgb(40, 48), tmp_path / "group.png")
+    download, _, info = call(client, source, face_enhance=True, face_model="tiny-gfpgan", face_strength=0.5)
+    assert Image.open(download).size == (192, 160)
+    assert "no face found" in info

@@ -202,11 +202,6 @@ def test_unknown_model_lists_the_choices(run):
         run(images.rgb(), model="x")
 
 
-def test_face_enhance_says_it_is_not_available_yet(run):
-    with pytest.raises(remaster.FeatureUnavailableError, match="Face restoration is not available"):
-        run(images.rgb(), face_enhance=True)
-
-
 @pytest.mark.parametrize(
     ("make", "message"),
     [

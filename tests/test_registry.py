@@ -95,3 +95,42 @@ def test_entries_are_frozen_data():
     with pytest.raises(TypeError):
         spec.arch_kwargs["num_block"] = 1
     assert list(model_names())[:6] == list(OFFICIAL)
+
+
+def test_face_models_are_entries_of_the_same_table_with_their_checksums():
+    expected = {
+        "GFPGANv1.4": (
+            "face_restorer",
+            "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad",
+            "leonelhs/gfpgan",
+        ),
+        "GFPGANv1.3": (
+            "face_restorer",
+            "c953a88f2727c85c3d9ae72e2bd4846bbaf59fe6972ad94130e23e7017524a70",
+            "leonelhs/gfpgan",
+        ),
+        "detection_Resnet50_Final": (
+            "face_detector",
+            "6d1de9c2944f2ccddca5f5e010ea5ae64a39845a86311af6fdf30841b0a5a16d",
+            "gmk123/GFPGAN",
+        ),
+        "parsing_parsenet": (
+            "face_parser",
+            "3d558d8d0e42c20224f13cf5a29c79eba2d59913419f945545d8cf7b72920de2",
+            "gmk123/GFPGAN",
+        ),
+    }
+    for name, (kind, sha256, repo) in expected.items():
+        spec = MODELS[name]
+        assert (spec.kind, spec.weights.sha256, spec.weights.hub_repo) == (kind, sha256, repo)
+    assert MODELS["parsing_parsenet"].weights.hub_mirrors == ("camenduru/facexlib",)
+    assert MODELS["RestoreFormer"].architecture == "RestoreFormer" and MODELS["RestoreFormer"].weights.md5
+    assert model_names("face_restorer") == ("GFPGANv1.4", "GFPGANv1.3", "RestoreFormer")
+    assert not set(model_names("upscaler")) & set(model_names("face_restorer"))
+
+
+def test_a_weight_file_without_any_checksum_is_refused():
+    from remaster.registry import WeightFile
+
+    with pytest.raises(ValueError, match="needs a SHA-256 or MD5"):
+        WeightFile(filename="x.pth", sha256=None, size=None, hub_repo="a/b", url="https://example.com/x.pth")

@@ -154,7 +154,7 @@ def test_the_store_remembers_failures_for_display_and_retries(settings, hub, x4)
     store = WeightStore(settings)
     hub.faults[hub.hub_path("remaster-tests/tiny-models", "tiny-rrdb-x4.pth")] = Fault(status=404)
     hub.faults["/releases/tiny-rrdb-x4.pth"] = Fault(status=404)
-    assert store.status(x4.spec.weights).state == "pending"
+    assert store.status(x4.spec.weights).state == "idle"
     with pytest.raises(remaster.WeightsUnavailableError):
         store.path(x4.spec.weights)
     status = store.status(x4.spec.weights)
@@ -186,3 +186,20 @@ def test_prefetch_takes_files_on_disk_before_downloading_anything(settings, hub,
     assert store.status(slow.weights).state == "downloading"
     thread.join(timeout=30)
     assert store.status(slow.weights).state == "ready"
+
+
+def test_hub_mirrors_are_tried_in_order_before_the_url(settings, x4):
+    mirrored = replace(x4.spec.weights, hub_mirrors=("second/repo", "third/repo"))
+    locations = [source.location for source in weight_sources(mirrored, settings)]
+    assert locations == ["remaster-tests/tiny-models@main", "second/repo@main", "third/repo@main", mirrored.url]
+
+
+def test_files_with_only_an_md5_are_verified_by_it(settings, hub, x4):
+    import hashlib
+
+    data = x4.files["tiny-rrdb-x4.pth"]
+    by_md5 = replace(x4.spec.weights, sha256=None, md5=hashlib.md5(data).hexdigest())
+    assert fetch_weight(by_md5, settings).read_bytes() == data
+    wrong = replace(by_md5, md5="0" * 32, url="http://127.0.0.1:9/x.pth")
+    with pytest.raises(remaster.WeightsUnavailableError, match="MD5"):
+        fetch_weight(wrong, replace(settings, hub_cache_dir=settings.hub_cache_dir / "other"))
