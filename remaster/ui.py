@@ -95,21 +95,27 @@ def _output_path(source: str, model: str, outscale: float) -> Path:
 
 def _weights_status(enhancer: Enhancer) -> tuple[str, bool]:
     """Markdown on the models that cannot run yet, and whether downloads are still under way."""
-    lines, pending = [], False
+    unavailable, waiting, pending = [], [], False
     for spec in MODELS.values():
         states = [enhancer.store.status(weight) for weight in spec.weight_files]
-        if any(s.state == "failed" for s in states):
-            reason = next(s.detail for s in states if s.state == "failed")
-            lines.append(f"- **{spec.name}** is unavailable: {reason}")
-        elif any(s.state == "downloading" for s in states):
+        failed = [s.detail for s in states if s.state == "failed"]
+        if failed:
+            unavailable.append((spec.name, failed[0]))
+        elif any(s.state in ("downloading", "queued") for s in states):
             pending = True
-            lines.append(f"- {spec.name}: downloading weights…")
-        elif any(s.state == "queued" for s in states):
-            pending = True
-            lines.append(f"- {spec.name}: waiting to download weights")
-    if not lines:
-        return "", False
-    return "**Model weights**\n" + "\n".join(lines), pending
+            waiting.append(spec.name)
+    lines = []
+    if waiting:
+        lines.append(f"Downloading model weights: {', '.join(waiting)}…")
+    if unavailable:
+        fix = "put their `.pth` files in a folder and set `REMASTER_WEIGHTS_DIR` to it"
+        fix += ", or unset `HF_HUB_OFFLINE`" if enhancer.settings.offline else ", or check the internet connection"
+        details = "\n".join(f"- **{name}**: {reason}" for name, reason in unavailable)
+        lines.append(
+            f"**Not available:** {', '.join(name for name, _ in unavailable)}. To use them, {fix}.\n\n"
+            f"<details><summary>Why, file by file</summary>\n\n{details}\n\n</details>"
+        )
+    return "\n\n".join(lines), pending
 
 
 def _remaster(

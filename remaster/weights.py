@@ -117,7 +117,7 @@ def fetch_weight(weight: WeightFile, settings: Settings, offline_reason: str | N
             what each source said and how to supply the file.
     """
     if settings.offline:
-        offline_reason = "offline mode (HF_HUB_OFFLINE=1)"
+        offline_reason = "remaster is offline (HF_HUB_OFFLINE=1)"
     failures: list[tuple[Source, Exception]] = []
     for source in weight_sources(weight, settings):
         try:
@@ -128,7 +128,7 @@ def fetch_weight(weight: WeightFile, settings: Settings, offline_reason: str | N
             continue
         log.info("%s: using %s", weight.filename, source.describe())
         return path
-    message = _unavailable_message(weight, settings, [f"{s.describe()}: {brief(e, 200)}" for s, e in failures])
+    message = _unavailable_message(weight, settings, failures, offline_reason)
     if offline_reason is None and all(isinstance(e, Unreachable) for s, e in failures if s.kind != "local"):
         raise WeightsUnreachableError(message)
     raise WeightsUnavailableError(message)
@@ -242,16 +242,24 @@ def _digest(path: Path, algorithm: str) -> str:
     return digest.hexdigest()
 
 
-def _unavailable_message(weight: WeightFile, settings: Settings, failures: list[str]) -> str:
-    where = "; ".join(failures)
-    if settings.weights_dir is None:
-        where = f"REMASTER_WEIGHTS_DIR is not set; {where}"
+def _unavailable_message(
+    weight: WeightFile, settings: Settings, failures: list[tuple[Source, Exception]], offline_reason: str | None
+) -> str:
+    """One or two sentences: why the file is missing (briefly; each source's error is logged) and the fix."""
+    local = "it is not in REMASTER_WEIGHTS_DIR" if settings.weights_dir else "REMASTER_WEIGHTS_DIR is not set"
+    network = [(source, error) for source, error in failures if source.kind != "local"]
+    if offline_reason is not None:
+        why = f"{local}, it was not downloaded before, and {offline_reason}"
+    elif all(isinstance(error, Unreachable) for _, error in network):
+        why = f"{local}, and neither the Hugging Face Hub nor GitHub could be reached"
+    else:
+        why = f"{local}; " + "; ".join(f"{source.describe()}: {brief(error, 160)}" for source, error in network)
     how = f"download {weight.url} into a folder and set REMASTER_WEIGHTS_DIR to that folder"
     if settings.offline:
         how += ", or unset HF_HUB_OFFLINE so it can be downloaded"
     else:
         how += ", or check the internet connection and try again"
-    return f"{weight.filename} is not available ({where}). To supply it, {how}."
+    return f"{weight.filename} is not available: {why}. To supply it, {how}."
 
 
 WeightState = Literal["idle", "queued", "downloading", "ready", "failed"]

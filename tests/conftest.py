@@ -264,10 +264,10 @@ def _tiny_face_specs() -> list[ModelSpec]:
     ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def tiny_faces(hub: hubserver.HubServer) -> Iterator[dict[str, TinyModel]]:
     """Tiny random-weight face networks served by ``hub``; the official detector and parser entries are
-    swapped for tiny ones under the same names for the session and put back afterwards."""
+    swapped for tiny ones under the same names for the test module and put back afterwards."""
     models, replaced = {}, []
     for seed, spec in enumerate(_tiny_face_specs(), start=10):
         torch.manual_seed(seed)

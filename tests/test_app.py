@@ -148,7 +148,8 @@ def test_the_app_starts_within_seconds_offline_and_says_what_is_missing(enhancer
             time.sleep(0.2)
         text, pending = status
         assert not pending
-        assert "**RealESRGAN_x4plus** is unavailable" in text and "REMASTER_WEIGHTS_DIR" in text
+        assert "**Not available:** RealESRGAN_x4plus, RealESRNet_x4plus" in text and "REMASTER_WEIGHTS_DIR" in text
+        assert "unset `HF_HUB_OFFLINE`" in text and "- **RealESRGAN_x4plus**: RealESRGAN_x4plus.pth is not" in text
         with pytest.raises(AppError, match="RealESRGAN_x4plus.pth is not available.*HF_HUB_OFFLINE"):
             call(Client(url, verbose=False), images.save(images.rgb(), tmp_path / "x.png"), model="RealESRGAN_x4plus")
     finally:
