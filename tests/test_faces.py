@@ -59,6 +59,8 @@ def test_every_image_mode_runs_through_face_restoration(faces_enhancer, make, mo
     result, report = faces_enhancer.run(source, model="tiny-srvgg", face_enhance=True, face_model="tiny-gfpgan")
     assert result.mode == mode and result.size == (source.width * 4, source.height * 4)
     assert report.faces_found == 0 and "no face found" in report.summary()
+    plain = faces_enhancer.enhance(source, model="tiny-srvgg")
+    assert np.array_equal(np.asarray(result), np.asarray(plain)), "no face: exactly the plain upscale"
 
 
 @pytest.mark.parametrize("channels", [1, 3])
