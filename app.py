@@ -2,10 +2,12 @@
 
 import logging
 
-from remaster.ui import build_demo
+from remaster import Enhancer
+from remaster.ui import build_demo, launch_options
 
-demo = build_demo()
+enhancer = Enhancer()
+demo = build_demo(enhancer)
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    demo.launch()
+    demo.launch(**launch_options(enhancer.settings))

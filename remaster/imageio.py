@@ -197,8 +197,11 @@ def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
 def _decode_pil(im: Image.Image, max_pixels: int, kind: Literal["pil", "path"]) -> Picture:
     _check_pixels(im.width, im.height, max_pixels)
     try:
-        im.load()
-    except (OSError, SyntaxError, ValueError) as error:
+        with warnings.catch_warnings():
+            # The TIFF reader only warns when the file ends early, and fills the rest with black.
+            warnings.filterwarnings("error", message="Truncated File Read")
+            im.load()
+    except (OSError, SyntaxError, ValueError, UserWarning) as error:
         raise InvalidImageError(
             f"The image file is truncated or corrupt ({error}); re-export it and try again"
         ) from None

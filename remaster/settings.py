@@ -17,6 +17,7 @@ Variable                    Meaning
 ``REMASTER_DEVICE``         ``cuda``, ``cuda:1``, ``mps`` or ``cpu`` (default: the
                             first available of CUDA, Apple MPS, CPU).
 ``REMASTER_DEFAULT_MODEL``  The model the page starts with and downloads first.
+``REMASTER_MAX_UPLOAD_MB``  Largest file the app accepts, in megabytes (default 50).
 ``REMASTER_MAX_INPUT_PIXELS`` Largest input accepted, in pixels (default 16 MP).
 ``REMASTER_MAX_OUTPUT_PIXELS`` Largest result made, in pixels (default 268 MP).
 ``REMASTER_TILE``           Tile edge used when tiling is automatic (default: sized
@@ -78,6 +79,7 @@ class Settings:
 
     device: str
     default_model: str
+    max_upload_mb: int
     max_input_pixels: int
     max_output_pixels: int
     tile: int | None
@@ -112,6 +114,7 @@ class Settings:
         settings = cls(
             device=device,
             default_model=env.get("REMASTER_DEFAULT_MODEL") or defaults.default_model,
+            max_upload_mb=_positive_int(env, "REMASTER_MAX_UPLOAD_MB", 50),
             max_input_pixels=_positive_int(env, "REMASTER_MAX_INPUT_PIXELS", 4096 * 4096),
             max_output_pixels=_positive_int(env, "REMASTER_MAX_OUTPUT_PIXELS", 16384 * 16384),
             tile=_positive_int(env, "REMASTER_TILE", None),

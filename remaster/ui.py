@@ -20,8 +20,9 @@ from .errors import RemasterError
 from .faces import DEFAULT_FACE_MODEL, DETECTOR, PARSER
 from .pipeline import DEFAULT_FACE_STRENGTH, MAX_OUTSCALE, MAX_TILE, MIN_OUTSCALE, MIN_TILE, Enhancer
 from .registry import MODELS, get_model, model_names
+from .settings import Settings
 
-__all__ = ["EXAMPLES_DIR", "build_demo", "make_handler", "parse_tile"]
+__all__ = ["EXAMPLES_DIR", "build_demo", "launch_options", "limits_text", "make_handler", "parse_tile"]
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,22 @@ def make_handler(enhancer: Enhancer) -> Callable[..., Awaitable[tuple[str, tuple
     return remaster_image
 
 
+def limits_text(settings: Settings) -> str:
+    """The limits a visitor runs into, in one sentence."""
+    text = (
+        f"Limits: files up to {settings.max_upload_mb} MB and {settings.max_input_pixels / 1e6:.1f} megapixels, "
+        f"results up to {settings.max_output_pixels / 1e6:.0f} megapixels"
+    )
+    if settings.time_limit is not None:
+        text += f", {settings.time_limit:g} s of work per image"
+    return text + f"; {settings.queue_size} requests may wait in line."
+
+
+def launch_options(settings: Settings) -> dict[str, object]:
+    """Keyword arguments for ``Blocks.launch`` that enforce the settings the queue cannot."""
+    return {"max_file_size": f"{settings.max_upload_mb}mb"}
+
+
 def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr.Blocks:
     """The remaster page, wired to ``enhancer`` (a default one when omitted).
 
@@ -236,6 +253,7 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
             f"Running on **{enhancer.engine.device}** · remaster {__version__}. "
             "Uploads are processed and deleted, not kept."
         )
+        gr.Markdown(limits_text(settings))
         status = gr.Markdown()
         with gr.Row():
             with gr.Column():

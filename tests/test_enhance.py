@@ -213,11 +213,12 @@ def test_unknown_model_lists_the_choices(run):
         (lambda tmp: images.truncated(tmp / "cut.png", images.rgb(64, 64), "PNG"), "truncated or corrupt"),
         (lambda tmp: images.truncated(tmp / "cut.jpg", images.rgb(64, 64), "JPEG"), "truncated or corrupt"),
         (lambda tmp: images.truncated(tmp / "cut.webp", images.rgb(64, 64), "WEBP"), "truncated or corrupt|not one"),
+        (lambda tmp: images.truncated(tmp / "cut.tif", images.rgb(64, 64), "TIFF"), "truncated or corrupt"),
         (lambda tmp: images.decompression_bomb_png(tmp / "bomb.png"), "decompression bomb"),
         (lambda tmp: images.decompression_bomb_png(tmp / "big.png", 5000, 5000), "more than the limit of 16.8 MP"),
         (lambda tmp: tmp / "missing.png", "No image file"),
     ],
-    ids=["empty", "text", "truncated-png", "truncated-jpeg", "truncated-webp", "bomb", "too-big", "missing"],
+    ids=["empty", "text", "truncated-png", "truncated-jpeg", "truncated-webp", "truncated-tiff", "bomb", "too-big", "missing"],
 )
 def test_bad_files_give_clear_messages(run, tmp_path, make, message):
     path = make(tmp_path)
