@@ -193,3 +193,38 @@ def test_face_restoration_through_the_api_reports_what_it_found(client, tiny_fac
     download, _, info = call(client, source, face_enhance=True, face_model="tiny-gfpgan", face_strength=0.5)
     assert Image.open(download).size == (192, 160)
     assert "no face found" in info
+
+
+def test_a_client_that_cancels_mid_request_stops_the_work_on_the_server(enhancer, tmp_path):
+    import torch
+    from torch import nn
+
+    slowed = remaster.Enhancer(enhancer.settings, enhancer.store)
+    network = slowed.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
+    tiles: list[float] = []
+
+    class Slow(nn.Module):
+        def forward(self, x):
+            time.sleep(0.2)
+            tiles.append(time.monotonic())
+            return network.module(x)
+
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        slowed.engine._networks[("tiny-srvgg", dtype)] = replace(network, module=Slow())
+    demo = build_demo(slowed, prefetch=False)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        source = images.save(images.rgb(200, 200), tmp_path / "long.png")
+        job = Client(url, verbose=False).submit(
+            handle_file(str(source)), "tiny-srvgg", 4, "32", False, 0.5, api_name="/remaster"
+        )
+        deadline = time.monotonic() + 20
+        while len(tiles) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job.cancel()
+        time.sleep(1.0)
+        settled = len(tiles)
+        time.sleep(1.0)
+        assert 3 <= settled < 15 and len(tiles) == settled, "the server stopped within a tile of the cancel"
+    finally:
+        demo.close()

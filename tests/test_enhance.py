@@ -218,7 +218,17 @@ def test_unknown_model_lists_the_choices(run):
         (lambda tmp: images.decompression_bomb_png(tmp / "big.png", 5000, 5000), "more than the limit of 16.8 MP"),
         (lambda tmp: tmp / "missing.png", "No image file"),
     ],
-    ids=["empty", "text", "truncated-png", "truncated-jpeg", "truncated-webp", "truncated-tiff", "bomb", "too-big", "missing"],
+    ids=[
+        "empty",
+        "text",
+        "truncated-png",
+        "truncated-jpeg",
+        "truncated-webp",
+        "truncated-tiff",
+        "bomb",
+        "too-big",
+        "missing",
+    ],
 )
 def test_bad_files_give_clear_messages(run, tmp_path, make, message):
     path = make(tmp_path)
