@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
 
 from .errors import ImageTooLargeError, InvalidImageError
 
@@ -31,7 +32,9 @@ __all__ = [
     "from_float",
     "output_size",
     "resize",
-    "save_png",
+    "OUTPUT_FORMATS",
+    "OutputFormat",
+    "save",
     "to_float_scale",
 ]
 
@@ -54,6 +57,8 @@ class Picture:
     """``(H, W, C)``, C = 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA); uint8, uint16 or float32 in 0–1."""
     kind: Literal["pil", "numpy", "path"]
     icc_profile: bytes | None = None
+    exif: bytes | None = None
+    """The input's EXIF block, its orientation already applied and removed."""
     numpy_2d: bool = False
     """The numpy input was ``(H, W)`` rather than ``(H, W, 1)``."""
     numpy_dtype: np.dtype | None = None
@@ -210,6 +215,7 @@ def _decode_pil(im: Image.Image, max_pixels: int, kind: Literal["pil", "path"]) 
         im = ImageOps.exif_transpose(im)
     except Exception as error:  # noqa: BLE001 - a broken EXIF block only loses the orientation
         log.warning("Ignoring the image's EXIF orientation, which could not be read: %s", error)
+    exif = _exif_bytes(im)
     im, icc = _to_supported_mode(im, icc)
     array = np.asarray(im)
     if im.mode in _SIXTEEN_BIT_GRAY:
@@ -220,7 +226,16 @@ def _decode_pil(im: Image.Image, max_pixels: int, kind: Literal["pil", "path"]) 
         array = np.clip(array, 0.0, 1.0).astype(np.float32)
     if array.ndim == 2:
         array = array[:, :, None]
-    return Picture(pixels=np.ascontiguousarray(array), kind=kind, icc_profile=icc)
+    return Picture(pixels=np.ascontiguousarray(array), kind=kind, icc_profile=icc, exif=exif)
+
+
+def _exif_bytes(im: Image.Image) -> bytes | None:
+    try:
+        exif = im.getexif()
+        exif.pop(_EXIF_ORIENTATION, None)
+        return exif.tobytes() if len(exif) else None
+    except Exception:  # noqa: BLE001 - a broken EXIF block is dropped, not fatal
+        return None
 
 
 def _to_supported_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
@@ -349,38 +364,120 @@ def encode(pixels: np.ndarray, picture: Picture) -> Image.Image | np.ndarray:
         return pixels
     if picture.icc_profile:
         im.info["icc_profile"] = picture.icc_profile
+    if picture.exif:
+        im.info["exif"] = picture.exif
     return im
 
 
-def save_png(image: Image.Image | np.ndarray, path: Path) -> Path:
-    """Write ``image`` as a lossless PNG at ``path``, atomically (no half-written file is left).
+OutputFormat = Literal["png", "jpg", "webp"]
+OUTPUT_FORMATS: tuple[str, ...] = ("png", "jpg", "webp")
+DEFAULT_JPEG_QUALITY = 95
 
-    16-bit images stay 16-bit; a PIL image's ICC profile is embedded.
+
+def save(
+    image: Image.Image | np.ndarray,
+    path: Path,
+    fmt: OutputFormat = "png",
+    quality: int | None = None,
+    description: str | None = None,
+) -> Path:
+    """Write ``image`` to ``path`` atomically: a temporary file, renamed when complete.
+
+    Args:
+        image: a PIL image from :func:`encode`, or a numpy uint16 array (16-bit colour).
+        fmt: ``png`` (lossless; 16-bit stays 16-bit), ``jpg`` (``quality``, default 95;
+            transparency is flattened onto white) or ``webp`` (lossless, or lossy at ``quality``).
+        description: what was done, recorded with remaster's name and version in the file's
+            metadata (PNG text, EXIF ImageDescription and Software). The input's EXIF (less its
+            orientation, already applied) and ICC profile are carried over.
 
     Raises:
-        OSError: the file could not be written (disk full, no permission).
+        ValueError: ``fmt`` or ``quality`` is not supported.
+        OSError: the file could not be written (disk full, no permission); nothing is left behind.
     """
-    import cv2
-
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"Output format must be one of {', '.join(OUTPUT_FORMATS)}, not {fmt!r}")
+    if quality is not None and not 1 <= quality <= 100:
+        raise ValueError(f"Quality must be from 1 to 100, not {quality}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.part")
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".{fmt}.part")
     os.close(fd)
     try:
-        if isinstance(image, Image.Image):
-            icc = image.info.get("icc_profile")
-            image.save(partial, format="PNG", **({"icc_profile": icc} if icc else {}))
+        if isinstance(image, np.ndarray) and fmt == "png":
+            _write_sixteen_bit_png(image, partial)
         else:
-            array = image if image.ndim == 2 or image.shape[2] == 1 else image[:, :, _BGR_ORDER[image.shape[2]]]
-            # PNG has no 16-bit gray+alpha in OpenCV; store it as RGBA with equal colour channels.
-            ok, data = cv2.imencode(".png", np.ascontiguousarray(array))
-            if not ok:
-                raise OSError(f"Could not encode a {image.shape} {image.dtype} image as PNG")
-            with open(partial, "wb") as f:
-                f.write(data.tobytes())
+            _write_pil(_to_pil_for(image, fmt), partial, fmt, quality, description)
         os.replace(partial, path)
     finally:
         Path(partial).unlink(missing_ok=True)
     return path
+
+
+def _to_pil_for(image: Image.Image | np.ndarray, fmt: str) -> Image.Image:
+    """An image ``fmt`` can hold: 8-bit for JPEG and WebP, no alpha for JPEG."""
+    if isinstance(image, np.ndarray):  # 16-bit colour, kept only by PNG
+        eight_bit = (image >> 8).astype(np.uint8)
+        channels = eight_bit.shape[2]
+        image = Image.fromarray(eight_bit[:, :, 0] if channels == 1 else eight_bit, MODE_BY_CHANNELS[channels])
+    info = dict(image.info)
+    if image.mode in ("I;16", "I", "F") and fmt != "png":
+        image = Image.fromarray(
+            (np.asarray(image, dtype=np.float64) / (65535 if image.mode != "F" else 1) * 255)
+            .round()
+            .clip(0, 255)
+            .astype(np.uint8),
+            "L",
+        )
+    if fmt == "jpg" and image.mode in ("LA", "RGBA"):
+        background = Image.new("RGB" if image.mode == "RGBA" else "L", image.size, "white")
+        background.paste(image.convert(background.mode), mask=image.getchannel("A"))
+        image = background
+    image.info.update({key: value for key, value in info.items() if key in ("icc_profile", "exif")})
+    return image
+
+
+def _write_pil(image: Image.Image, path: str, fmt: str, quality: int | None, description: str | None) -> None:
+    from . import __version__
+
+    exif = Image.Exif()
+    if image.info.get("exif"):
+        try:
+            exif.load(image.info["exif"])
+        except Exception:  # noqa: BLE001 - an unreadable EXIF block is dropped, not fatal
+            exif = Image.Exif()
+    exif.pop(_EXIF_ORIENTATION, None)
+    exif[0x0131] = f"remaster {__version__}"  # Software
+    if description:
+        exif[0x010E] = description  # ImageDescription
+    options: dict[str, object] = {"exif": exif.tobytes()}
+    if image.info.get("icc_profile"):
+        options["icc_profile"] = image.info["icc_profile"]
+    if fmt == "png":
+        text = PngInfo()
+        text.add_text("Software", f"remaster {__version__}")
+        if description:
+            text.add_text("Description", description)
+        image.save(path, format="PNG", pnginfo=text, **options)
+    elif fmt == "jpg":
+        # Full-resolution colour (4:4:4): halving the chroma would undo part of the upscale.
+        image.save(path, format="JPEG", quality=quality or DEFAULT_JPEG_QUALITY, subsampling=0, **options)
+    else:
+        # Lossless keeps even the colour under fully transparent pixels (exact).
+        lossy = {"quality": quality} if quality is not None else {"lossless": True, "exact": True}
+        image.save(path, format="WEBP", **lossy, **options)
+
+
+def _write_sixteen_bit_png(image: np.ndarray, path: str) -> None:
+    import cv2
+
+    # OpenCV writes 16-bit colour (PIL cannot); it has no 16-bit gray+alpha, so that is
+    # stored as RGBA with equal colour channels. It writes no metadata.
+    array = image if image.ndim == 2 or image.shape[2] == 1 else image[:, :, _BGR_ORDER[image.shape[2]]]
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(array))
+    if not ok:
+        raise OSError(f"Could not encode a {image.shape} {image.dtype} image as PNG")
+    with open(path, "wb") as f:
+        f.write(data.tobytes())
 
 
 _BGR_ORDER = {2: [0, 0, 0, 1], 3: [2, 1, 0], 4: [2, 1, 0, 3]}

@@ -68,6 +68,12 @@ class Report:
             f"{self._faces()} · {self.seconds:.1f} s"
         )
 
+    def description(self) -> str:
+        """What was done, in ASCII (EXIF holds no other text), for the output file's metadata."""
+        (w, h), (ow, oh) = self.input_size, self.output_size
+        faces = f"; {self._faces().removeprefix(' · ')}" if self.faces_found is not None else ""
+        return f"Remastered {w}x{h} -> {ow}x{oh} with {self.model}{faces}"
+
     def _faces(self) -> str:
         if self.faces_found is None:
             return ""

@@ -149,7 +149,7 @@ def _remaster(
         )
         before = _preview(image, report.output_size)
         after = _preview(result, report.output_size)
-        path = imageio.save_png(result, _output_path(image, model, outscale))
+        path = imageio.save(result, _output_path(image, model, outscale), "png", description=report.description())
     except RemasterError as error:
         raise gr.Error(str(error)) from None
     except MemoryError:

@@ -52,7 +52,7 @@ def test_a_png_with_a_broken_icc_profile_is_upscaled_and_keeps_its_bytes(enhance
     path = png_with_broken_icc(tmp_path / "broken-icc.png")
     result = enhancer.enhance(path, model="tiny-srvgg")
     assert result.size == (40, 48) and result.mode == "RGB"
-    saved = imageio.save_png(result, tmp_path / "out.png")
+    saved = imageio.save(result, tmp_path / "out.png")
     assert Image.open(saved).size == (40, 48)
 
 
@@ -89,7 +89,7 @@ def test_a_full_disk_leaves_no_half_written_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Image.Image, "save", full)
     with pytest.raises(OSError, match="No space left"):
-        imageio.save_png(images.rgb(), tmp_path / "result.png")
+        imageio.save(images.rgb(), tmp_path / "result.png")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -102,7 +102,7 @@ def test_a_full_disk_is_a_clear_message_in_the_app(enhancer, tmp_path, monkeypat
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(imageio, "save_png", full)
+    monkeypatch.setattr(imageio, "save", full)
     source = images.save(images.rgb(), tmp_path / "in.png")
     handler = make_handler(enhancer)
     with pytest.raises(gr.Error, match="could not be saved \\(No space left on device\\)"):
