@@ -11,7 +11,7 @@ import io
 import logging
 import math
 import os
-import tempfile
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -400,8 +400,8 @@ def save(
     if quality is not None and not 1 <= quality <= 100:
         raise ValueError(f"Quality must be from 1 to 100, not {quality}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".{fmt}.part")
-    os.close(fd)
+    # Not mkstemp: its 0600 mode would stay on the result; a fresh name gets the usual umask.
+    partial = str(path.parent / f".{path.stem}.{uuid.uuid4().hex}.{fmt}.part")
     try:
         if isinstance(image, np.ndarray) and fmt == "png":
             _write_sixteen_bit_png(image, partial)

@@ -1,0 +1,178 @@
+"""The command line: ``python -m remaster INPUT... -o OUTDIR``.
+
+A drop-in for the official ``inference_realesrgan.py``: its option names work too
+(``-n/--model_name``, ``-s/--outscale``, ``-dn/--denoise_strength``, ``--face_enhance``,
+``--fp32``, ``--suffix``, ``--ext``, ``-i/--input``).
+
+Exit codes: 0 every image was remastered; 1 some (or all) failed, each named on stderr;
+2 bad usage (an unknown option or model, no input images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import imageio
+from .errors import RemasterError
+from .faces import DEFAULT_FACE_MODEL
+from .pipeline import DEFAULT_FACE_STRENGTH, Enhancer
+from .registry import model_names
+from .settings import Settings
+
+__all__ = ["IMAGE_SUFFIXES", "collect_inputs", "main", "parse_args"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+_AUTO_FORMATS = {".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line's options. Exits with status 2 (bad usage) on an error."""
+    parser = argparse.ArgumentParser(
+        prog="python -m remaster",
+        description="Remaster images with the official Real-ESRGAN models: upscale, sharpen, clean, restore faces.",
+    )
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("-i", "--input", action="append", default=[], help="another input (as the official script)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("results"), help="output folder (default: results)")
+    parser.add_argument(
+        "-n",
+        "--model",
+        "--model_name",
+        default="RealESRGAN_x4plus",
+        choices=model_names("upscaler"),
+        metavar="MODEL",
+        help=f"one of: {', '.join(model_names('upscaler'))} (default: RealESRGAN_x4plus)",
+    )
+    parser.add_argument("-s", "--outscale", type=float, default=4.0, help="output scale, 1 to 8 (default: 4)")
+    parser.add_argument(
+        "-t",
+        "--tile",
+        type=int,
+        default=None,
+        help="tile edge in input pixels (32-4096), 0 for none (default: sized to the free memory)",
+    )
+    parser.add_argument(
+        "-dn",
+        "--denoise-strength",
+        "--denoise_strength",
+        type=float,
+        default=0.5,
+        dest="denoise_strength",
+        help="realesr-general-x4v3 only: 0 removes the most noise, 1 none (default: 0.5)",
+    )
+    parser.add_argument("--face-enhance", "--face_enhance", action="store_true", help="also restore faces")
+    parser.add_argument(
+        "--face-model", default=DEFAULT_FACE_MODEL, choices=model_names("face_restorer"), help="face restoration model"
+    )
+    parser.add_argument(
+        "--face-strength",
+        type=float,
+        default=DEFAULT_FACE_STRENGTH,
+        help=f"0 (plain upscale) to 1 (fully restored faces) (default: {DEFAULT_FACE_STRENGTH})",
+    )
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
+    precision.add_argument("--fp32", action="store_const", const="fp32", dest="precision", help="exact fp32")
+    parser.add_argument(
+        "--ext",
+        choices=("auto", *imageio.OUTPUT_FORMATS),
+        default="auto",
+        help="output format; auto keeps JPEG and WebP inputs' format, PNG otherwise (and for transparency or 16 bits)",
+    )
+    parser.add_argument("--quality", type=int, default=None, help="JPEG or lossy WebP quality, 1-100")
+    parser.add_argument("--suffix", default="out", help="added to output names: NAME_SUFFIX.EXT (default: out)")
+    parser.add_argument("--weights-dir", type=Path, default=None, help="a folder of .pth files (REMASTER_WEIGHTS_DIR)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    args.inputs = [*args.inputs, *args.input]
+    if not args.inputs:
+        parser.error("give at least one INPUT (a file, a folder or a glob pattern)")
+    if args.quality is not None and not 1 <= args.quality <= 100:
+        parser.error(f"--quality must be from 1 to 100, not {args.quality}")
+    return args
+
+
+def collect_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """The image files that ``patterns`` name (files, folders' images, glob matches), and those that match nothing."""
+    found: list[Path] = []
+    missing = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+        elif path.is_file():
+            found.append(path)
+        else:
+            matches = sorted(Path(m) for m in glob.glob(pattern, recursive=True) if Path(m).is_file())
+            if matches:
+                found.extend(matches)
+            else:
+                missing.append(pattern)
+    unique = list(dict.fromkeys(found))
+    return unique, missing
+
+
+def _output_format(args: argparse.Namespace, source: Path, result: object) -> str:
+    if args.ext != "auto":
+        return args.ext
+    fmt = _AUTO_FORMATS.get(source.suffix.lower(), "png")
+    keeps_everything = not hasattr(result, "mode") or result.mode in ("RGBA", "LA", "I;16")
+    return "png" if fmt == "jpg" and keeps_everything else fmt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    sources, missing = collect_inputs(args.inputs)
+    if not sources:
+        print(f"error: no input images found in {', '.join(args.inputs)}", file=sys.stderr)
+        return 2
+    overrides = {"weights_dir": args.weights_dir} if args.weights_dir else {}
+    enhancer = Enhancer(Settings.from_env(**overrides))
+    failures = [(pattern, "no such file, folder or match") for pattern in missing]
+    written: set[Path] = set()
+    bar = tqdm(sources, unit="image", disable=args.quiet, file=sys.stderr)
+    for source in bar:
+        bar.set_postfix_str(source.name)
+        try:
+            result, report = enhancer.run(
+                source,
+                model=args.model,
+                outscale=args.outscale,
+                tile=args.tile,
+                face_enhance=args.face_enhance,
+                denoise_strength=args.denoise_strength,
+                precision=args.precision,
+                face_model=args.face_model,
+                face_strength=args.face_strength,
+            )
+            fmt = _output_format(args, source, result)
+            target = _unique(args.output / f"{source.stem}{'_' + args.suffix if args.suffix else ''}.{fmt}", written)
+            imageio.save(result, target, fmt, quality=args.quality, description=report.description())
+            written.add(target)
+            bar.write(f"{source} → {target} ({report.summary()})", file=sys.stderr)
+        except (RemasterError, OSError, ValueError) as error:
+            failures.append((str(source), str(error)))
+            bar.write(f"error: {source}: {error}", file=sys.stderr)
+    bar.close()
+    print(f"{len(written)} remastered, {len(failures)} failed", file=sys.stderr)
+    for name, message in failures:
+        print(f"  failed: {name}: {message}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _unique(path: Path, taken: set[Path]) -> Path:
+    """``path``, or ``path`` with a number added if this run already wrote a file there."""
+    candidate, number = path, 2
+    while candidate in taken:
+        candidate = path.with_name(f"{path.stem}_{number}{path.suffix}")
+        number += 1
+    return candidate

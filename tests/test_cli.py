@@ -1,0 +1,113 @@
+"""The command line, run as users run it: ``python -m remaster`` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import remaster
+from remaster.cli import collect_inputs
+from remaster.engine import build_network
+
+from . import images
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory):
+    """Random weights for realesr-animevideov3 under its official name: small, fast, needs no network."""
+    folder = tmp_path_factory.mktemp("weights")
+    spec = remaster.get_model("realesr-animevideov3")
+    torch.manual_seed(0)
+    torch.save({"params": build_network(spec).state_dict()}, folder / spec.weights.filename)
+    return folder
+
+
+def run_cli(*args: str, weights_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "REMASTER_WEIGHTS_DIR": str(weights_dir), "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "remaster", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_a_folder_with_a_good_a_corrupt_and_a_16_bit_file(weights_dir, tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    images.save(images.rgb(20, 24), folder / "good.jpg", quality=95)
+    images.truncated(folder / "corrupt.png", images.rgb(64, 64), "PNG")
+    deep = images.png16(folder / "deep.png", 3)
+    (folder / "notes.txt").write_text("not an image, and not named like one: skipped")
+    done = run_cli(str(folder), "-o", "out", "-n", "realesr-animevideov3", "-q", weights_dir=weights_dir, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "corrupt.png" in done.stderr and "truncated or corrupt" in done.stderr
+    assert "2 remastered, 1 failed" in done.stderr
+    outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert outputs == ["deep_out.png", "good_out.jpg"]
+    with Image.open(tmp_path / "out" / "good_out.jpg") as good:
+        assert good.size == (96, 80) and good.format == "JPEG"
+    upscaled = cv2.imread(str(tmp_path / "out" / "deep_out.png"), cv2.IMREAD_UNCHANGED)
+    assert upscaled.dtype == np.uint16 and upscaled.shape == (deep.shape[0] * 4, deep.shape[1] * 4, 3)
+    assert oct((tmp_path / "out" / "good_out.jpg").stat().st_mode & 0o777) != oct(0o600), "usual permissions"
+
+
+def test_all_good_is_exit_status_zero_with_the_official_option_names(weights_dir, tmp_path):
+    images.save(images.rgba(16, 20), tmp_path / "sticker.png")
+    images.save(images.rgb(16, 20), tmp_path / "photo.webp", quality=90)
+    done = run_cli(
+        "-i",
+        "sticker.png",
+        "-i",
+        "*.webp",
+        "--model_name",
+        "realesr-animevideov3",
+        "-s",
+        "2",
+        "--suffix",
+        "x2",
+        "--ext",
+        "auto",
+        "--fp32",
+        "-o",
+        "results",
+        weights_dir=weights_dir,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    results = tmp_path / "results"
+    with Image.open(results / "sticker_x2.png") as sticker, Image.open(results / "photo_x2.webp") as photo:
+        assert sticker.mode == "RGBA" and sticker.size == (40, 32)
+        assert photo.format == "WEBP" and photo.size == (40, 32)
+        assert "realesr-animevideov3" in sticker.info["Description"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "RealESRGAN_x16", "a.png"], "invalid choice"),
+        (["--quality", "0", "a.png", "--ext", "jpg"], "--quality must be from 1 to 100"),
+        ([], "give at least one INPUT"),
+        (["nothing-here/*.png"], "no input images found"),
+        (["--no-such-option", "a.png"], "unrecognized arguments"),
+    ],
+)
+def test_bad_usage_is_exit_status_two(weights_dir, tmp_path, args, message):
+    done = run_cli(*args, weights_dir=weights_dir, cwd=tmp_path)
+    assert done.returncode == 2 and message in done.stderr
+
+
+def test_inputs_are_files_folders_and_globs_without_repeats(tmp_path):
+    (tmp_path / "a").mkdir()
+    for name in ("a/1.png", "a/2.JPG", "a/readme.md", "3.webp"):
+        (tmp_path / name).write_bytes(b"x")
+    found, missing = collect_inputs([str(tmp_path / "a"), str(tmp_path / "*.webp"), str(tmp_path / "a/1.png"), "nope"])
+    assert [p.name for p in found] == ["1.png", "2.JPG", "3.webp"]
+    assert missing == ["nope"]
