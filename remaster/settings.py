@@ -49,16 +49,24 @@ class DeviceDefaults:
 
     default_model: str
     concurrency: int
+    max_input_pixels: int = 4096 * 4096
+    time_limit: int | None = None
 
 
-def device_defaults(device: str) -> DeviceDefaults:
-    """Defaults for a device string such as ``"cuda:0"``, ``"mps"`` or ``"cpu"``."""
+def device_defaults(device: str, on_space: bool = False) -> DeviceDefaults:
+    """Defaults for a device string such as ``"cuda:0"``, ``"mps"`` or ``"cpu"``.
+
+    On a CPU Space (2 shared vCPUs for everyone), inputs are smaller and each request
+    has a time limit, so one visitor cannot hold the queue for long.
+    """
     kind = device.split(":", 1)[0]
     if kind == "cuda":
         return DeviceDefaults(default_model="RealESRGAN_x4plus", concurrency=2)
     if kind == "mps":
         return DeviceDefaults(default_model="RealESRGAN_x4plus", concurrency=1)
     # On a CPU threads only compete, and the big RRDB models take minutes per megapixel.
+    if on_space:
+        return DeviceDefaults("realesr-general-x4v3", concurrency=1, max_input_pixels=2048 * 2048, time_limit=300)
     return DeviceDefaults(default_model="realesr-general-x4v3", concurrency=1)
 
 
@@ -109,16 +117,16 @@ class Settings:
         """
         env = os.environ if env is None else env
         device = env.get("REMASTER_DEVICE") or detect_device()
-        defaults = device_defaults(device)
+        defaults = device_defaults(device, on_space=bool(env.get("SPACE_ID")))
         xdg_cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         settings = cls(
             device=device,
             default_model=env.get("REMASTER_DEFAULT_MODEL") or defaults.default_model,
             max_upload_mb=_positive_int(env, "REMASTER_MAX_UPLOAD_MB", 50),
-            max_input_pixels=_positive_int(env, "REMASTER_MAX_INPUT_PIXELS", 4096 * 4096),
+            max_input_pixels=_positive_int(env, "REMASTER_MAX_INPUT_PIXELS", defaults.max_input_pixels),
             max_output_pixels=_positive_int(env, "REMASTER_MAX_OUTPUT_PIXELS", 16384 * 16384),
             tile=_positive_int(env, "REMASTER_TILE", None),
-            time_limit=_positive_int(env, "REMASTER_TIME_LIMIT", None),
+            time_limit=_positive_int(env, "REMASTER_TIME_LIMIT", defaults.time_limit),
             max_faces=_positive_int(env, "REMASTER_MAX_FACES", 10),
             concurrency=_positive_int(env, "REMASTER_CONCURRENCY", defaults.concurrency),
             queue_size=_positive_int(env, "REMASTER_QUEUE_SIZE", 20),

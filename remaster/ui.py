@@ -18,9 +18,10 @@ from PIL import Image
 from . import __version__, imageio
 from .errors import RemasterError
 from .faces import DEFAULT_FACE_MODEL, DETECTOR, PARSER
-from .pipeline import DEFAULT_FACE_STRENGTH, MAX_OUTSCALE, MAX_TILE, MIN_OUTSCALE, MIN_TILE, Enhancer
+from .pipeline import DEFAULT_FACE_STRENGTH, MAX_OUTSCALE, MAX_TILE, MIN_OUTSCALE, MIN_TILE, Enhancer, Report
 from .registry import MODELS, get_model, model_names
 from .settings import Settings
+from .zerogpu import estimate_seconds, gpu_task
 
 __all__ = ["EXAMPLES_DIR", "build_demo", "launch_options", "limits_text", "make_handler", "parse_tile"]
 
@@ -119,6 +120,20 @@ def _weights_status(enhancer: Enhancer) -> tuple[str, bool]:
     return "\n\n".join(lines), pending
 
 
+def _enhance(
+    enhancer: Enhancer, image: str, options: dict, progress: Callable[..., object], cancel: threading.Event
+) -> tuple[Image.Image | np.ndarray, Report]:
+    return enhancer.run(image, **options, progress=progress, cancel=cancel)
+
+
+def _gpu_seconds(enhancer: Enhancer, image: str, options: dict, *_: object) -> float:
+    return estimate_seconds(image, options["model"], options["face_enhance"])
+
+
+# On ZeroGPU the GPU is lent to this function per call, for about as long as the image needs.
+_run_on_device = gpu_task(_enhance, _gpu_seconds)
+
+
 def _remaster(
     enhancer: Enhancer,
     image: str | None,
@@ -134,19 +149,17 @@ def _remaster(
 ) -> tuple[str, tuple[Image.Image, Image.Image], str]:
     if image is None:
         raise gr.Error("Upload an image first")
+    options = {
+        "model": model,
+        "outscale": outscale,
+        "tile": parse_tile(tile),
+        "face_enhance": bool(face_enhance),
+        "denoise_strength": denoise_strength,
+        "face_model": face_model,
+        "face_strength": face_strength,
+    }
     try:
-        result, report = enhancer.run(
-            image,
-            model=model,
-            outscale=outscale,
-            tile=parse_tile(tile),
-            face_enhance=bool(face_enhance),
-            denoise_strength=denoise_strength,
-            face_model=face_model,
-            face_strength=face_strength,
-            progress=progress,
-            cancel=cancel,
-        )
+        result, report = _run_on_device(enhancer, image, options, progress, cancel)
         before = _preview(image, report.output_size)
         after = _preview(result, report.output_size)
         path = imageio.save(result, _output_path(image, model, outscale), "png", description=report.description())

@@ -1,0 +1,67 @@
+"""Running on Hugging Face ZeroGPU: the GPU is lent per call to functions marked with ``spaces.GPU``.
+
+Elsewhere (no ``spaces`` package, or a Space without ZeroGPU) the marking is a no-op and
+the function runs as it is.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from PIL import Image
+
+from .engine import build_network, count_macs
+from .registry import get_model
+
+__all__ = ["estimate_seconds", "gpu_task", "on_zero_gpu"]
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., object])
+
+_ASSUMED_TFLOPS = 40.0  # what a ZeroGPU slice sustains on these networks, conservatively
+_MIN_SECONDS, _MAX_SECONDS = 15, 120
+
+
+def on_zero_gpu() -> bool:
+    """Whether this process runs on a ZeroGPU Space (the ``spaces`` package says so)."""
+    try:
+        import spaces
+    except ImportError:
+        return False
+    return bool(getattr(getattr(spaces, "config", None), "Config", None) and spaces.config.Config.zero_gpu)
+
+
+def gpu_task(function: F, duration: Callable[..., float]) -> F:
+    """``function`` marked with ``spaces.GPU(duration=duration)`` on ZeroGPU, unchanged elsewhere.
+
+    ``duration`` is called with the same arguments as ``function`` and returns the seconds
+    to reserve the GPU for.
+    """
+    if not on_zero_gpu():
+        return function
+    import spaces
+
+    log.info("ZeroGPU: %s borrows the GPU for each call", function.__name__)
+    return spaces.GPU(duration=duration)(function)
+
+
+@functools.cache
+def _macs_per_pixel(model: str) -> float:
+    spec = get_model(model)
+    return count_macs(build_network(spec), 2 if spec.scale == 2 else 1)
+
+
+def estimate_seconds(image: object, model: str, face_enhance: bool = False) -> float:
+    """A generous estimate of the GPU time one request needs, from the input's size and the model."""
+    try:
+        with Image.open(image) as im:  # reads the header only
+            pixels = im.width * im.height * (2 if "A" in im.getbands() else 1)
+        work = 2 * _macs_per_pixel(model) * pixels / (_ASSUMED_TFLOPS * 1e12)
+    except Exception:  # noqa: BLE001 - an unreadable file fails fast later; reserve the most
+        return _MAX_SECONDS
+    seconds = 10 + 3 * work + (10 if face_enhance else 0)
+    return float(min(max(seconds, _MIN_SECONDS), _MAX_SECONDS))

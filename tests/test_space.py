@@ -1,0 +1,131 @@
+"""Ready for Hugging Face Spaces: the README's Space configuration, ZeroGPU, CPU Space defaults."""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+from pathlib import Path
+
+import gradio
+import pytest
+import yaml
+
+from remaster import registry, zerogpu
+from remaster.faces import DEFAULT_FACE_MODEL, DETECTOR, PARSER
+from remaster.settings import Settings
+
+from . import images
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def front_matter() -> dict:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.match(r"^---\n(.*?)\n---\n", text, re.S)
+    assert match, "the README starts with the Space's YAML front matter"
+    return yaml.safe_load(match.group(1))
+
+
+def test_the_space_configuration_matches_what_the_tests_ran_on():
+    config = front_matter()
+    assert config["sdk"] == "gradio" and config["app_file"] == "app.py" and (ROOT / config["app_file"]).is_file()
+    assert str(config["sdk_version"]) == gradio.__version__
+    assert str(config["python_version"]) == f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert config["title"] and config["emoji"] and config["license"] and config["suggested_hardware"]
+
+
+def test_preloaded_weights_are_exactly_what_the_app_downloads_at_start():
+    config = front_matter()
+    preloaded = {}
+    for line in config["preload_from_hub"]:
+        repo, files = line.split(" ", 1)
+        preloaded[repo] = set(files.split(","))
+    startup = [*registry.model_names("upscaler"), DEFAULT_FACE_MODEL, DETECTOR, PARSER]
+    expected: dict[str, set[str]] = {}
+    for name in startup:
+        for weight in registry.get_model(name).weight_files:
+            expected.setdefault(weight.hub_repo, set()).add(weight.filename)
+    assert preloaded == expected
+    assert set(config["models"]) >= set(expected)
+
+
+def test_requirements_are_ranges_and_name_what_the_code_imports():
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    requirements = [line for line in lines if line]
+    assert not [line for line in requirements if "==" in line], "ranges, not this machine's pins"
+    names = {re.split(r"[\[<>=!~ ]", line, maxsplit=1)[0].lower() for line in requirements}
+    assert {
+        "gradio",
+        "torch",
+        "torchvision",
+        "basicsr",
+        "realesrgan",
+        "gfpgan",
+        "facexlib",
+        "huggingface-hub",
+        "pillow",
+        "numpy",
+        "opencv-python",
+        "tqdm",
+    } <= names
+
+
+@pytest.fixture
+def fake_spaces(monkeypatch):
+    """A stand-in for Hugging Face's ``spaces`` package: reports ZeroGPU as told, records what it marks."""
+    module = types.ModuleType("spaces")
+    module.config = types.SimpleNamespace(Config=types.SimpleNamespace(zero_gpu=True))
+    module.marked = []
+
+    def gpu(duration=None):
+        def mark(function):
+            module.marked.append((function, duration))
+            return lambda *args, **kwargs: ("on the GPU", function(*args, **kwargs))
+
+        return mark
+
+    module.GPU = gpu
+    monkeypatch.setitem(sys.modules, "spaces", module)
+    return module
+
+
+def test_the_gpu_marking_is_applied_on_zero_gpu(fake_spaces):
+    def work(x):
+        return x * 2
+
+    marked = zerogpu.gpu_task(work, duration=lambda x: 30)
+    assert marked(4) == ("on the GPU", 8)
+    assert fake_spaces.marked[0][0] is work and fake_spaces.marked[0][1](4) == 30
+
+
+def test_the_gpu_marking_is_a_no_op_elsewhere(fake_spaces, monkeypatch):
+    def work(x):
+        return x
+
+    fake_spaces.config.Config.zero_gpu = False
+    assert zerogpu.gpu_task(work, duration=lambda x: 30) is work
+    monkeypatch.setitem(sys.modules, "spaces", None)  # not installed
+    assert zerogpu.gpu_task(work, duration=lambda x: 30) is work
+    assert fake_spaces.marked == []
+
+
+def test_gpu_time_is_estimated_from_the_image_and_the_model(tmp_path):
+    small = images.save(images.rgb(64, 64), tmp_path / "small.png")
+    big = images.decompression_bomb_png(tmp_path / "big.png", 2048, 2048)
+    quick = zerogpu.estimate_seconds(small, "realesr-animevideov3")
+    slow = zerogpu.estimate_seconds(big, "RealESRGAN_x4plus")
+    assert quick == 15 and quick < slow <= 120
+    assert zerogpu.estimate_seconds(big, "RealESRGAN_x4plus", face_enhance=True) >= slow
+    (tmp_path / "junk.png").write_text("no image")
+    assert zerogpu.estimate_seconds(tmp_path / "junk.png", "RealESRGAN_x4plus") == 120
+
+
+def test_a_cpu_space_gets_smaller_inputs_and_a_time_limit():
+    space = Settings.from_env(env={"REMASTER_DEVICE": "cpu", "SPACE_ID": "someone/remaster"})
+    assert space.max_input_pixels == 2048 * 2048 and space.time_limit == 300
+    assert space.default_model == "realesr-general-x4v3"
+    local = Settings.from_env(env={"REMASTER_DEVICE": "cpu"})
+    assert local.max_input_pixels == 4096 * 4096 and local.time_limit is None
+    gpu_space = Settings.from_env(env={"REMASTER_DEVICE": "cuda", "SPACE_ID": "someone/remaster"})
+    assert gpu_space.time_limit is None
