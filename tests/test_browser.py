@@ -1,0 +1,79 @@
+"""The real page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect, sync_playwright
+
+import remaster
+from remaster.ui import build_demo, launch_options
+
+from . import images
+
+CHROMIUM = "/usr/bin/chromium"
+# Flags for a sandbox with no network: no first-run work, no background connections.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def page_url(enhancer, tiny_faces):
+    app = remaster.Enhancer(replace(enhancer.settings, default_model="tiny-srvgg"), enhancer.store)
+    app.engine, app.faces = enhancer.engine, enhancer.faces
+    demo = build_demo(app, prefetch=False)
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(app.settings)
+    )
+    yield url
+    demo.close()
+
+
+@pytest.fixture
+def page(page_url):
+    assert Path(CHROMIUM).exists(), "Chromium is needed: apt-get install chromium (Debian) — .ci/run installs it"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 1000}, accept_downloads=True)
+        page.goto(page_url)
+        yield page
+        browser.close()
+
+
+def test_upload_remaster_compare_and_download_the_full_resolution_png(page, tmp_path):
+    source = images.save(images.rgb(48, 64), tmp_path / "harbour.jpg", quality=95)
+    page.locator("input[type=file]").first.set_input_files(str(source))
+    page.get_by_role("button", name="Remaster").click()
+    expect(page.get_by_text("64×48 → 256×192")).to_be_visible(timeout=60_000)
+
+    sizes = page.evaluate("() => [...document.querySelectorAll('img')].map(i => [i.naturalWidth, i.naturalHeight])")
+    assert [256, 192] in sizes, f"the before/after images are at the output size: {sizes}"
+
+    expect(page.get_by_text("harbour_tiny-srvgg_x4", exact=False).first).to_be_visible()
+    with page.expect_download() as download_info:
+        page.locator("a[href$='/harbour_tiny-srvgg_x4.png']").first.click()
+    downloaded = tmp_path / "download.png"
+    download_info.value.save_as(downloaded)
+    with Image.open(downloaded) as result:
+        assert result.format == "PNG" and result.size == (256, 192)
+    page.screenshot(path=str(tmp_path / "remastered.png"), full_page=True)
+    assert (tmp_path / "remastered.png").stat().st_size > 10_000
+
+
+def test_a_user_error_is_shown_on_the_page(page, tmp_path):
+    broken = images.truncated(tmp_path / "broken.png", images.rgb(64, 64), "PNG")
+    page.locator("input[type=file]").first.set_input_files(str(broken))
+    page.get_by_role("button", name="Remaster").click()
+    expect(page.get_by_text("truncated or corrupt").first).to_be_visible(timeout=30_000)
+    page.screenshot(path=str(tmp_path / "error.png"))
