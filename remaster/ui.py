@@ -23,13 +23,15 @@ from .registry import MODELS, get_model, model_names
 from .settings import Settings
 from .zerogpu import estimate_seconds, gpu_task
 
-__all__ = ["EXAMPLES_DIR", "build_demo", "launch_options", "limits_text", "make_handler", "parse_tile"]
+__all__ = ["EXAMPLES_DIR", "build_demo", "detail_view", "launch_options", "limits_text", "make_handler", "parse_tile"]
 
 log = logging.getLogger(__name__)
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 PREVIEW_MAX_SIDE = 4096
 """The before/after preview is scaled to fit this; the download is always full resolution."""
+DETAIL_SIDE = 384
+"""The detail view shows this many output pixels square, at 100%."""
 
 TILE_CHOICES = [("Automatic", "auto"), ("Off — whole image at once", "off"), "128", "256", "512", "1024"]
 
@@ -79,15 +81,43 @@ def parse_tile(tile: str | int | float | None) -> int | None:
     return int(value)
 
 
-def _preview(image: Image.Image | np.ndarray, size: tuple[int, int]) -> Image.Image:
-    """An 8-bit copy of ``image`` at ``size``, shrunk to fit :data:`PREVIEW_MAX_SIDE`."""
+def _float_pixels(image: Image.Image | np.ndarray | str) -> np.ndarray:
     picture = imageio.decode(image, max_pixels=1 << 62)
-    pixels = picture.pixels.astype(np.float32) / imageio.to_float_scale(picture.pixels.dtype)
-    ratio = min(1.0, PREVIEW_MAX_SIDE / max(size))
-    target = (max(1, round(size[0] * ratio)), max(1, round(size[1] * ratio)))
-    eight_bit = imageio.from_float(imageio.resize(pixels, target), np.uint8)
+    return picture.pixels.astype(np.float32) / imageio.to_float_scale(picture.pixels.dtype)
+
+
+def _eight_bit(pixels: np.ndarray) -> Image.Image:
+    eight_bit = imageio.from_float(pixels, np.uint8)
     channels = eight_bit.shape[2]
     return Image.fromarray(eight_bit[:, :, 0] if channels == 1 else eight_bit, imageio.MODE_BY_CHANNELS[channels])
+
+
+def _preview(image: Image.Image | np.ndarray, size: tuple[int, int]) -> Image.Image:
+    """An 8-bit copy of ``image`` at ``size``, shrunk to fit :data:`PREVIEW_MAX_SIDE`."""
+    ratio = min(1.0, PREVIEW_MAX_SIDE / max(size))
+    target = (max(1, round(size[0] * ratio)), max(1, round(size[1] * ratio)))
+    return _eight_bit(imageio.resize(_float_pixels(image), target))
+
+
+def detail_view(source: str | None, result: str | None) -> tuple[Image.Image, Image.Image] | None:
+    """The centre of the result at 100%, beside the same region of the input enlarged to match."""
+    if not source or not result:
+        return None
+    after, before = _float_pixels(result), _float_pixels(source)
+    (height, width), (in_height, in_width) = after.shape[:2], before.shape[:2]
+    crop_w, crop_h = min(DETAIL_SIDE, width), min(DETAIL_SIDE, height)
+    left, top = (width - crop_w) // 2, (height - crop_h) // 2
+    scale_x, scale_y = width / in_width, height / in_height
+    # Enlarge only the part of the input under the crop (results can be 16384 pixels wide).
+    x0, y0 = int(left / scale_x), int(top / scale_y)
+    x1 = min(in_width, int(np.ceil((left + crop_w) / scale_x)) + 1)
+    y1 = min(in_height, int(np.ceil((top + crop_h) / scale_y)) + 1)
+    region = imageio.resize(before[y0:y1, x0:x1], (round((x1 - x0) * scale_x), round((y1 - y0) * scale_y)))
+    dx, dy = left - round(x0 * scale_x), top - round(y0 * scale_y)
+    before_crop = imageio.resize(region[dy : dy + crop_h, dx : dx + crop_w], (crop_w, crop_h))
+    if before_crop.shape[2] != after.shape[2]:  # a colour result of a gray input, or the reverse
+        before_crop = np.repeat(before_crop[:, :, :1], after.shape[2], axis=2)
+    return _eight_bit(before_crop), _eight_bit(after[top : top + crop_h, left : left + crop_w])
 
 
 def _output_path(source: str, model: str, outscale: float) -> Path:
@@ -332,6 +362,12 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                     stop = gr.Button("Stop", variant="stop", scale=1)
             with gr.Column():
                 slider = gr.ImageSlider(label="Before / after", type="pil", format="webp", interactive=False)
+                detail = gr.ImageSlider(
+                    label=f"Detail at 100% ({DETAIL_SIDE}×{DETAIL_SIDE} from the centre)",
+                    type="pil",
+                    format="png",
+                    interactive=False,
+                )
                 download = gr.File(label="Download (full-resolution PNG)", interactive=False)
                 info = gr.Markdown()
 
@@ -358,6 +394,9 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
         )
 
         job = run.click(remaster_image, inputs=inputs, outputs=outputs, api_name="remaster")
+        job.success(
+            detail_view, inputs=[image, download], outputs=detail, api_visibility="private", show_progress="hidden"
+        )
         stop.click(None, cancels=[job], api_visibility="private")
         model.change(model_changed, inputs=model, outputs=[denoise, outscale], api_visibility="private", queue=False)
         face_enhance.change(

@@ -228,3 +228,20 @@ def test_a_client_that_cancels_mid_request_stops_the_work_on_the_server(enhancer
         assert 3 <= settled < 15 and len(tiles) == settled, "the server stopped within a tile of the cancel"
     finally:
         demo.close()
+
+
+def test_the_detail_view_shows_the_centre_at_full_resolution(tmp_path):
+    from remaster.ui import DETAIL_SIDE, detail_view
+
+    source = images.save(images.rgb(300, 400), tmp_path / "wide.png")
+    big = np.asarray(Image.open(source).resize((1600, 1200), Image.Resampling.NEAREST))
+    result = images.save(Image.fromarray(big), tmp_path / "result.png")
+    before, after = detail_view(str(source), str(result))
+    assert before.size == after.size == (DETAIL_SIDE, DETAIL_SIDE)
+    centre = big[600 - DETAIL_SIDE // 2 : 600 + DETAIL_SIDE // 2, 800 - DETAIL_SIDE // 2 : 800 + DETAIL_SIDE // 2]
+    assert np.array_equal(np.asarray(after), centre), "the result's own pixels, uncropped by any resizing"
+    difference = np.abs(np.asarray(before).astype(int) - centre.astype(int)).mean()
+    assert difference < 12, "the input enlarged over the same region"
+    small_before, small_after = detail_view(str(source), str(source))
+    assert small_after.size == (DETAIL_SIDE, 300)
+    assert detail_view(None, str(result)) is None

@@ -59,6 +59,7 @@ def test_upload_remaster_compare_and_download_the_full_resolution_png(page, tmp_
 
     sizes = page.evaluate("() => [...document.querySelectorAll('img')].map(i => [i.naturalWidth, i.naturalHeight])")
     assert [256, 192] in sizes, f"the before/after images are at the output size: {sizes}"
+    expect(page.get_by_text("Detail at 100%")).to_be_visible()
 
     expect(page.get_by_text("harbour_tiny-srvgg_x4", exact=False).first).to_be_visible()
     with page.expect_download() as download_info:
@@ -77,3 +78,15 @@ def test_a_user_error_is_shown_on_the_page(page, tmp_path):
     page.get_by_role("button", name="Remaster").click()
     expect(page.get_by_text("truncated or corrupt").first).to_be_visible(timeout=30_000)
     page.screenshot(path=str(tmp_path / "error.png"))
+
+
+def test_the_page_fits_a_phone_screen(page_url, tmp_path):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
+        phone.goto(page_url)
+        expect(phone.get_by_role("button", name="Remaster")).to_be_visible()
+        overflow = phone.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        phone.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+        browser.close()
+    assert overflow <= 0, "nothing sticks out sideways on a 390-pixel-wide screen"
