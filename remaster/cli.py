@@ -142,21 +142,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     bar = tqdm(sources, unit="image", disable=args.quiet, file=sys.stderr)
     for source in bar:
         bar.set_postfix_str(source.name)
+        options = {
+            "model": args.model,
+            "outscale": args.outscale,
+            "tile": args.tile,
+            "face_enhance": args.face_enhance,
+            "denoise_strength": args.denoise_strength,
+            "precision": args.precision,
+            "face_model": args.face_model,
+            "face_strength": args.face_strength,
+        }
+        name = f"{source.stem}{'_' + args.suffix if args.suffix else ''}"
         try:
-            result, report = enhancer.run(
-                source,
-                model=args.model,
-                outscale=args.outscale,
-                tile=args.tile,
-                face_enhance=args.face_enhance,
-                denoise_strength=args.denoise_strength,
-                precision=args.precision,
-                face_model=args.face_model,
-                face_strength=args.face_strength,
-            )
-            fmt = _output_format(args, source, result)
-            target = _unique(args.output / f"{source.stem}{'_' + args.suffix if args.suffix else ''}.{fmt}", written)
-            imageio.save(result, target, fmt, quality=args.quality, description=report.description())
+            animation = imageio.read_animation(source, enhancer.settings.max_input_pixels)
+            if animation is not None:
+                fmt = imageio.animation_format(animation) if args.ext == "auto" else args.ext
+                if fmt not in imageio.ANIMATION_FORMATS:
+                    raise ValueError(f"{fmt.upper()} cannot hold an animation; use --ext gif, webp or png")
+                frames, report = enhancer.run_animation(animation, **options)
+                target = _unique(args.output / f"{name}.{fmt}", written)
+                imageio.save_animation(
+                    frames, target, fmt, animation.durations, animation.loop, args.quality, report.description()
+                )
+            else:
+                if args.ext == "gif":
+                    raise ValueError("GIF output is for animations; use --ext png, jpg or webp for a still image")
+                result, report = enhancer.run(source, **options)
+                fmt = _output_format(args, source, result)
+                target = _unique(args.output / f"{name}.{fmt}", written)
+                imageio.save(result, target, fmt, quality=args.quality, description=report.description())
             written.add(target)
             bar.write(f"{source} → {target} ({report.summary()})", file=sys.stderr)
         except (RemasterError, OSError, ValueError) as error:

@@ -24,7 +24,12 @@ from PIL.PngImagePlugin import PngInfo
 from .errors import ImageTooLargeError, InvalidImageError
 
 __all__ = [
+    "ANIMATION_FORMATS",
     "MODE_BY_CHANNELS",
+    "Animation",
+    "animation_format",
+    "read_animation",
+    "save_animation",
     "ImageInput",
     "Picture",
     "decode",
@@ -367,6 +372,109 @@ def encode(pixels: np.ndarray, picture: Picture) -> Image.Image | np.ndarray:
     if picture.exif:
         im.info["exif"] = picture.exif
     return im
+
+
+@dataclass
+class Animation:
+    """The frames of an animated GIF, WebP or PNG, with their timing."""
+
+    frames: list[Image.Image]
+    """Whole frames (the format's disposal already applied), RGB or RGBA."""
+    durations: list[int]
+    """Milliseconds each frame shows."""
+    loop: int
+    """How many times the animation repeats; 0 for ever."""
+    format: str
+    """``GIF``, ``WEBP`` or ``PNG``."""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.frames[0].size
+
+
+ANIMATION_FORMATS: tuple[str, ...] = ("gif", "webp", "png")
+_ANIMATION_EXTENSIONS = {"GIF": "gif", "WEBP": "webp", "PNG": "png"}
+
+
+def read_animation(path: str | os.PathLike, max_pixels: int) -> Animation | None:
+    """Every frame of an animated image file, or None for a still image.
+
+    ``max_pixels`` counts every frame: 100 frames of 400×400 are 16 MP.
+
+    Raises:
+        InvalidImageError: the file is not a readable image, or a frame is corrupt.
+        ImageTooLargeError: all the frames together have more than ``max_pixels`` pixels.
+    """
+    try:
+        with Image.open(path) as im:
+            count = getattr(im, "n_frames", 1)
+            if count <= 1 or not getattr(im, "is_animated", False) or im.format not in _ANIMATION_EXTENSIONS:
+                return None
+            total = im.width * im.height * count
+            if total > max_pixels:
+                raise ImageTooLargeError(
+                    f"The animation has {count} frames of {im.width}×{im.height}, {total / 1e6:.1f} MP in all, more "
+                    f"than the limit of {max_pixels / 1e6:.1f} MP; shorten or shrink it, or raise "
+                    "REMASTER_MAX_INPUT_PIXELS"
+                )
+            frames, durations = [], []
+            for index in range(count):
+                im.seek(index)
+                im.load()
+                durations.append(int(im.info.get("duration") or 100))
+                transparent = im.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in im.info
+                frames.append(im.convert("RGBA" if transparent else "RGB"))
+            return Animation(frames, durations, int(im.info.get("loop", 0) or 0), im.format)
+    except (UnidentifiedImageError, FileNotFoundError, IsADirectoryError):
+        return None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise InvalidImageError(f"A frame of the animation is truncated or corrupt ({error})") from None
+
+
+def animation_format(animation: Animation) -> str:
+    """The output format that keeps ``animation`` as it came: gif, webp or png (APNG)."""
+    return _ANIMATION_EXTENSIONS[animation.format]
+
+
+def save_animation(
+    frames: list[Image.Image],
+    path: Path,
+    fmt: str,
+    durations: list[int],
+    loop: int,
+    quality: int | None = None,
+    description: str | None = None,
+) -> Path:
+    """Write an animation atomically as GIF, WebP (lossless, or lossy at ``quality``) or APNG.
+
+    Raises:
+        ValueError: ``fmt`` cannot hold an animation.
+        OSError: the file could not be written; nothing is left behind.
+    """
+    if fmt not in ANIMATION_FORMATS:
+        raise ValueError(f"{fmt.upper()} cannot hold an animation; use one of {', '.join(ANIMATION_FORMATS)}")
+    from . import __version__
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = str(path.parent / f".{path.stem}.{uuid.uuid4().hex}.{fmt}.part")
+    note = f"remaster {__version__}" + (f": {description}" if description else "")
+    options: dict[str, object] = {"save_all": True, "append_images": frames[1:], "duration": durations, "loop": loop}
+    try:
+        if fmt == "gif":
+            frames[0].save(partial, format="GIF", disposal=2, comment=note, **options)
+        elif fmt == "webp":
+            lossy = {"quality": quality} if quality is not None else {"lossless": True, "exact": True}
+            frames[0].save(partial, format="WEBP", **lossy, **options)
+        else:
+            text = PngInfo()
+            text.add_text("Software", f"remaster {__version__}")
+            if description:
+                text.add_text("Description", description)
+            frames[0].save(partial, format="PNG", pnginfo=text, **options)
+        os.replace(partial, path)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+    return path
 
 
 OutputFormat = Literal["png", "jpg", "webp"]

@@ -9,7 +9,7 @@ import numbers
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -59,12 +59,15 @@ class Report:
     faces_found: int | None = None
     """Faces detected, when face restoration was asked for."""
     faces_restored: int = 0
+    frames: int = 1
+    """Frames of an animation, each remastered."""
 
     def summary(self) -> str:
         """One line: sizes, mode, model, device, faces and time."""
         (w, h), (ow, oh) = self.input_size, self.output_size
+        frames = f" · {self.frames} frames" if self.frames > 1 else ""
         return (
-            f"{w}×{h} → {ow}×{oh} ({self.mode}) · {self.model} · {self.device}, {self.precision}"
+            f"{w}×{h} → {ow}×{oh} ({self.mode}){frames} · {self.model} · {self.device}, {self.precision}"
             f"{self._faces()} · {self.seconds:.1f} s"
         )
 
@@ -72,7 +75,8 @@ class Report:
         """What was done, in ASCII (EXIF holds no other text), for the output file's metadata."""
         (w, h), (ow, oh) = self.input_size, self.output_size
         faces = f"; {self._faces().removeprefix(' · ')}" if self.faces_found is not None else ""
-        return f"Remastered {w}x{h} -> {ow}x{oh} with {self.model}{faces}"
+        frames = f", {self.frames} frames" if self.frames > 1 else ""
+        return f"Remastered {w}x{h} -> {ow}x{oh}{frames} with {self.model}{faces}"
 
     def _faces(self) -> str:
         if self.faces_found is None:
@@ -207,6 +211,72 @@ class Enhancer:
         )
         log.info("%s", summary.summary())
         return output, summary
+
+    def run_animation(
+        self,
+        animation: imageio.Animation,
+        model: str = "RealESRGAN_x4plus",
+        outscale: float = 4.0,
+        tile: int | None = None,
+        face_enhance: bool = False,
+        denoise_strength: float = 0.5,
+        precision: str = "auto",
+        progress: ProgressCallback | None = None,
+        face_model: str = DEFAULT_FACE_MODEL,
+        face_strength: float = DEFAULT_FACE_STRENGTH,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> tuple[list[Image.Image], Report]:
+        """Remaster every frame of an animation (from :func:`remaster.imageio.read_animation`).
+
+        Returns the frames, in order, and one :class:`Report` for them all. The output
+        pixel limit counts every frame, and is checked before any work.
+
+        Raises:
+            The same as :meth:`run`.
+        """
+        started = time.perf_counter()
+        count = len(animation.frames)
+        width, height = imageio.output_size(
+            *animation.size, _check_number("outscale", outscale, MIN_OUTSCALE, MAX_OUTSCALE)
+        )
+        limit = self.settings.max_output_pixels
+        if width * height * count > limit:
+            raise ImageTooLargeError(
+                f"The result would be {count} frames of {width}×{height}, more than the limit of {limit / 1e6:.0f} MP "
+                "in all; choose a smaller output scale, or shorten the animation"
+            )
+        report = _progress_reporter(progress)
+        frames, reports = [], []
+        for index, frame in enumerate(animation.frames):
+
+            def frame_done(fraction: float, desc: str = "", index: int = index) -> None:
+                report((index + fraction) / count, f"Frame {index + 1} of {count}: {desc}")
+
+            result, frame_report = self.run(
+                frame,
+                model,
+                outscale,
+                tile,
+                face_enhance,
+                denoise_strength,
+                precision,
+                frame_done,
+                face_model,
+                face_strength,
+                cancel=cancel,
+            )
+            frames.append(result)
+            reports.append(frame_report)
+        found = [r.faces_found for r in reports if r.faces_found is not None]
+        summary = replace(
+            reports[0],
+            seconds=time.perf_counter() - started,
+            frames=count,
+            faces_found=sum(found) if found else None,
+            faces_restored=sum(r.faces_restored for r in reports),
+        )
+        return frames, summary
 
     def _restore_faces(
         self,

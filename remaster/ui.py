@@ -120,9 +120,9 @@ def detail_view(source: str | None, result: str | None) -> tuple[Image.Image, Im
     return _eight_bit(before_crop), _eight_bit(after[top : top + crop_h, left : left + crop_w])
 
 
-def _output_path(source: str, model: str, outscale: float) -> Path:
+def _output_path(source: str, model: str, outscale: float, extension: str) -> Path:
     folder = Path(get_upload_folder()) / "remaster" / uuid.uuid4().hex
-    return folder / f"{Path(source).stem}_{model}_x{outscale:g}.png"
+    return folder / f"{Path(source).stem}_{model}_x{outscale:g}.{extension}"
 
 
 def _weights_status(enhancer: Enhancer) -> tuple[str, bool]:
@@ -152,8 +152,14 @@ def _weights_status(enhancer: Enhancer) -> tuple[str, bool]:
 
 def _enhance(
     enhancer: Enhancer, image: str, options: dict, progress: Callable[..., object], cancel: threading.Event
-) -> tuple[Image.Image | np.ndarray, Report]:
-    return enhancer.run(image, **options, progress=progress, cancel=cancel)
+) -> tuple[Image.Image | np.ndarray | list[Image.Image], Report, imageio.Animation | None]:
+    """Remaster a still image, or every frame of an animated one."""
+    animation = imageio.read_animation(image, enhancer.settings.max_input_pixels)
+    if animation is None:
+        result, report = enhancer.run(image, **options, progress=progress, cancel=cancel)
+        return result, report, None
+    frames, report = enhancer.run_animation(animation, **options, progress=progress, cancel=cancel)
+    return frames, report, animation
 
 
 def _gpu_seconds(enhancer: Enhancer, image: str, options: dict, *_: object) -> float:
@@ -189,10 +195,24 @@ def _remaster(
         "face_strength": face_strength,
     }
     try:
-        result, report = _run_on_device(enhancer, image, options, progress, cancel)
-        before = _preview(image, report.output_size)
-        after = _preview(result, report.output_size)
-        path = imageio.save(result, _output_path(image, model, outscale), "png", description=report.description())
+        result, report, animation = _run_on_device(enhancer, image, options, progress, cancel)
+        if animation is None:
+            before, after = _preview(image, report.output_size), _preview(result, report.output_size)
+            path = imageio.save(
+                result, _output_path(image, model, outscale, "png"), "png", description=report.description()
+            )
+        else:
+            fmt = imageio.animation_format(animation)
+            before = _preview(animation.frames[0], report.output_size)
+            after = _preview(result[0], report.output_size)
+            path = imageio.save_animation(
+                result,
+                _output_path(image, model, outscale, fmt),
+                fmt,
+                animation.durations,
+                animation.loop,
+                description=report.description(),
+            )
     except RemasterError as error:
         raise gr.Error(str(error)) from None
     except MemoryError:
@@ -361,14 +381,21 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                     run = gr.Button("Remaster", variant="primary", scale=3)
                     stop = gr.Button("Stop", variant="stop", scale=1)
             with gr.Column():
-                slider = gr.ImageSlider(label="Before / after", type="pil", format="webp", interactive=False)
+                slider = gr.ImageSlider(
+                    label="Before / after (the first frame of an animation)",
+                    type="pil",
+                    format="webp",
+                    interactive=False,
+                )
                 detail = gr.ImageSlider(
                     label=f"Detail at 100% ({DETAIL_SIDE}×{DETAIL_SIDE} from the centre)",
                     type="pil",
                     format="png",
                     interactive=False,
                 )
-                download = gr.File(label="Download (full-resolution PNG)", interactive=False)
+                download = gr.File(
+                    label="Download (full resolution: PNG, or the animation's own format)", interactive=False
+                )
                 info = gr.Markdown()
 
         inputs = [image, model, outscale, tile, face_enhance, denoise, face_model, face_strength]

@@ -59,7 +59,8 @@ def estimate_seconds(image: object, model: str, face_enhance: bool = False) -> f
     """A generous estimate of the GPU time one request needs, from the input's size and the model."""
     try:
         with Image.open(image) as im:  # reads the header only
-            pixels = im.width * im.height * (2 if "A" in im.getbands() else 1)
+            frames = getattr(im, "n_frames", 1)
+            pixels = im.width * im.height * frames * (2 if "A" in im.getbands() else 1)
         work = 2 * _macs_per_pixel(model) * pixels / (_ASSUMED_TFLOPS * 1e12)
     except Exception:  # noqa: BLE001 - an unreadable file fails fast later; reserve the most
         return _MAX_SECONDS

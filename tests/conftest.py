@@ -264,11 +264,10 @@ def _tiny_face_specs() -> list[ModelSpec]:
     ]
 
 
-@pytest.fixture(scope="module")
-def tiny_faces(hub: hubserver.HubServer) -> Iterator[dict[str, TinyModel]]:
-    """Tiny random-weight face networks served by ``hub``; the official detector and parser entries are
-    swapped for tiny ones under the same names for the test module and put back afterwards."""
-    models, replaced = {}, []
+@pytest.fixture(scope="session")
+def _tiny_face_models(hub: hubserver.HubServer) -> dict[str, TinyModel]:
+    """The tiny face networks' files, made once and served by ``hub`` for the whole session."""
+    models = {}
     for seed, spec in enumerate(_tiny_face_specs(), start=10):
         torch.manual_seed(seed)
         network = build_network(spec)
@@ -280,13 +279,23 @@ def tiny_faces(hub: hubserver.HubServer) -> Iterator[dict[str, TinyModel]]:
         torch.save({spec.state_dict_key: state} if spec.state_dict_key else state, buffer)
         data = buffer.getvalue()
         filename = f"{spec.name}.pth"
-        spec = replace(spec, weights=weight_file(hub, filename, data))
-        if spec.name in registry.MODELS:
-            replaced.append(registry.unregister(spec.name))
-        registry.register(spec)
-        models[spec.name] = TinyModel(spec=spec, files={filename: data})
-    yield models
-    for name in models:
+        models[spec.name] = TinyModel(
+            spec=replace(spec, weights=weight_file(hub, filename, data)), files={filename: data}
+        )
+    return models
+
+
+@pytest.fixture(scope="module")
+def tiny_faces(_tiny_face_models: dict[str, TinyModel]) -> Iterator[dict[str, TinyModel]]:
+    """Tiny random-weight face networks in the registry; the official detector and parser entries are
+    swapped for tiny ones under the same names for the test module and put back afterwards."""
+    replaced = []
+    for model in _tiny_face_models.values():
+        if model.spec.name in registry.MODELS:
+            replaced.append(registry.unregister(model.spec.name))
+        registry.register(model.spec)
+    yield _tiny_face_models
+    for name in _tiny_face_models:
         registry.unregister(name)
     for spec in replaced:
         registry.register(spec)

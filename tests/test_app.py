@@ -245,3 +245,14 @@ def test_the_detail_view_shows_the_centre_at_full_resolution(tmp_path):
     small_before, small_after = detail_view(str(source), str(source))
     assert small_after.size == (DETAIL_SIDE, 300)
     assert detail_view(None, str(result)) is None
+
+
+def test_an_animated_gif_comes_back_animated_with_its_timing(client, tmp_path):
+    from .test_animation import animated, frames_of
+
+    source = animated(tmp_path / "wave.gif", "GIF", frames=3)
+    download, (before, after), info = call(client, source)
+    assert Path(download).name == "wave_tiny-srvgg_x4.gif"
+    frames, durations, _ = frames_of(Path(download))
+    assert [frame.size for frame in frames] == [(80, 64)] * 3 and durations == [100, 150, 200]
+    assert "3 frames" in info and Image.open(after).size == (80, 64)

@@ -111,3 +111,17 @@ def test_inputs_are_files_folders_and_globs_without_repeats(tmp_path):
     found, missing = collect_inputs([str(tmp_path / "a"), str(tmp_path / "*.webp"), str(tmp_path / "a/1.png"), "nope"])
     assert [p.name for p in found] == ["1.png", "2.JPG", "3.webp"]
     assert missing == ["nope"]
+
+
+def test_animations_stay_animated_and_cannot_become_jpeg(weights_dir, tmp_path):
+    from .test_animation import animated, frames_of
+
+    animated(tmp_path / "loop.webp", "WEBP", frames=3)
+    done = run_cli("loop.webp", "-n", "realesr-animevideov3", "-q", weights_dir=weights_dir, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    frames, durations, _ = frames_of(tmp_path / "results" / "loop_out.webp")
+    assert len(frames) == 3 and frames[0].size == (80, 64) and durations == [100, 150, 200]
+    refused = run_cli(
+        "loop.webp", "--ext", "jpg", "-n", "realesr-animevideov3", "-q", weights_dir=weights_dir, cwd=tmp_path
+    )
+    assert refused.returncode == 1 and "JPG cannot hold an animation" in refused.stderr

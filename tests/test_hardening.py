@@ -174,16 +174,6 @@ def test_a_full_queue_turns_requests_away_cleanly(strict_app, tmp_path):
     assert Image.open(done[0][1][0]).size == (160, 160)
 
 
-@pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
-def test_animated_files_give_their_first_frame_until_animation_is_supported(enhancer, tmp_path, fmt):
-    frames = [images.rgb(16, 20, seed=seed) for seed in range(3)]
-    path = tmp_path / f"anim.{fmt.lower()}"
-    frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
-    result = enhancer.enhance(path, model="tiny-srvgg", precision="fp32")
-    first = enhancer.enhance(np.asarray(Image.open(path).convert("RGB")), model="tiny-srvgg", precision="fp32")
-    assert result.size == (80, 64) and np.array_equal(np.asarray(result.convert("RGB")), first)
-
-
 def test_generated_files_are_deleted_after_an_hour(enhancer):
     demo = build_demo(enhancer, prefetch=False)
     assert demo.delete_cache == (3600, 3600)
