@@ -52,7 +52,20 @@ def lighthouse_drawing() -> Image.Image:
     return im.resize((w // (2 * scale), h // (2 * scale)), Image.Resampling.BILINEAR)
 
 
+def evaluation_set() -> None:
+    """Three 256×256 high-resolution crops for ``python -m remaster.evaluate examples/eval``.
+
+    256 pixels leave, after the border crop, the two 96-pixel blocks each way that NIQE needs.
+    """
+    folder = HERE / "eval"
+    folder.mkdir(exist_ok=True)
+    Image.fromarray(data.astronaut()[20:276, 110:366]).save(folder / "astronaut.png")
+    Image.fromarray(data.chelsea()[30:286, 80:336]).save(folder / "chelsea.png")
+    Image.fromarray(data.coffee()[90:346, 180:436]).save(folder / "coffee.png")
+
+
 def main() -> None:
+    evaluation_set()
     small(data.astronaut(), (128, 128)).save(HERE / "photo_astronaut.jpg", quality=70)
     small(data.coffee(), (160, 120)).save(HERE / "photo_coffee.jpg", quality=40)
     lighthouse_drawing().save(HERE / "drawing_lighthouse.png")

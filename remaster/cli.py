@@ -26,9 +26,8 @@ from .pipeline import DEFAULT_FACE_STRENGTH, Enhancer
 from .registry import model_names
 from .settings import Settings
 
-__all__ = ["IMAGE_SUFFIXES", "collect_inputs", "main", "parse_args"]
+__all__ = ["collect_inputs", "main", "parse_args"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 _AUTO_FORMATS = {".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
 
 
@@ -106,7 +105,9 @@ def collect_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            found.extend(
+                sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in imageio.IMAGE_SUFFIXES)
+            )
         elif path.is_file():
             found.append(path)
         else:

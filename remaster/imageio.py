@@ -25,6 +25,7 @@ from .errors import ImageTooLargeError, InvalidImageError
 
 __all__ = [
     "ANIMATION_FORMATS",
+    "IMAGE_SUFFIXES",
     "MODE_BY_CHANNELS",
     "Animation",
     "animation_format",
@@ -44,6 +45,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+"""File extensions taken as images when a folder is given."""
 
 ImageInput = Image.Image | np.ndarray | str | os.PathLike
 """What :func:`decode` accepts."""

@@ -23,7 +23,16 @@ from .registry import MODELS, get_model, model_names
 from .settings import Settings
 from .zerogpu import estimate_seconds, gpu_task
 
-__all__ = ["EXAMPLES_DIR", "build_demo", "detail_view", "launch_options", "limits_text", "make_handler", "parse_tile"]
+__all__ = [
+    "EXAMPLES_DIR",
+    "build_demo",
+    "detail_view",
+    "launch_options",
+    "limits_text",
+    "make_comparison",
+    "make_handler",
+    "parse_tile",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +108,11 @@ def _preview(image: Image.Image | np.ndarray, size: tuple[int, int]) -> Image.Im
     return _eight_bit(imageio.resize(_float_pixels(image), target))
 
 
-def detail_view(source: str | None, result: str | None) -> tuple[Image.Image, Image.Image] | None:
+def detail_view(
+    source: str | None, result: str | Image.Image | np.ndarray | None
+) -> tuple[Image.Image, Image.Image] | None:
     """The centre of the result at 100%, beside the same region of the input enlarged to match."""
-    if not source or not result:
+    if not source or result is None or (isinstance(result, str) and not result):
         return None
     after, before = _float_pixels(result), _float_pixels(source)
     (height, width), (in_height, in_width) = after.shape[:2], before.shape[:2]
@@ -282,6 +293,46 @@ def launch_options(settings: Settings) -> dict[str, object]:
     return {"max_file_size": f"{settings.max_upload_mb}mb"}
 
 
+def make_comparison(enhancer: Enhancer) -> Callable[..., tuple[list[tuple[Image.Image, str]], str]]:
+    """The function behind the "Compare models" view and the ``/compare`` endpoint."""
+
+    def compare(
+        image: str | None,
+        models: list[str],
+        outscale: float,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
+    ) -> tuple[list[tuple[Image.Image, str]], str]:
+        """Remaster one image with each of ``models``; the same centre crop of each, captioned with its time."""
+        if image is None:
+            raise gr.Error("Upload an image first")
+        if not models:
+            raise gr.Error("Choose at least one model")
+        gallery: list[tuple[Image.Image, str]] = []
+        notes = []
+        for index, model in enumerate(models):
+
+            def model_progress(
+                fraction: float, desc: str | None = None, index: int = index, model: str = model
+            ) -> None:
+                progress((index + fraction) / len(models), desc=f"{model}: {desc or ''}")
+
+            try:
+                result, report = enhancer.run(image, model=model, outscale=outscale, progress=model_progress)
+            except RemasterError as error:
+                notes.append(f"- **{model}** did not run: {error}")
+                continue
+            before, after = detail_view(image, result)
+            if not gallery:
+                gallery.append((before, "the input, enlarged (Lanczos)"))
+            gallery.append((after, f"{model} · {report.seconds:.1f} s"))
+            notes.append(f"- **{model}**: {report.summary()}")
+        if len(gallery) < 2:
+            raise gr.Error("None of the models could run. " + " ".join(notes))
+        return gallery, "\n".join(notes)
+
+    return compare
+
+
 def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr.Blocks:
     """The remaster page, wired to ``enhancer`` (a default one when omitted).
 
@@ -318,113 +369,143 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
         )
         gr.Markdown(limits_text(settings))
         status = gr.Markdown()
-        with gr.Row():
-            with gr.Column():
-                image = _ImageUpload(
-                    type="filepath",
-                    image_mode=None,
-                    label="Image",
-                    sources=["upload", "clipboard"],
-                )
-                model = gr.Dropdown(
-                    choices=[(MODELS[name].label, name) for name in model_names("upscaler")],
-                    value=default_model,
-                    label="Model",
-                    info="Each model is named with what it is for.",
-                )
-                outscale = gr.Slider(
-                    MIN_OUTSCALE,
-                    MAX_OUTSCALE,
-                    value=float(MODELS[default_model].scale),
-                    step=0.5,
-                    label="Output scale",
-                    info="The result's size relative to the input. The model runs at its own scale; "
-                    "the rest is Lanczos resizing.",
-                )
-                tile = gr.Dropdown(
-                    choices=TILE_CHOICES,
-                    value="auto",
-                    allow_custom_value=True,
-                    label="Tiling",
-                    info="Large images are processed in overlapping tiles to bound memory. Tiles are "
-                    "seamless; smaller tiles use less memory and take longer.",
-                )
-                denoise = gr.Slider(
-                    0.0,
-                    1.0,
-                    value=0.5,
-                    step=0.05,
-                    label="Denoise strength",
-                    info="0 removes the most noise, 1 keeps the original grain.",
-                    visible=MODELS[default_model].supports_denoise,
-                )
-                face_enhance = gr.Checkbox(
-                    value=False,
-                    label="Restore faces",
-                    info="Repair faces with GFPGAN; the rest of the picture is upscaled as usual.",
-                )
-                with gr.Group(visible=False) as face_options:
-                    face_model = gr.Dropdown(
-                        choices=[(MODELS[name].label, name) for name in model_names("face_restorer")],
-                        value=DEFAULT_FACE_MODEL,
-                        label="Face model",
+        with gr.Tab("Remaster"):
+            with gr.Row():
+                with gr.Column():
+                    image = _ImageUpload(
+                        type="filepath",
+                        image_mode=None,
+                        label="Image",
+                        sources=["upload", "clipboard"],
                     )
-                    face_strength = gr.Slider(
+                    model = gr.Dropdown(
+                        choices=[(MODELS[name].label, name) for name in model_names("upscaler")],
+                        value=default_model,
+                        label="Model",
+                        info="Each model is named with what it is for.",
+                    )
+                    outscale = gr.Slider(
+                        MIN_OUTSCALE,
+                        MAX_OUTSCALE,
+                        value=float(MODELS[default_model].scale),
+                        step=0.5,
+                        label="Output scale",
+                        info="The result's size relative to the input. The model runs at its own scale; "
+                        "the rest is Lanczos resizing.",
+                    )
+                    tile = gr.Dropdown(
+                        choices=TILE_CHOICES,
+                        value="auto",
+                        allow_custom_value=True,
+                        label="Tiling",
+                        info="Large images are processed in overlapping tiles to bound memory. Tiles are "
+                        "seamless; smaller tiles use less memory and take longer.",
+                    )
+                    denoise = gr.Slider(
                         0.0,
                         1.0,
-                        value=DEFAULT_FACE_STRENGTH,
+                        value=0.5,
                         step=0.05,
-                        label="Face strength",
-                        info="How much of the restored face to use: lower keeps more of the person's own look.",
+                        label="Denoise strength",
+                        info="0 removes the most noise, 1 keeps the original grain.",
+                        visible=MODELS[default_model].supports_denoise,
                     )
-                with gr.Row():
-                    run = gr.Button("Remaster", variant="primary", scale=3)
-                    stop = gr.Button("Stop", variant="stop", scale=1)
-            with gr.Column():
-                slider = gr.ImageSlider(
-                    label="Before / after (the first frame of an animation)",
-                    type="pil",
-                    format="webp",
-                    interactive=False,
-                )
-                detail = gr.ImageSlider(
-                    label=f"Detail at 100% ({DETAIL_SIDE}×{DETAIL_SIDE} from the centre)",
-                    type="pil",
-                    format="png",
-                    interactive=False,
-                )
-                download = gr.File(
-                    label="Download (full resolution: PNG, or the animation's own format)", interactive=False
-                )
-                info = gr.Markdown()
+                    face_enhance = gr.Checkbox(
+                        value=False,
+                        label="Restore faces",
+                        info="Repair faces with GFPGAN; the rest of the picture is upscaled as usual.",
+                    )
+                    with gr.Group(visible=False) as face_options:
+                        face_model = gr.Dropdown(
+                            choices=[(MODELS[name].label, name) for name in model_names("face_restorer")],
+                            value=DEFAULT_FACE_MODEL,
+                            label="Face model",
+                        )
+                        face_strength = gr.Slider(
+                            0.0,
+                            1.0,
+                            value=DEFAULT_FACE_STRENGTH,
+                            step=0.05,
+                            label="Face strength",
+                            info="How much of the restored face to use: lower keeps more of the person's own look.",
+                        )
+                    with gr.Row():
+                        run = gr.Button("Remaster", variant="primary", scale=3)
+                        stop = gr.Button("Stop", variant="stop", scale=1)
+                with gr.Column():
+                    slider = gr.ImageSlider(
+                        label="Before / after (the first frame of an animation)",
+                        type="pil",
+                        format="webp",
+                        interactive=False,
+                    )
+                    detail = gr.ImageSlider(
+                        label=f"Detail at 100% ({DETAIL_SIDE}×{DETAIL_SIDE} from the centre)",
+                        type="pil",
+                        format="png",
+                        interactive=False,
+                    )
+                    download = gr.File(
+                        label="Download (full resolution: PNG, or the animation's own format)", interactive=False
+                    )
+                    info = gr.Markdown()
 
-        inputs = [image, model, outscale, tile, face_enhance, denoise, face_model, face_strength]
-        outputs = [download, slider, info]
+            inputs = [image, model, outscale, tile, face_enhance, denoise, face_model, face_strength]
+            outputs = [download, slider, info]
 
-        async def remaster_example(image: str, model: str, outscale: float, progress: gr.Progress = gr.Progress()):  # noqa: B008
-            return await remaster_image(
-                image, model, outscale, "auto", False, 0.5, DEFAULT_FACE_MODEL, DEFAULT_FACE_STRENGTH, progress
+            async def remaster_example(image: str, model: str, outscale: float, progress: gr.Progress = gr.Progress()):  # noqa: B008
+                return await remaster_image(
+                    image, model, outscale, "auto", False, 0.5, DEFAULT_FACE_MODEL, DEFAULT_FACE_STRENGTH, progress
+                )
+
+            gr.Examples(
+                examples=[
+                    [str(EXAMPLES_DIR / name), name_model, float(MODELS[name_model].scale)]
+                    for name, name_model in _EXAMPLES
+                    if (EXAMPLES_DIR / name).is_file() and name_model in MODELS
+                ],
+                inputs=[image, model, outscale],
+                outputs=outputs,
+                fn=remaster_example,
+                cache_examples=True,
+                cache_mode="lazy",
+                label="Examples (a photo, an old photo, a drawing, a scan)",
             )
 
-        gr.Examples(
-            examples=[
-                [str(EXAMPLES_DIR / name), name_model, float(MODELS[name_model].scale)]
-                for name, name_model in _EXAMPLES
-                if (EXAMPLES_DIR / name).is_file() and name_model in MODELS
-            ],
-            inputs=[image, model, outscale],
-            outputs=outputs,
-            fn=remaster_example,
-            cache_examples=True,
-            cache_mode="lazy",
-            label="Examples (a photo, an old photo, a drawing, a scan)",
-        )
+        with gr.Tab("Compare models"):
+            gr.Markdown(
+                "Run one image through several models and see the same detail side by side, at 100%, "
+                "with the time each took. (RealESRGAN_x4plus takes about a minute per megapixel on a CPU.)"
+            )
+            with gr.Row():
+                with gr.Column(scale=1):
+                    compare_image = _ImageUpload(
+                        type="filepath", image_mode=None, label="Image", sources=["upload", "clipboard"]
+                    )
+                    compare_models = gr.CheckboxGroup(
+                        choices=[(MODELS[name].label, name) for name in model_names("upscaler")],
+                        value=[default_model],
+                        label="Models",
+                    )
+                    compare_scale = gr.Slider(MIN_OUTSCALE, MAX_OUTSCALE, value=4.0, step=0.5, label="Output scale")
+                    compare_run = gr.Button("Compare", variant="primary")
+                with gr.Column(scale=2):
+                    compare_gallery = gr.Gallery(
+                        label=f"The centre {DETAIL_SIDE}×{DETAIL_SIDE} of each result", columns=3, height="auto"
+                    )
+                    compare_notes = gr.Markdown()
 
         job = run.click(remaster_image, inputs=inputs, outputs=outputs, api_name="remaster")
         job.success(
             detail_view, inputs=[image, download], outputs=detail, api_visibility="private", show_progress="hidden"
         )
         stop.click(None, cancels=[job], api_visibility="private")
+        compare_run.click(
+            make_comparison(enhancer),
+            inputs=[compare_image, compare_models, compare_scale],
+            outputs=[compare_gallery, compare_notes],
+            api_name="compare",
+        )
         model.change(model_changed, inputs=model, outputs=[denoise, outscale], api_visibility="private", queue=False)
         face_enhance.change(
             lambda on: gr.update(visible=on),

@@ -256,3 +256,19 @@ def test_an_animated_gif_comes_back_animated_with_its_timing(client, tmp_path):
     frames, durations, _ = frames_of(Path(download))
     assert [frame.size for frame in frames] == [(80, 64)] * 3 and durations == [100, 150, 200]
     assert "3 frames" in info and Image.open(after).size == (80, 64)
+
+
+def test_the_comparison_view_returns_one_result_per_model(client, tmp_path):
+    source = images.save(images.rgb(30, 40), tmp_path / "compare.png")
+    gallery, notes = client.predict(
+        handle_file(str(source)), ["tiny-srvgg", "tiny-rrdb-x4", "tiny-rrdb-x2"], 2, api_name="/compare"
+    )
+    captions = [item["caption"] for item in gallery]
+    assert captions[0].startswith("the input") and len(gallery) == 4
+    for model, caption in zip(["tiny-srvgg", "tiny-rrdb-x4", "tiny-rrdb-x2"], captions[1:], strict=True):
+        assert caption.startswith(f"{model} · ") and caption.endswith(" s")
+    sizes = {Image.open(item["image"]).size for item in gallery}
+    assert sizes == {(80, 60)}, "the same crop of each (the whole 80×60 result here)"
+    assert notes.count("40×30 → 80×60") == 3
+    with pytest.raises(AppError, match="Choose at least one model"):
+        client.predict(handle_file(str(source)), [], 2, api_name="/compare")

@@ -57,8 +57,12 @@ def test_upload_remaster_compare_and_download_the_full_resolution_png(page, tmp_
     page.get_by_role("button", name="Remaster").click()
     expect(page.get_by_text("64×48 → 256×192")).to_be_visible(timeout=60_000)
 
-    sizes = page.evaluate("() => [...document.querySelectorAll('img')].map(i => [i.naturalWidth, i.naturalHeight])")
-    assert [256, 192] in sizes, f"the before/after images are at the output size: {sizes}"
+    # The before/after images load after the result line appears; both are at the output size.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('img')].filter(i => i.naturalWidth === 256 && i.naturalHeight === 192)"
+        ".length >= 2",
+        timeout=30_000,
+    )
     expect(page.get_by_text("Detail at 100%")).to_be_visible()
 
     expect(page.get_by_text("harbour_tiny-srvgg_x4", exact=False).first).to_be_visible()
