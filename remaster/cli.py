@@ -22,13 +22,12 @@ from tqdm import tqdm
 from . import imageio
 from .errors import RemasterError
 from .faces import DEFAULT_FACE_MODEL
+from .files import remaster_file
 from .pipeline import DEFAULT_FACE_STRENGTH, Enhancer
 from .registry import model_names
 from .settings import Settings
 
 __all__ = ["collect_inputs", "main", "parse_args"]
-
-_AUTO_FORMATS = {".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -120,14 +119,6 @@ def collect_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
     return unique, missing
 
 
-def _output_format(args: argparse.Namespace, source: Path, result: object) -> str:
-    if args.ext != "auto":
-        return args.ext
-    fmt = _AUTO_FORMATS.get(source.suffix.lower(), "png")
-    keeps_everything = not hasattr(result, "mode") or result.mode in ("RGBA", "LA", "I;16")
-    return "png" if fmt == "jpg" and keeps_everything else fmt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = parse_args(argv)
@@ -141,38 +132,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures = [(pattern, "no such file, folder or match") for pattern in missing]
     written: set[Path] = set()
     bar = tqdm(sources, unit="image", disable=args.quiet, file=sys.stderr)
+    options = {
+        "model": args.model,
+        "outscale": args.outscale,
+        "tile": args.tile,
+        "face_enhance": args.face_enhance,
+        "denoise_strength": args.denoise_strength,
+        "precision": args.precision,
+        "face_model": args.face_model,
+        "face_strength": args.face_strength,
+    }
     for source in bar:
         bar.set_postfix_str(source.name)
-        options = {
-            "model": args.model,
-            "outscale": args.outscale,
-            "tile": args.tile,
-            "face_enhance": args.face_enhance,
-            "denoise_strength": args.denoise_strength,
-            "precision": args.precision,
-            "face_model": args.face_model,
-            "face_strength": args.face_strength,
-        }
         name = f"{source.stem}{'_' + args.suffix if args.suffix else ''}"
         try:
-            animation = imageio.read_animation(source, enhancer.settings.max_input_pixels)
-            if animation is not None:
-                fmt = imageio.animation_format(animation) if args.ext == "auto" else args.ext
-                if fmt not in imageio.ANIMATION_FORMATS:
-                    raise ValueError(f"{fmt.upper()} cannot hold an animation; use --ext gif, webp or png")
-                frames, report = enhancer.run_animation(animation, **options)
-                target = _unique(args.output / f"{name}.{fmt}", written)
-                imageio.save_animation(
-                    frames, target, fmt, animation.durations, animation.loop, args.quality, report.description()
-                )
-            else:
-                if args.ext == "gif":
-                    raise ValueError("GIF output is for animations; use --ext png, jpg or webp for a still image")
-                result, report = enhancer.run(source, **options)
-                fmt = _output_format(args, source, result)
-                target = _unique(args.output / f"{name}.{fmt}", written)
-                imageio.save(result, target, fmt, quality=args.quality, description=report.description())
-            written.add(target)
+            done = remaster_file(
+                enhancer,
+                source,
+                _unique(args.output / name, written),
+                still_format=args.ext,
+                animation_format=args.ext,
+                quality=args.quality,
+                **options,
+            )
+            target, report = done.path, done.report
+            written.add(target.with_suffix(""))
             bar.write(f"{source} → {target} ({report.summary()})", file=sys.stderr)
         except (RemasterError, OSError, ValueError) as error:
             failures.append((str(source), str(error)))
@@ -185,9 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _unique(path: Path, taken: set[Path]) -> Path:
-    """``path``, or ``path`` with a number added if this run already wrote a file there."""
+    """``path`` (without extension), or with a number added if this run already wrote a file there."""
     candidate, number = path, 2
     while candidate in taken:
-        candidate = path.with_name(f"{path.stem}_{number}{path.suffix}")
+        candidate = path.with_name(f"{path.name}_{number}")
         number += 1
     return candidate

@@ -18,7 +18,8 @@ from PIL import Image
 from . import __version__, imageio
 from .errors import RemasterError
 from .faces import DEFAULT_FACE_MODEL, DETECTOR, PARSER
-from .pipeline import DEFAULT_FACE_STRENGTH, MAX_OUTSCALE, MAX_TILE, MIN_OUTSCALE, MIN_TILE, Enhancer, Report
+from .files import remaster_file
+from .pipeline import DEFAULT_FACE_STRENGTH, MAX_OUTSCALE, MAX_TILE, MIN_OUTSCALE, MIN_TILE, Enhancer
 from .registry import MODELS, get_model, model_names
 from .settings import Settings
 from .zerogpu import estimate_seconds, gpu_task
@@ -131,9 +132,10 @@ def detail_view(
     return _eight_bit(before_crop), _eight_bit(after[top : top + crop_h, left : left + crop_w])
 
 
-def _output_path(source: str, model: str, outscale: float, extension: str) -> Path:
+def _output_target(source: str, model: str, outscale: float) -> Path:
+    """Where a result goes, without its extension: a fresh folder in Gradio's cache, named after the input."""
     folder = Path(get_upload_folder()) / "remaster" / uuid.uuid4().hex
-    return folder / f"{Path(source).stem}_{model}_x{outscale:g}.{extension}"
+    return folder / f"{Path(source).stem}_{model}_x{outscale:g}"
 
 
 def _weights_status(enhancer: Enhancer) -> tuple[str, bool]:
@@ -161,24 +163,12 @@ def _weights_status(enhancer: Enhancer) -> tuple[str, bool]:
     return "\n\n".join(lines), pending
 
 
-def _enhance(
-    enhancer: Enhancer, image: str, options: dict, progress: Callable[..., object], cancel: threading.Event
-) -> tuple[Image.Image | np.ndarray | list[Image.Image], Report, imageio.Animation | None]:
-    """Remaster a still image, or every frame of an animated one."""
-    animation = imageio.read_animation(image, enhancer.settings.max_input_pixels)
-    if animation is None:
-        result, report = enhancer.run(image, **options, progress=progress, cancel=cancel)
-        return result, report, None
-    frames, report = enhancer.run_animation(animation, **options, progress=progress, cancel=cancel)
-    return frames, report, animation
-
-
-def _gpu_seconds(enhancer: Enhancer, image: str, options: dict, *_: object) -> float:
-    return estimate_seconds(image, options["model"], options["face_enhance"])
+def _gpu_seconds(enhancer: Enhancer, source: str, *_: object, **options: object) -> float:
+    return estimate_seconds(source, str(options["model"]), bool(options["face_enhance"]))
 
 
 # On ZeroGPU the GPU is lent to this function per call, for about as long as the image needs.
-_run_on_device = gpu_task(_enhance, _gpu_seconds)
+_remaster_file_on_device = gpu_task(remaster_file, _gpu_seconds)
 
 
 def _remaster(
@@ -206,24 +196,11 @@ def _remaster(
         "face_strength": face_strength,
     }
     try:
-        result, report, animation = _run_on_device(enhancer, image, options, progress, cancel)
-        if animation is None:
-            before, after = _preview(image, report.output_size), _preview(result, report.output_size)
-            path = imageio.save(
-                result, _output_path(image, model, outscale, "png"), "png", description=report.description()
-            )
-        else:
-            fmt = imageio.animation_format(animation)
-            before = _preview(animation.frames[0], report.output_size)
-            after = _preview(result[0], report.output_size)
-            path = imageio.save_animation(
-                result,
-                _output_path(image, model, outscale, fmt),
-                fmt,
-                animation.durations,
-                animation.loop,
-                description=report.description(),
-            )
+        done = _remaster_file_on_device(
+            enhancer, image, _output_target(image, model, outscale), "png", "auto", None, progress, cancel, **options
+        )
+        before = _preview(done.first_input, done.report.output_size)
+        after = _preview(done.first_output, done.report.output_size)
     except RemasterError as error:
         raise gr.Error(str(error)) from None
     except MemoryError:
@@ -231,7 +208,7 @@ def _remaster(
     except OSError as error:
         log.exception("Could not write the result")
         raise gr.Error(f"The result could not be saved ({error.strerror or error}); try again later") from None
-    return str(path), (before, after), report.summary()
+    return str(done.path), (before, after), done.report.summary()
 
 
 def make_handler(enhancer: Enhancer) -> Callable[..., Awaitable[tuple[str, tuple[Image.Image, Image.Image], str]]]:
