@@ -24,6 +24,9 @@ Variable                    Meaning
                             to the free memory).
 ``REMASTER_TIME_LIMIT``     Seconds a request may run before it is stopped.
 ``REMASTER_MAX_FACES``      Most faces restored in one image (default 10).
+``REMASTER_MAX_BATCH_FILES`` Most images in one batch (default 50).
+``REMASTER_MAX_BATCH_MB``   Most megabytes of images a batch's zips may hold, uncompressed
+                            (default 500).
 ``REMASTER_CONCURRENCY``    How many requests the app runs at once.
 ``REMASTER_QUEUE_SIZE``     How many requests may wait; more are turned away.
 ``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``
@@ -96,6 +99,8 @@ class Settings:
     """Seconds one request may run before it is stopped; None for no limit."""
     max_faces: int
     """Most faces restored in one image; the largest are chosen."""
+    max_batch_files: int
+    max_batch_mb: int
     concurrency: int
     queue_size: int
     weights_dir: Path | None
@@ -128,6 +133,8 @@ class Settings:
             tile=_positive_int(env, "REMASTER_TILE", None),
             time_limit=_positive_int(env, "REMASTER_TIME_LIMIT", defaults.time_limit),
             max_faces=_positive_int(env, "REMASTER_MAX_FACES", 10),
+            max_batch_files=_positive_int(env, "REMASTER_MAX_BATCH_FILES", 50),
+            max_batch_mb=_positive_int(env, "REMASTER_MAX_BATCH_MB", 500),
             concurrency=_positive_int(env, "REMASTER_CONCURRENCY", defaults.concurrency),
             queue_size=_positive_int(env, "REMASTER_QUEUE_SIZE", 20),
             weights_dir=_optional_path(env.get("REMASTER_WEIGHTS_DIR")),

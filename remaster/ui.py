@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 import gradio as gr
@@ -16,6 +17,7 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from . import __version__, imageio
+from .batch import BatchResult, run_batch
 from .errors import RemasterError
 from .faces import DEFAULT_FACE_MODEL, DETECTOR, PARSER
 from .files import remaster_file
@@ -30,12 +32,14 @@ __all__ = [
     "detail_view",
     "launch_options",
     "limits_text",
+    "make_batch_handler",
     "make_comparison",
     "make_handler",
     "parse_tile",
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 PREVIEW_MAX_SIDE = 4096
@@ -212,12 +216,7 @@ def _remaster(
 
 
 def make_handler(enhancer: Enhancer) -> Callable[..., Awaitable[tuple[str, tuple[Image.Image, Image.Image], str]]]:
-    """The function behind the Remaster button and the ``/remaster`` endpoint.
-
-    It runs the work in a worker thread. When Gradio cancels the request (the Stop
-    button, or a client that went away), the work is told to stop at its next tile
-    instead of running on unseen.
-    """
+    """The function behind the Remaster button and the ``/remaster`` endpoint (cancellable)."""
 
     async def remaster_image(
         image: str | None,
@@ -230,28 +229,35 @@ def make_handler(enhancer: Enhancer) -> Callable[..., Awaitable[tuple[str, tuple
         face_strength: float = DEFAULT_FACE_STRENGTH,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
     ) -> tuple[str, tuple[Image.Image, Image.Image], str]:
-        cancel = threading.Event()
-        work = functools.partial(
-            _remaster,
-            enhancer,
-            image,
-            model,
-            outscale,
-            tile,
-            face_enhance,
-            denoise_strength,
-            face_model,
-            face_strength,
-            progress,
-            cancel,
+        return await _cancellable(
+            functools.partial(
+                _remaster,
+                enhancer,
+                image,
+                model,
+                outscale,
+                tile,
+                face_enhance,
+                denoise_strength,
+                face_model,
+                face_strength,
+                progress,
+            )
         )
-        try:
-            return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
-        except BaseException:
-            cancel.set()
-            raise
 
     return remaster_image
+
+
+async def _cancellable(work: Callable[[threading.Event], T]) -> T:
+    """Run ``work(cancel)`` in a worker thread; if Gradio cancels the request (the Stop button,
+    a client that went away), set ``cancel`` so the work stops at its next tile instead of
+    running on unseen."""
+    cancel = threading.Event()
+    try:
+        return await anyio.to_thread.run_sync(functools.partial(work, cancel), abandon_on_cancel=True)
+    except BaseException:
+        cancel.set()
+        raise
 
 
 def limits_text(settings: Settings) -> str:
@@ -268,6 +274,44 @@ def limits_text(settings: Settings) -> str:
 def launch_options(settings: Settings) -> dict[str, object]:
     """Keyword arguments for ``Blocks.launch`` that enforce the settings the queue cannot."""
     return {"max_file_size": f"{settings.max_upload_mb}mb"}
+
+
+def make_batch_handler(enhancer: Enhancer) -> Callable[..., Awaitable[tuple[str, str]]]:
+    """The function behind the Batch tab and the ``/remaster_batch`` endpoint."""
+
+    async def remaster_batch(
+        files: list[str] | None,
+        model: str,
+        outscale: float,
+        face_enhance: bool,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
+    ) -> tuple[str, str]:
+        """Remaster several images (or zips of images) into one zip; returns it and a report of each file."""
+        if not files:
+            raise gr.Error("Add some images, or a zip of them, first")
+        archive = _output_target("batch", model, outscale).with_name(f"remastered_{model}_x{outscale:g}.zip")
+
+        def work(cancel: threading.Event) -> BatchResult:
+            return run_batch(
+                enhancer,
+                [Path(f) for f in files],
+                archive,
+                progress,
+                cancel,
+                model=model,
+                outscale=outscale,
+                face_enhance=bool(face_enhance),
+            )
+
+        try:
+            result = await _cancellable(work)
+        except RemasterError as error:
+            raise gr.Error(str(error)) from None
+        if not result.done:
+            raise gr.Error("None of the files could be remastered. " + " ".join(f"{n}: {r}" for n, r in result.failed))
+        return str(result.archive), result.summary()
+
+    return remaster_batch
 
 
 def make_comparison(enhancer: Enhancer) -> Callable[..., tuple[list[tuple[Image.Image, str]], str]]:
@@ -449,6 +493,27 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                 label="Examples (a photo, an old photo, a drawing, a scan)",
             )
 
+        with gr.Tab("Batch"):
+            gr.Markdown(
+                f"Several images, or zips of them (up to {settings.max_batch_files} images, "
+                f"{settings.max_batch_mb} MB uncompressed), remastered with one setting. You get one zip back; "
+                "a file that fails is listed with the reason and the rest carry on."
+            )
+            with gr.Row():
+                with gr.Column(scale=1):
+                    batch_files = gr.File(file_count="multiple", file_types=["image", ".zip"], label="Images or zips")
+                    batch_model = gr.Dropdown(
+                        choices=[(MODELS[name].label, name) for name in model_names("upscaler")],
+                        value=default_model,
+                        label="Model",
+                    )
+                    batch_scale = gr.Slider(MIN_OUTSCALE, MAX_OUTSCALE, value=4.0, step=0.5, label="Output scale")
+                    batch_faces = gr.Checkbox(value=False, label="Restore faces (GFPGANv1.4)")
+                    batch_run = gr.Button("Remaster all", variant="primary")
+                with gr.Column(scale=1):
+                    batch_zip = gr.File(label="Results (zip)", interactive=False)
+                    batch_report = gr.Markdown()
+
         with gr.Tab("Compare models"):
             gr.Markdown(
                 "Run one image through several models and see the same detail side by side, at 100%, "
@@ -477,6 +542,12 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
             detail_view, inputs=[image, download], outputs=detail, api_visibility="private", show_progress="hidden"
         )
         stop.click(None, cancels=[job], api_visibility="private")
+        batch_run.click(
+            make_batch_handler(enhancer),
+            inputs=[batch_files, batch_model, batch_scale, batch_faces],
+            outputs=[batch_zip, batch_report],
+            api_name="remaster_batch",
+        )
         compare_run.click(
             make_comparison(enhancer),
             inputs=[compare_image, compare_models, compare_scale],
