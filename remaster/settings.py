@@ -24,6 +24,7 @@ Variable                    Meaning
                             to the free memory).
 ``REMASTER_TIME_LIMIT``     Seconds a request may run before it is stopped.
 ``REMASTER_MAX_FACES``      Most faces restored in one image (default 10).
+``REMASTER_MCP``            ``1`` to also serve the app as an MCP server (tools for LLM agents).
 ``REMASTER_MAX_BATCH_FILES`` Most images in one batch (default 50).
 ``REMASTER_MAX_BATCH_MB``   Most megabytes of images a batch's zips may hold, uncompressed
                             (default 500).
@@ -101,6 +102,7 @@ class Settings:
     """Most faces restored in one image; the largest are chosen."""
     max_batch_files: int
     max_batch_mb: int
+    mcp: bool
     concurrency: int
     queue_size: int
     weights_dir: Path | None
@@ -135,6 +137,7 @@ class Settings:
             max_faces=_positive_int(env, "REMASTER_MAX_FACES", 10),
             max_batch_files=_positive_int(env, "REMASTER_MAX_BATCH_FILES", 50),
             max_batch_mb=_positive_int(env, "REMASTER_MAX_BATCH_MB", 500),
+            mcp=env.get("REMASTER_MCP", "").strip().lower() in _TRUE,
             concurrency=_positive_int(env, "REMASTER_CONCURRENCY", defaults.concurrency),
             queue_size=_positive_int(env, "REMASTER_QUEUE_SIZE", 20),
             weights_dir=_optional_path(env.get("REMASTER_WEIGHTS_DIR")),

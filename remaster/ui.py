@@ -20,6 +20,7 @@ from . import __version__, imageio
 from .batch import BatchResult, run_batch
 from .errors import RemasterError
 from .faces import DEFAULT_FACE_MODEL, DETECTOR, PARSER
+from .fetch import fetch_image
 from .files import remaster_file
 from .pipeline import DEFAULT_FACE_STRENGTH, MAX_OUTSCALE, MAX_TILE, MIN_OUTSCALE, MIN_TILE, Enhancer
 from .registry import MODELS, get_model, model_names
@@ -35,6 +36,7 @@ __all__ = [
     "make_batch_handler",
     "make_comparison",
     "make_handler",
+    "make_url_tool",
     "parse_tile",
 ]
 
@@ -229,6 +231,22 @@ def make_handler(enhancer: Enhancer) -> Callable[..., Awaitable[tuple[str, tuple
         face_strength: float = DEFAULT_FACE_STRENGTH,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
     ) -> tuple[str, tuple[Image.Image, Image.Image], str]:
+        """Upscale and clean up an uploaded image with a Real-ESRGAN model, optionally restoring faces.
+
+        Args:
+            image: the image file (PNG, JPEG, WebP, TIFF, BMP or GIF; 16-bit and transparency are kept).
+            model: RealESRGAN_x4plus, RealESRNet_x4plus, RealESRGAN_x4plus_anime_6B, RealESRGAN_x2plus,
+                realesr-animevideov3 or realesr-general-x4v3.
+            outscale: how many times larger the result is, from 1 to 8.
+            tile: "auto", "off", or a tile size in pixels such as "256".
+            face_enhance: also restore faces with GFPGAN.
+            denoise_strength: realesr-general-x4v3 only: 0 removes the most noise, 1 none.
+            face_model: GFPGANv1.4, GFPGANv1.3 or RestoreFormer.
+            face_strength: 0 (the plain upscale) to 1 (the restored faces in full).
+
+        Returns:
+            The full-resolution result file, a before/after preview pair, and a line saying what was done.
+        """
         return await _cancellable(
             functools.partial(
                 _remaster,
@@ -273,7 +291,62 @@ def limits_text(settings: Settings) -> str:
 
 def launch_options(settings: Settings) -> dict[str, object]:
     """Keyword arguments for ``Blocks.launch`` that enforce the settings the queue cannot."""
-    return {"max_file_size": f"{settings.max_upload_mb}mb"}
+    return {"max_file_size": f"{settings.max_upload_mb}mb", "mcp_server": settings.mcp}
+
+
+def make_url_tool(enhancer: Enhancer) -> Callable[..., Awaitable[tuple[str, str]]]:
+    """The ``/remaster_url`` endpoint: the tool LLM agents use through MCP."""
+
+    async def remaster_url(
+        image_url: str, model: str, outscale: float = 4.0, face_enhance: bool = False
+    ) -> tuple[str, str]:
+        """Upscale and clean up an image from the web with a Real-ESRGAN model, returning a lossless PNG.
+
+        Use it to make a photo, scan, drawing or anime frame larger and sharper. Photos: RealESRGAN_x4plus
+        (best) or realesr-general-x4v3 (fast); drawings and anime: RealESRGAN_x4plus_anime_6B or
+        realesr-animevideov3. Only public http(s) URLs are fetched, up to the app's upload size limit.
+
+        Args:
+            image_url: a public http or https URL of a PNG, JPEG, WebP, TIFF, BMP or GIF image.
+            model: the Real-ESRGAN model: RealESRGAN_x4plus, RealESRNet_x4plus, RealESRGAN_x4plus_anime_6B,
+                RealESRGAN_x2plus, realesr-animevideov3 or realesr-general-x4v3.
+            outscale: how many times larger the result is, from 1 to 8.
+            face_enhance: also restore faces with GFPGAN.
+
+        Returns:
+            The remastered image (PNG, or the animation's own format) and a line saying what was done.
+        """
+        folder = _output_target("url", "input", 1).parent
+        try:
+            source = await anyio.to_thread.run_sync(
+                fetch_image, image_url.strip(), folder, enhancer.settings.max_upload_mb * 2**20
+            )
+        except RemasterError as error:
+            raise gr.Error(str(error)) from None
+        return await _cancellable(
+            functools.partial(_remaster_summary, enhancer, str(source), model, outscale, face_enhance)
+        )
+
+    return remaster_url
+
+
+def _remaster_summary(
+    enhancer: Enhancer, source: str, model: str, outscale: float, face_enhance: bool, cancel: threading.Event
+) -> tuple[str, str]:
+    path, _, summary = _remaster(
+        enhancer,
+        source,
+        model,
+        outscale,
+        "auto",
+        face_enhance,
+        0.5,
+        DEFAULT_FACE_MODEL,
+        DEFAULT_FACE_STRENGTH,
+        None,
+        cancel,
+    )
+    return path, summary
 
 
 def make_batch_handler(enhancer: Enhancer) -> Callable[..., Awaitable[tuple[str, str]]]:
@@ -542,6 +615,18 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
             detail_view, inputs=[image, download], outputs=detail, api_visibility="private", show_progress="hidden"
         )
         stop.click(None, cancels=[job], api_visibility="private")
+        # For agents (MCP) and scripts: the same work from an image URL, fetched safely.
+        with gr.Row(visible=False):
+            url_box = gr.Textbox(label="Image URL")
+            url_run = gr.Button("Remaster the URL")
+            url_file = gr.File(label="Result")
+            url_info = gr.Markdown()
+        url_run.click(
+            make_url_tool(enhancer),
+            inputs=[url_box, model, outscale, face_enhance],
+            outputs=[url_file, url_info],
+            api_name="remaster_url",
+        )
         batch_run.click(
             make_batch_handler(enhancer),
             inputs=[batch_files, batch_model, batch_scale, batch_faces],

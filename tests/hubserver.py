@@ -28,6 +28,8 @@ class Fault:
     """Send these bytes instead of the real file (the headers still describe the real one)."""
     delay: float = 0.0
     """Seconds to wait before answering a GET."""
+    location: str | None = None
+    """Answer with a redirect (302) to this URL."""
 
 
 @dataclass
@@ -72,6 +74,12 @@ def _handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?", 1)[0]
             fault = state.faults.get(path, Fault())
             data = state.files.get(path)
+            if fault.location is not None:
+                self.send_response(302)
+                self.send_header("Location", fault.location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if fault.status is not None or data is None:
                 self.send_response(fault.status or 404)
                 self.send_header("X-Repo-Commit", COMMIT)
