@@ -102,6 +102,13 @@ class Enhancer:
         self.engine = Engine(self.settings, self.store)
         self.faces = FaceRestorer(self.engine)
 
+    def with_settings(self, **changes: object) -> Enhancer:
+        """A copy with some settings changed (limits, defaults) that shares this one's loaded networks."""
+        copy = Enhancer.__new__(Enhancer)
+        copy.settings = replace(self.settings, **changes)
+        copy.store, copy.engine, copy.faces = self.store, self.engine, self.faces
+        return copy
+
     def enhance(
         self,
         image: ImageInput,

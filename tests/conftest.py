@@ -11,6 +11,7 @@ import io
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -299,3 +300,19 @@ def tiny_faces(_tiny_face_models: dict[str, TinyModel]) -> Iterator[dict[str, Ti
         registry.unregister(name)
     for spec in replaced:
         registry.register(spec)
+
+
+@contextmanager
+def running_app(enhancer: remaster.Enhancer, **changes: object) -> Iterator[str]:
+    """The real app on 127.0.0.1 with ``enhancer``'s networks and some settings changed; yields its URL."""
+    from remaster.ui import build_demo, launch_options
+
+    app = enhancer.with_settings(**changes)
+    demo = build_demo(app, prefetch=False)
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(app.settings)
+    )
+    try:
+        yield url
+    finally:
+        demo.close()

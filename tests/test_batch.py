@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import remaster
 from remaster.batch import expand_inputs, run_batch, safe_stem
 
 from . import images
+from .conftest import running_app
 from .test_animation import animated, frames_of
 
 
@@ -133,11 +133,5 @@ def test_the_batch_endpoint(client, tmp_path):
 def client(enhancer, tiny_faces):
     from gradio_client import Client
 
-    from remaster.ui import build_demo
-
-    app = remaster.Enhancer(replace(enhancer.settings), enhancer.store)
-    app.engine, app.faces = enhancer.engine, enhancer.faces
-    demo = build_demo(app, prefetch=False)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    yield Client(url, verbose=False)
-    demo.close()
+    with running_app(enhancer) as url:
+        yield Client(url, verbose=False)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-import remaster
-from remaster.ui import build_demo, launch_options
-
 from . import images
+from .conftest import running_app
 
 CHROMIUM = "/usr/bin/chromium"
 # Flags for a sandbox with no network: no first-run work, no background connections.
@@ -30,14 +27,8 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def page_url(enhancer, tiny_faces):
-    app = remaster.Enhancer(replace(enhancer.settings, default_model="tiny-srvgg"), enhancer.store)
-    app.engine, app.faces = enhancer.engine, enhancer.faces
-    demo = build_demo(app, prefetch=False)
-    _, url, _ = demo.launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(app.settings)
-    )
-    yield url
-    demo.close()
+    with running_app(enhancer, default_model="tiny-srvgg") as url:
+        yield url
 
 
 @pytest.fixture

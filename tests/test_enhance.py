@@ -269,3 +269,12 @@ def test_weights_that_cannot_be_found_name_the_file_and_the_fix(settings, tiny_m
         remaster.Enhancer(settings).enhance(images.rgb(), model="tiny-srvgg")
     assert "tiny-srvgg.pth is not available" in str(error.value)
     assert "set REMASTER_WEIGHTS_DIR" in str(error.value)
+
+
+def test_with_settings_changes_limits_and_shares_the_loaded_networks(enhancer):
+    strict = enhancer.with_settings(max_input_pixels=100)
+    assert strict.engine is enhancer.engine and strict.store is enhancer.store
+    assert strict.settings.max_input_pixels == 100 and enhancer.settings.max_input_pixels != 100
+    with pytest.raises(remaster.ImageTooLargeError):
+        strict.enhance(images.rgb(), model="tiny-srvgg")
+    assert enhancer.enhance(images.rgb(), model="tiny-srvgg").size == (96, 80)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import cv2
 import numpy as np
 import pytest
@@ -142,9 +140,8 @@ def test_faces_at_the_border_and_gray_targets_paste_within_the_image():
 
 
 def test_at_most_the_configured_number_of_faces_is_restored_and_the_report_says_so(faces_enhancer, with_face):
-    capped = remaster.Enhancer(replace(faces_enhancer.settings, max_faces=2), faces_enhancer.store)
-    capped.engine = faces_enhancer.engine
-    capped.faces = FaceRestorer(capped.engine)
+    capped = faces_enhancer.with_settings(max_faces=2)
+    capped.faces = FaceRestorer(capped.engine)  # its own, so detect can be replaced for this test alone
     many = [Face(LANDMARKS + (dx, 0)) for dx in (-40, -20, 0, 20, 40)]
     capped.faces.detect = lambda source, on_wait=None: many
     _, report = capped.run(images.rgb(96, 128), model="tiny-srvgg", face_enhance=True, face_model="tiny-gfpgan")

@@ -112,8 +112,7 @@ def test_a_full_disk_is_a_clear_message_in_the_app(enhancer, tmp_path, monkeypat
 @pytest.fixture(scope="module")
 def strict_app(enhancer):
     """The app with small limits: 1 MB uploads, one request at a time and one waiting."""
-    strict = remaster.Enhancer(replace(enhancer.settings, max_upload_mb=1, queue_size=1, time_limit=30), enhancer.store)
-    strict.engine = enhancer.engine
+    strict = enhancer.with_settings(max_upload_mb=1, queue_size=1, time_limit=30)
     network = enhancer.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
 
     class Slow(nn.Module):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from dataclasses import replace
 
 import pytest
 from gradio_client import Client
@@ -14,9 +13,9 @@ from mcp.client.streamable_http import streamable_http_client
 
 import remaster
 from remaster.fetch import fetch_image, is_public_address
-from remaster.ui import build_demo, launch_options
 
 from . import images
+from .conftest import running_app
 from .hubserver import Fault
 
 
@@ -28,14 +27,8 @@ def png_bytes(width: int = 24, height: int = 20) -> bytes:
 
 @pytest.fixture(scope="module")
 def mcp_app(enhancer):
-    app = remaster.Enhancer(replace(enhancer.settings, mcp=True, default_model="tiny-srvgg"), enhancer.store)
-    app.engine, app.faces = enhancer.engine, enhancer.faces
-    demo = build_demo(app, prefetch=False)
-    _, url, _ = demo.launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(app.settings)
-    )
-    yield url
-    demo.close()
+    with running_app(enhancer, mcp=True, default_model="tiny-srvgg") as url:
+        yield url
 
 
 def test_the_mcp_server_lists_the_tools_with_their_parameters(mcp_app):
