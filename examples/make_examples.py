@@ -52,6 +52,26 @@ def lighthouse_drawing() -> Image.Image:
     return im.resize((w // (2 * scale), h // (2 * scale)), Image.Resampling.BILINEAR)
 
 
+def anime_frame() -> Image.Image:
+    """A cel-shaded cartoon face, as in an anime frame, drawn here (CC0)."""
+    scale = 4
+    w, h = 96 * scale, 72 * scale
+    im = Image.new("RGB", (w, h), (250, 214, 165))
+    d = ImageDraw.Draw(im)
+    s = scale
+    d.rectangle((0, 0, w, 30 * s), fill=(120, 180, 235))
+    d.ellipse((28 * s, 10 * s, 68 * s, 58 * s), fill=(255, 224, 196), outline=(60, 40, 40), width=s)
+    d.pieslice((24 * s, 4 * s, 72 * s, 44 * s), 180, 360, fill=(90, 60, 140), outline=(40, 20, 60), width=s)
+    for x in (36, 52):
+        d.ellipse((x * s, 28 * s, (x + 9) * s, 40 * s), fill=(255, 255, 255), outline=(40, 30, 30), width=s)
+        d.ellipse(((x + 2) * s, 30 * s, (x + 8) * s, 39 * s), fill=(70, 110, 200))
+        d.ellipse(((x + 4) * s, 31 * s, (x + 6) * s, 33 * s), fill=(255, 255, 255))
+    d.arc((42 * s, 42 * s, 54 * s, 50 * s), 20, 160, fill=(150, 50, 60), width=s)
+    d.ellipse((31 * s, 41 * s, 37 * s, 45 * s), fill=(250, 170, 170))
+    d.ellipse((59 * s, 41 * s, 65 * s, 45 * s), fill=(250, 170, 170))
+    return im.resize((w // (2 * scale), h // (2 * scale)), Image.Resampling.BILINEAR)
+
+
 def evaluation_set() -> None:
     """Three 256×256 high-resolution crops for ``python -m remaster.evaluate examples/eval``.
 
@@ -69,6 +89,7 @@ def main() -> None:
     small(data.astronaut(), (128, 128)).save(HERE / "photo_astronaut.jpg", quality=70)
     small(data.coffee(), (160, 120)).save(HERE / "photo_coffee.jpg", quality=40)
     lighthouse_drawing().save(HERE / "drawing_lighthouse.png")
+    anime_frame().save(HERE / "anime_frame.png")
     text = Image.fromarray(data.text())
     text.resize((text.width // 3, text.height // 3), Image.Resampling.BILINEAR).save(HERE / "scan_text.png")
 

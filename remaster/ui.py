@@ -49,6 +49,15 @@ PREVIEW_MAX_SIDE = 4096
 DETAIL_SIDE = 384
 """The detail view shows this many output pixels square, at 100%."""
 
+OUTPUT_CHOICES = [
+    ("PNG (lossless, 16-bit kept)", "png", ("png", None)),
+    ("WebP (lossless)", "webp", ("webp", None)),
+    ("WebP (smaller, quality 90)", "webp-90", ("webp", 90)),
+    ("JPEG (quality 95)", "jpg", ("jpg", 95)),
+]
+OUTPUT_CHOICES_BY_VALUE = {value: fmt for _, value, fmt in OUTPUT_CHOICES}
+"""The download's format for still images; animations keep their own."""
+
 TILE_CHOICES = [("Automatic", "auto"), ("Off — whole image at once", "off"), "128", "256", "512", "1024"]
 
 _EXAMPLES = [
@@ -56,6 +65,7 @@ _EXAMPLES = [
     ("photo_coffee.jpg", "realesr-general-x4v3"),
     ("drawing_lighthouse.png", "RealESRGAN_x4plus_anime_6B"),
     ("scan_text.png", "realesr-general-x4v3"),
+    ("anime_frame.png", "realesr-animevideov3"),
 ]
 
 
@@ -187,11 +197,15 @@ def _remaster(
     denoise_strength: float,
     face_model: str,
     face_strength: float,
+    output_format: str,
     progress: Callable[..., object],
     cancel: threading.Event,
 ) -> tuple[str, tuple[Image.Image, Image.Image], str]:
     if image is None:
         raise gr.Error("Upload an image first")
+    if output_format not in OUTPUT_CHOICES_BY_VALUE:
+        raise gr.Error(f"output_format must be one of {', '.join(OUTPUT_CHOICES_BY_VALUE)}, not {output_format!r}")
+    still_format, quality = OUTPUT_CHOICES_BY_VALUE[output_format]
     options = {
         "model": model,
         "outscale": outscale,
@@ -203,7 +217,15 @@ def _remaster(
     }
     try:
         done = _remaster_file_on_device(
-            enhancer, image, _output_target(image, model, outscale), "png", "auto", None, progress, cancel, **options
+            enhancer,
+            image,
+            _output_target(image, model, outscale),
+            still_format,
+            "auto",
+            quality,
+            progress,
+            cancel,
+            **options,
         )
         before = _preview(done.first_input, done.report.output_size)
         after = _preview(done.first_output, done.report.output_size)
@@ -229,6 +251,7 @@ def make_handler(enhancer: Enhancer) -> Callable[..., Awaitable[tuple[str, tuple
         denoise_strength: float,
         face_model: str = DEFAULT_FACE_MODEL,
         face_strength: float = DEFAULT_FACE_STRENGTH,
+        output_format: str = "png",
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
     ) -> tuple[str, tuple[Image.Image, Image.Image], str]:
         """Upscale and clean up an uploaded image with a Real-ESRGAN model, optionally restoring faces.
@@ -243,6 +266,7 @@ def make_handler(enhancer: Enhancer) -> Callable[..., Awaitable[tuple[str, tuple
             denoise_strength: realesr-general-x4v3 only: 0 removes the most noise, 1 none.
             face_model: GFPGANv1.4, GFPGANv1.3 or RestoreFormer.
             face_strength: 0 (the plain upscale) to 1 (the restored faces in full).
+            output_format: "png" (lossless), "webp" (lossless), "webp-90" or "jpg"; animations keep their own.
 
         Returns:
             The full-resolution result file, a before/after preview pair, and a line saying what was done.
@@ -259,6 +283,7 @@ def make_handler(enhancer: Enhancer) -> Callable[..., Awaitable[tuple[str, tuple
                 denoise_strength,
                 face_model,
                 face_strength,
+                output_format,
                 progress,
             )
         )
@@ -343,6 +368,7 @@ def _remaster_summary(
         0.5,
         DEFAULT_FACE_MODEL,
         DEFAULT_FACE_STRENGTH,
+        "png",
         None,
         cancel,
     )
@@ -523,6 +549,12 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                             label="Face strength",
                             info="How much of the restored face to use: lower keeps more of the person's own look.",
                         )
+                    output_format = gr.Dropdown(
+                        choices=[(label, value) for label, value, _ in OUTPUT_CHOICES],
+                        value="png",
+                        label="Download format",
+                        info="For still images; an animated GIF, WebP or PNG stays animated in its own format.",
+                    )
                     with gr.Row():
                         run = gr.Button("Remaster", variant="primary", scale=3)
                         stop = gr.Button("Stop", variant="stop", scale=1)
@@ -544,12 +576,21 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                     )
                     info = gr.Markdown()
 
-            inputs = [image, model, outscale, tile, face_enhance, denoise, face_model, face_strength]
+            inputs = [image, model, outscale, tile, face_enhance, denoise, face_model, face_strength, output_format]
             outputs = [download, slider, info]
 
             async def remaster_example(image: str, model: str, outscale: float, progress: gr.Progress = gr.Progress()):  # noqa: B008
                 return await remaster_image(
-                    image, model, outscale, "auto", False, 0.5, DEFAULT_FACE_MODEL, DEFAULT_FACE_STRENGTH, progress
+                    image,
+                    model,
+                    outscale,
+                    "auto",
+                    False,
+                    0.5,
+                    DEFAULT_FACE_MODEL,
+                    DEFAULT_FACE_STRENGTH,
+                    "png",
+                    progress,
                 )
 
             gr.Examples(
@@ -563,7 +604,7 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                 fn=remaster_example,
                 cache_examples=True,
                 cache_mode="lazy",
-                label="Examples (a photo, an old photo, a drawing, a scan)",
+                label="Examples: a photo, an old compressed photo, a drawing, a scan, an anime frame",
             )
 
         with gr.Tab("Batch"):
@@ -579,9 +620,19 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                         choices=[(MODELS[name].label, name) for name in model_names("upscaler")],
                         value=default_model,
                         label="Model",
+                        info="One model for every image; each is named with what it is for.",
                     )
-                    batch_scale = gr.Slider(MIN_OUTSCALE, MAX_OUTSCALE, value=4.0, step=0.5, label="Output scale")
-                    batch_faces = gr.Checkbox(value=False, label="Restore faces (GFPGANv1.4)")
+                    batch_scale = gr.Slider(
+                        MIN_OUTSCALE,
+                        MAX_OUTSCALE,
+                        value=4.0,
+                        step=0.5,
+                        label="Output scale",
+                        info="The results' size relative to each input.",
+                    )
+                    batch_faces = gr.Checkbox(
+                        value=False, label="Restore faces (GFPGANv1.4)", info="Slower; only where faces are found."
+                    )
                     batch_run = gr.Button("Remaster all", variant="primary")
                 with gr.Column(scale=1):
                     batch_zip = gr.File(label="Results (zip)", interactive=False)
@@ -601,8 +652,16 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                         choices=[(MODELS[name].label, name) for name in model_names("upscaler")],
                         value=[default_model],
                         label="Models",
+                        info="Each runs in turn; the slow RRDB models take longest.",
                     )
-                    compare_scale = gr.Slider(MIN_OUTSCALE, MAX_OUTSCALE, value=4.0, step=0.5, label="Output scale")
+                    compare_scale = gr.Slider(
+                        MIN_OUTSCALE,
+                        MAX_OUTSCALE,
+                        value=4.0,
+                        step=0.5,
+                        label="Output scale",
+                        info="The same for every model, so the crops match.",
+                    )
                     compare_run = gr.Button("Compare", variant="primary")
                 with gr.Column(scale=2):
                     compare_gallery = gr.Gallery(

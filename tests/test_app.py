@@ -41,6 +41,7 @@ def call(client: Client, path: Path, model: str = "tiny-srvgg", outscale: float 
         extra.get("denoise_strength", 0.5),
         extra.get("face_model", "GFPGANv1.4"),
         extra.get("face_strength", 0.7),
+        extra.get("output_format", "png"),
         api_name="/remaster",
     )
 
@@ -57,6 +58,7 @@ def test_the_api_endpoint_takes_the_documented_parameters_in_order(client):
         "denoise_strength",
         "face_model",
         "face_strength",
+        "output_format",
     ]
     returns = [item["component"] for item in endpoint["returns"]]
     assert returns[0] == "File" and "Imageslider" in returns[1].replace("S", "s").title()
@@ -272,3 +274,18 @@ def test_the_comparison_view_returns_one_result_per_model(client, tmp_path):
     assert notes.count("40×30 → 80×60") == 3
     with pytest.raises(AppError, match="Choose at least one model"):
         client.predict(handle_file(str(source)), [], 2, api_name="/compare")
+
+
+@pytest.mark.parametrize(("choice", "fmt"), [("png", "PNG"), ("webp", "WEBP"), ("webp-90", "WEBP"), ("jpg", "JPEG")])
+def test_the_download_format_can_be_chosen(client, tmp_path, choice, fmt):
+    source = images.save(images.rgb(20, 24), tmp_path / "pick.png")
+    download, _, _ = call(client, source, output_format=choice)
+    with Image.open(download) as result:
+        assert result.format == fmt and result.size == (96, 80)
+    assert Path(download).suffix == {"PNG": ".png", "WEBP": ".webp", "JPEG": ".jpg"}[fmt]
+
+
+def test_old_clients_that_send_only_the_first_parameters_still_work(client, tmp_path):
+    source = images.save(images.rgb(20, 24), tmp_path / "old.png")
+    download, _, _ = client.predict(handle_file(str(source)), "tiny-srvgg", 2, "auto", False, 0.5, api_name="/remaster")
+    assert Image.open(download).size == (48, 40)
