@@ -670,7 +670,8 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                     compare_notes = gr.Markdown()
 
         job = run.click(remaster_image, inputs=inputs, outputs=outputs, api_name="remaster")
-        job.success(
+        # After any result (the button or an example), show its centre at 100%.
+        download.change(
             detail_view, inputs=[image, download], outputs=detail, api_visibility="private", show_progress="hidden"
         )
         stop.click(None, cancels=[job], api_visibility="private")
