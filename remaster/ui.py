@@ -86,6 +86,11 @@ class _ImageUpload(gr.Image):
             raise gr.Error(f"The uploaded file could not be read as an image ({error})") from None
 
 
+def _choices(kind: str) -> list[tuple[str, str]]:
+    """(label, name) of every registered model of ``kind``, for a dropdown or checkbox group."""
+    return [(MODELS[name].label, name) for name in model_names(kind)]
+
+
 def parse_tile(tile: str | int | float | None) -> int | None:
     """The UI's and API's tile choice as :func:`remaster.enhance` takes it.
 
@@ -499,7 +504,7 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                         sources=["upload", "clipboard"],
                     )
                     model = gr.Dropdown(
-                        choices=[(MODELS[name].label, name) for name in model_names("upscaler")],
+                        choices=_choices("upscaler"),
                         value=default_model,
                         label="Model",
                         info="Each model is named with what it is for.",
@@ -537,7 +542,7 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                     )
                     with gr.Group(visible=False) as face_options:
                         face_model = gr.Dropdown(
-                            choices=[(MODELS[name].label, name) for name in model_names("face_restorer")],
+                            choices=_choices("face_restorer"),
                             value=DEFAULT_FACE_MODEL,
                             label="Face model",
                         )
@@ -617,7 +622,7 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                 with gr.Column(scale=1):
                     batch_files = gr.File(file_count="multiple", file_types=["image", ".zip"], label="Images or zips")
                     batch_model = gr.Dropdown(
-                        choices=[(MODELS[name].label, name) for name in model_names("upscaler")],
+                        choices=_choices("upscaler"),
                         value=default_model,
                         label="Model",
                         info="One model for every image; each is named with what it is for.",
@@ -649,7 +654,7 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                         type="filepath", image_mode=None, label="Image", sources=["upload", "clipboard"]
                     )
                     compare_models = gr.CheckboxGroup(
-                        choices=[(MODELS[name].label, name) for name in model_names("upscaler")],
+                        choices=_choices("upscaler"),
                         value=[default_model],
                         label="Models",
                         info="Each runs in turn; the slow RRDB models take longest.",
