@@ -66,9 +66,7 @@ def load_hr(path: Path, scale: int) -> np.ndarray:
         RemasterError: not a readable image.
     """
     picture = imageio.decode(path, max_pixels=1 << 62)
-    pixels = picture.pixels[:, :, : picture.color_channels]
-    if pixels.dtype != np.uint8:
-        pixels = np.rint(pixels.astype(np.float64) / imageio.to_float_scale(pixels.dtype) * 255).astype(np.uint8)
+    pixels = imageio.to_eight_bit(picture.pixels[:, :, : picture.color_channels])
     if pixels.shape[2] == 1:
         pixels = np.repeat(pixels, 3, axis=2)
     height, width = (pixels.shape[0] // scale) * scale, (pixels.shape[1] // scale) * scale

@@ -34,6 +34,7 @@ __all__ = [
     "ImageInput",
     "Picture",
     "decode",
+    "eight_bit_image",
     "encode",
     "from_float",
     "output_size",
@@ -41,6 +42,8 @@ __all__ = [
     "OUTPUT_FORMATS",
     "OutputFormat",
     "save",
+    "to_eight_bit",
+    "to_float",
     "to_float_scale",
 ]
 
@@ -343,6 +346,23 @@ def to_float_scale(dtype: np.dtype) -> float:
     return {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype), 1.0)
 
 
+def to_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8, uint16 or float pixels as float32 in 0–1."""
+    return pixels.astype(np.float32) / np.float32(to_float_scale(pixels.dtype))
+
+
+def to_eight_bit(pixels: np.ndarray) -> np.ndarray:
+    """uint8, uint16 or float (0–1) pixels as uint8, rounded."""
+    return pixels if pixels.dtype == np.uint8 else from_float(to_float(pixels), np.uint8)
+
+
+def eight_bit_image(pixels: np.ndarray) -> Image.Image:
+    """An 8-bit PIL image (L, LA, RGB or RGBA) of ``(H, W, C)`` pixels of any dtype remaster reads."""
+    eight_bit = to_eight_bit(pixels)
+    channels = eight_bit.shape[2]
+    return Image.fromarray(eight_bit[:, :, 0] if channels == 1 else eight_bit, MODE_BY_CHANNELS[channels])
+
+
 def from_float(pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Quantise 0–1 float pixels to ``dtype`` (rounded, as the official script does)."""
     dtype = np.dtype(dtype)
@@ -364,7 +384,7 @@ def encode(pixels: np.ndarray, picture: Picture) -> Image.Image | np.ndarray:
         return out.astype(picture.numpy_dtype, copy=False)
     channels = pixels.shape[2]
     if pixels.dtype == np.uint8:
-        im = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels, MODE_BY_CHANNELS[channels])
+        im = eight_bit_image(pixels)
     elif channels == 1 and pixels.dtype == np.uint16:
         im = Image.fromarray(pixels[:, :, 0])
     elif channels == 1:
@@ -528,18 +548,11 @@ def save(
 def _to_pil_for(image: Image.Image | np.ndarray, fmt: str) -> Image.Image:
     """An image ``fmt`` can hold: 8-bit for JPEG and WebP, no alpha for JPEG."""
     if isinstance(image, np.ndarray):  # 16-bit colour, kept only by PNG
-        eight_bit = (image >> 8).astype(np.uint8)
-        channels = eight_bit.shape[2]
-        image = Image.fromarray(eight_bit[:, :, 0] if channels == 1 else eight_bit, MODE_BY_CHANNELS[channels])
+        image = eight_bit_image(image)
     info = dict(image.info)
     if image.mode in ("I;16", "I", "F") and fmt != "png":
-        image = Image.fromarray(
-            (np.asarray(image, dtype=np.float64) / (65535 if image.mode != "F" else 1) * 255)
-            .round()
-            .clip(0, 255)
-            .astype(np.uint8),
-            "L",
-        )
+        pixels = np.asarray(image)
+        image = Image.fromarray(to_eight_bit(pixels if image.mode != "I" else pixels.clip(0, 65535).astype(np.uint16)))
     if fmt == "jpg" and image.mode in ("LA", "RGBA"):
         background = Image.new("RGB" if image.mode == "RGBA" else "L", image.size, "white")
         background.paste(image.convert(background.mode), mask=image.getchannel("A"))

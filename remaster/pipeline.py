@@ -298,7 +298,7 @@ class Enhancer:
         check()
         report(0.85, "Finding faces")
         color = picture.pixels[:, :, : picture.color_channels]
-        source = color.astype(np.float32) / imageio.to_float_scale(color.dtype)
+        source = imageio.to_float(color)
         if source.shape[2] == 1:
             source = np.repeat(source, 3, axis=2)
         faces = self.faces.detect(source)

@@ -114,20 +114,14 @@ def parse_tile(tile: str | int | float | None) -> int | None:
 
 def _float_pixels(image: Image.Image | np.ndarray | str) -> np.ndarray:
     picture = imageio.decode(image, max_pixels=1 << 62)
-    return picture.pixels.astype(np.float32) / imageio.to_float_scale(picture.pixels.dtype)
-
-
-def _eight_bit(pixels: np.ndarray) -> Image.Image:
-    eight_bit = imageio.from_float(pixels, np.uint8)
-    channels = eight_bit.shape[2]
-    return Image.fromarray(eight_bit[:, :, 0] if channels == 1 else eight_bit, imageio.MODE_BY_CHANNELS[channels])
+    return imageio.to_float(picture.pixels)
 
 
 def _preview(image: Image.Image | np.ndarray, size: tuple[int, int]) -> Image.Image:
     """An 8-bit copy of ``image`` at ``size``, shrunk to fit :data:`PREVIEW_MAX_SIDE`."""
     ratio = min(1.0, PREVIEW_MAX_SIDE / max(size))
     target = (max(1, round(size[0] * ratio)), max(1, round(size[1] * ratio)))
-    return _eight_bit(imageio.resize(_float_pixels(image), target))
+    return imageio.eight_bit_image(imageio.resize(_float_pixels(image), target))
 
 
 def detail_view(
@@ -150,7 +144,9 @@ def detail_view(
     before_crop = imageio.resize(region[dy : dy + crop_h, dx : dx + crop_w], (crop_w, crop_h))
     if before_crop.shape[2] != after.shape[2]:  # a colour result of a gray input, or the reverse
         before_crop = np.repeat(before_crop[:, :, :1], after.shape[2], axis=2)
-    return _eight_bit(before_crop), _eight_bit(after[top : top + crop_h, left : left + crop_w])
+    return imageio.eight_bit_image(before_crop), imageio.eight_bit_image(
+        after[top : top + crop_h, left : left + crop_w]
+    )
 
 
 def _output_target(source: str, model: str, outscale: float) -> Path:
