@@ -185,14 +185,8 @@ def _unique(stem: str, used: set[str]) -> str:
 
 
 def _write_zip(archive: Path, files: list[Path], result: BatchResult) -> None:
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    partial = archive.with_name(f".{archive.name}.{uuid.uuid4().hex}.part")
-    try:
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as out:
-            for path in files:
-                out.write(path, arcname=path.name)
-            if result.failed:
-                out.writestr("errors.txt", "".join(f"{name}: {reason}\n" for name, reason in result.failed))
-        partial.replace(archive)
-    finally:
-        partial.unlink(missing_ok=True)
+    with imageio.atomic_file(archive) as partial, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as out:
+        for path in files:
+            out.write(path, arcname=path.name)
+        if result.failed:
+            out.writestr("errors.txt", "".join(f"{name}: {reason}\n" for name, reason in result.failed))

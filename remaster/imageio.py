@@ -13,6 +13,8 @@ import math
 import os
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -29,6 +31,7 @@ __all__ = [
     "MODE_BY_CHANNELS",
     "Animation",
     "animation_format",
+    "atomic_file",
     "read_animation",
     "save_animation",
     "ImageInput",
@@ -479,26 +482,41 @@ def save_animation(
         raise ValueError(f"{fmt.upper()} cannot hold an animation; use one of {', '.join(ANIMATION_FORMATS)}")
     from . import __version__
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = str(path.parent / f".{path.stem}.{uuid.uuid4().hex}.{fmt}.part")
     note = f"remaster {__version__}" + (f": {description}" if description else "")
     options: dict[str, object] = {"save_all": True, "append_images": frames[1:], "duration": durations, "loop": loop}
-    try:
+    with atomic_file(path) as partial:
         if fmt == "gif":
             frames[0].save(partial, format="GIF", disposal=2, comment=note, **options)
         elif fmt == "webp":
-            lossy = {"quality": quality} if quality is not None else {"lossless": True, "exact": True}
-            frames[0].save(partial, format="WEBP", **lossy, **options)
+            frames[0].save(partial, format="WEBP", **_webp_quality(quality), **options)
         else:
-            text = PngInfo()
-            text.add_text("Software", f"remaster {__version__}")
-            if description:
-                text.add_text("Description", description)
-            frames[0].save(partial, format="PNG", pnginfo=text, **options)
+            frames[0].save(partial, format="PNG", pnginfo=_png_text(description), **options)
+    return path
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[str]:
+    """A temporary name beside ``path`` to write to; renamed to ``path`` if the block succeeds, removed if not.
+
+    Not mkstemp: its 0600 mode would stay on the result; a fresh name gets the usual umask.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = str(path.parent / f".{path.name}.{uuid.uuid4().hex}.part")
+    try:
+        yield partial
         os.replace(partial, path)
     finally:
         Path(partial).unlink(missing_ok=True)
-    return path
+
+
+def _png_text(description: str | None) -> PngInfo:
+    from . import __version__
+
+    text = PngInfo()
+    text.add_text("Software", f"remaster {__version__}")
+    if description:
+        text.add_text("Description", description)
+    return text
 
 
 OutputFormat = Literal["png", "jpg", "webp"]
@@ -531,17 +549,11 @@ def save(
         raise ValueError(f"Output format must be one of {', '.join(OUTPUT_FORMATS)}, not {fmt!r}")
     if quality is not None and not 1 <= quality <= 100:
         raise ValueError(f"Quality must be from 1 to 100, not {quality}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its 0600 mode would stay on the result; a fresh name gets the usual umask.
-    partial = str(path.parent / f".{path.stem}.{uuid.uuid4().hex}.{fmt}.part")
-    try:
+    with atomic_file(path) as partial:
         if isinstance(image, np.ndarray) and fmt == "png":
             _write_sixteen_bit_png(image, partial)
         else:
             _write_pil(_to_pil_for(image, fmt), partial, fmt, quality, description)
-        os.replace(partial, path)
-    finally:
-        Path(partial).unlink(missing_ok=True)
     return path
 
 
@@ -578,18 +590,17 @@ def _write_pil(image: Image.Image, path: str, fmt: str, quality: int | None, des
     if image.info.get("icc_profile"):
         options["icc_profile"] = image.info["icc_profile"]
     if fmt == "png":
-        text = PngInfo()
-        text.add_text("Software", f"remaster {__version__}")
-        if description:
-            text.add_text("Description", description)
-        image.save(path, format="PNG", pnginfo=text, **options)
+        image.save(path, format="PNG", pnginfo=_png_text(description), **options)
     elif fmt == "jpg":
         # Full-resolution colour (4:4:4): halving the chroma would undo part of the upscale.
         image.save(path, format="JPEG", quality=quality or DEFAULT_JPEG_QUALITY, subsampling=0, **options)
     else:
-        # Lossless keeps even the colour under fully transparent pixels (exact).
-        lossy = {"quality": quality} if quality is not None else {"lossless": True, "exact": True}
-        image.save(path, format="WEBP", **lossy, **options)
+        image.save(path, format="WEBP", **_webp_quality(quality), **options)
+
+
+def _webp_quality(quality: int | None) -> dict[str, object]:
+    # Lossless keeps even the colour under fully transparent pixels (exact).
+    return {"quality": quality} if quality is not None else {"lossless": True, "exact": True}
 
 
 def _write_sixteen_bit_png(image: np.ndarray, path: str) -> None:
