@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import imageio
 from .errors import RemasterError, StoppedError
-from .files import remaster_file
+from .files import remaster_file, unique_name
 from .pipeline import Enhancer
 
 __all__ = ["BatchResult", "expand_inputs", "run_batch", "safe_stem"]
@@ -152,7 +152,8 @@ def run_batch(
         written: list[Path] = []
         used: set[str] = set()
         for index, (display, path) in enumerate(items):
-            stem = _unique(f"{safe_stem(display)}_{options.get('model', 'remastered')}", used)
+            stem = unique_name(f"{safe_stem(display)}_{options.get('model', 'remastered')}", used)
+            used.add(stem)
 
             def file_progress(fraction: float, desc: str | None = None, index: int = index, display: str = display):
                 if progress is not None:
@@ -174,14 +175,6 @@ def run_batch(
             result.done.append((display, done.path.name))
         _write_zip(archive, written, result)
     return result
-
-
-def _unique(stem: str, used: set[str]) -> str:
-    candidate, number = stem, 2
-    while candidate in used:
-        candidate, number = f"{stem}_{number}", number + 1
-    used.add(candidate)
-    return candidate
 
 
 def _write_zip(archive: Path, files: list[Path], result: BatchResult) -> None:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from . import imageio
 from .errors import RemasterError
 from .faces import DEFAULT_FACE_MODEL
-from .files import remaster_file
+from .files import remaster_file, unique_name
 from .pipeline import DEFAULT_FACE_STRENGTH, Enhancer
 from .registry import model_names
 from .settings import Settings
@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {"weights_dir": args.weights_dir} if args.weights_dir else {}
     enhancer = Enhancer(Settings.from_env(**overrides))
     failures = [(pattern, "no such file, folder or match") for pattern in missing]
-    written: set[Path] = set()
+    written: set[str] = set()
     bar = tqdm(sources, unit="image", disable=args.quiet, file=sys.stderr)
     options = {
         "model": args.model,
@@ -149,14 +149,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             done = remaster_file(
                 enhancer,
                 source,
-                _unique(args.output / name, written),
+                args.output / unique_name(name, written),
                 still_format=args.ext,
                 animation_format=args.ext,
                 quality=args.quality,
                 **options,
             )
             target, report = done.path, done.report
-            written.add(target.with_suffix(""))
+            written.add(target.stem)
             bar.write(f"{source} → {target} ({report.summary()})", file=sys.stderr)
         except (RemasterError, OSError, ValueError) as error:
             failures.append((str(source), str(error)))
@@ -166,12 +166,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, message in failures:
         print(f"  failed: {name}: {message}", file=sys.stderr)
     return 1 if failures else 0
-
-
-def _unique(path: Path, taken: set[Path]) -> Path:
-    """``path`` (without extension), or with a number added if this run already wrote a file there."""
-    candidate, number = path, 2
-    while candidate in taken:
-        candidate = path.with_name(f"{path.name}_{number}")
-        number += 1
-    return candidate

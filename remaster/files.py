@@ -7,7 +7,7 @@ file is read, limited, remastered and written the same way wherever it comes fro
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from PIL import Image
 from . import imageio
 from .pipeline import Enhancer, Report
 
-__all__ = ["FileResult", "remaster_file"]
+__all__ = ["FileResult", "remaster_file", "unique_name"]
 
 _KEEPS = {".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
 
@@ -76,6 +76,14 @@ def remaster_file(
     fmt = _still_format(still_format, source, result)
     path = imageio.save(result, _with_suffix(target, fmt), fmt, quality=quality, description=report.description())
     return FileResult(path, report, source, result)
+
+
+def unique_name(stem: str, taken: Collection[str]) -> str:
+    """``stem``, or ``stem_2``, ``stem_3``… : the first that is not in ``taken``."""
+    candidate, number = stem, 2
+    while candidate in taken:
+        candidate, number = f"{stem}_{number}", number + 1
+    return candidate
 
 
 def _still_format(requested: str, source: Path, result: Image.Image | np.ndarray) -> str:

@@ -52,3 +52,10 @@ def test_animations_keep_their_format_or_take_an_animated_one(enhancer, tmp_path
             still_format="gif",
             model="tiny-srvgg",
         )
+
+
+def test_names_already_taken_get_a_number():
+    from remaster.files import unique_name
+
+    assert unique_name("photo_out", set()) == "photo_out"
+    assert unique_name("photo_out", {"photo_out", "photo_out_2"}) == "photo_out_3"
