@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -18,8 +16,7 @@ from remaster.cli import collect_inputs
 from remaster.engine import build_network
 
 from . import images
-
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import run_module
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +30,7 @@ def weights_dir(tmp_path_factory):
 
 
 def run_cli(*args: str, weights_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "REMASTER_WEIGHTS_DIR": str(weights_dir), "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "remaster", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+    return run_module("remaster", *args, weights_dir=weights_dir, cwd=cwd, timeout=300)
 
 
 def test_a_folder_with_a_good_a_corrupt_and_a_16_bit_file(weights_dir, tmp_path):

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,8 @@ from skimage.metrics import structural_similarity
 import remaster
 from remaster import evaluate
 from remaster.engine import build_network
+
+from .conftest import run_module
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_SET = ROOT / "examples" / "eval"
@@ -69,15 +69,7 @@ def weights_dir(tmp_path_factory):
 
 
 def run_evaluate(*args: str, weights_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "REMASTER_WEIGHTS_DIR": str(weights_dir), "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "remaster.evaluate", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_module("remaster.evaluate", *args, weights_dir=weights_dir, cwd=cwd)
 
 
 def test_the_report_has_every_image_and_model_and_parses(weights_dir, tmp_path):
