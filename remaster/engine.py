@@ -14,6 +14,7 @@ import io
 import logging
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,7 +196,8 @@ class Engine:
             # Windows share one size per image, so cuDNN's per-shape algorithm search pays off.
             torch.backends.cudnn.benchmark = True
         self._lock = threading.Lock()
-        self._networks: dict[tuple[str, torch.dtype], Network] = {}
+        self._networks: OrderedDict[tuple[str, torch.dtype, float], Network] = OrderedDict()
+        """By model, dtype and denoise strength; least recently used first."""
         self._modules: dict[str, nn.Module] = {}
         self._state_dicts: dict[WeightFile, dict[str, torch.Tensor]] = {}
 
@@ -229,31 +231,35 @@ class Engine:
 
         For a model with a denoise control, ``denoise_strength`` below 1 blends its
         weights with the denoising ones (``strength·main + (1 − strength)·denoise``),
-        as the official script does; that network is built for the request, not kept.
+        as the official script does; the last few blends are kept.
 
         Raises:
             WeightsUnavailableError: the weights could not be found or downloaded.
         """
         dtype = resolve_dtype(precision, self.device)
-        if spec.supports_denoise and denoise_strength < 1.0:
-            assert spec.denoise_weights is not None
-            main = self._state_dict(spec.weights, spec.state_dict_key, on_wait)
-            denoise = self._state_dict(spec.denoise_weights, spec.state_dict_key, on_wait)
-            blended = {k: denoise_strength * v + (1.0 - denoise_strength) * denoise[k] for k, v in main.items()}
-            return self._make_network(spec, blended, dtype)
-        key = (spec.name, dtype)
+        strength = float(denoise_strength) if spec.supports_denoise else 1.0
+        key = (spec.name, dtype, strength)
         with self._lock:
             cached = self._networks.get(key)
-        if cached is not None:
-            return cached
+            if cached is not None:
+                self._networks.move_to_end(key)
+                return cached
         if spec.supports_denoise:
+            assert spec.denoise_weights is not None
             state = self._state_dict(spec.weights, spec.state_dict_key, on_wait)
+            if strength < 1.0:
+                denoise = self._state_dict(spec.denoise_weights, spec.state_dict_key, on_wait)
+                state = {k: strength * v + (1.0 - strength) * denoise[k] for k, v in state.items()}
         else:
             state = self._load(spec.weights, spec.state_dict_key, on_wait)
         with self._lock:
             if key not in self._networks:
                 self._networks[key] = self._make_network(spec, state, dtype)
                 log.info("Loaded %s on %s in %s", spec.name, self.device, dtype)
+                blends = [k for k in self._networks if k[2] != 1.0]
+                for old in blends[: max(len(blends) - MAX_BLENDS, 0)]:
+                    del self._networks[old]
+            self._networks.move_to_end(key)
             return self._networks[key]
 
     def _state_dict(
@@ -410,6 +416,8 @@ def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], spec: ModelS
 CPU_WINDOW_MACS = 12e12
 """On a CPU, the most multiply-adds one window may take (about 30 s), so work stays interruptible."""
 MAX_BATCH = 16
+MAX_BLENDS = 8
+"""Networks of blended denoise weights kept (the page's slider makes a new one per value)."""
 
 
 def _is_out_of_memory(error: BaseException) -> bool:

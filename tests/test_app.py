@@ -174,7 +174,7 @@ def test_cancelling_a_request_stops_the_work_at_the_next_tile(enhancer, tmp_path
             return network.module(x)
 
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
-        slowed.engine._networks[("tiny-srvgg", dtype)] = replace(network, module=Slow())
+        slowed.engine._networks[("tiny-srvgg", dtype, 1.0)] = replace(network, module=Slow())
     handler = make_handler(slowed)
     source = images.save(images.rgb(200, 200), tmp_path / "big.png")
     tiles: list[float] = []
@@ -212,7 +212,7 @@ def test_a_client_that_cancels_mid_request_stops_the_work_on_the_server(enhancer
             return network.module(x)
 
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
-        slowed.engine._networks[("tiny-srvgg", dtype)] = replace(network, module=Slow())
+        slowed.engine._networks[("tiny-srvgg", dtype, 1.0)] = replace(network, module=Slow())
     demo = build_demo(slowed, prefetch=False)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:

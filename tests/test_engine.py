@@ -13,7 +13,7 @@ import torch
 from realesrgan import RealESRGANer
 
 import remaster
-from remaster.engine import build_network, canonical_state_dict, resolve_dtype
+from remaster.engine import MAX_BLENDS, build_network, canonical_state_dict, resolve_dtype
 
 from .images import gradient, to_uint8, to_uint16
 
@@ -126,6 +126,21 @@ def test_networks_are_loaded_once_and_reused(enhancer):
     assert enhancer.engine.network(spec, "fp32") is first
     assert enhancer.engine.network(spec, "bf16") is not first
     assert next(first.module.parameters()).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_blended_denoise_networks_are_kept_for_the_last_few_strengths(enhancer):
+    spec = remaster.get_model("tiny-general")
+    engine = remaster.Enhancer(enhancer.settings, enhancer.store).engine
+    first = engine.network(spec, "fp32", 0.25)
+    assert engine.network(spec, "fp32", 0.25) is first and engine.network(spec, "fp32", 0.5) is not first
+    for index in range(MAX_BLENDS):
+        engine.network(spec, "fp32", index / 100)
+    assert engine.network(spec, "fp32", 0.25) is not first, "the oldest blend was let go"
+    assert sum(1 for key in engine._networks if key[2] != 1.0) == MAX_BLENDS
+    unblended = engine.network(spec, "fp32", 1.0)
+    for index in range(MAX_BLENDS + 2):
+        engine.network(spec, "fp32", index / 50)
+    assert engine.network(spec, "fp32", 1.0) is unblended, "the model's own weights are never let go"
 
 
 def test_concurrent_calls_give_the_same_results_as_sequential_ones(enhancer):

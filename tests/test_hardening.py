@@ -122,7 +122,7 @@ def strict_app(enhancer):
 
     slow = remaster.Enhancer(strict.settings, strict.store)
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
-        slow.engine._networks[("tiny-srvgg", dtype)] = replace(network, module=Slow())
+        slow.engine._networks[("tiny-srvgg", dtype, 1.0)] = replace(network, module=Slow())
     demo = build_demo(slow, prefetch=False)
     _, url, _ = demo.launch(
         prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(strict.settings)

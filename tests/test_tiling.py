@@ -142,7 +142,7 @@ def test_a_request_over_the_time_limit_is_stopped(enhancer):
             time.sleep(0.3)
             return network.module(x)
 
-    slow.engine._networks[("tiny-srvgg", torch.float32)] = replace(network, module=Slow())
+    slow.engine._networks[("tiny-srvgg", torch.float32, 1.0)] = replace(network, module=Slow())
     with pytest.raises(remaster.StoppedError, match="time limit of 1 s"):
         slow.enhance(to_uint8(gradient(200, 200)), model="tiny-srvgg", tile=32, precision="fp32")
 
