@@ -12,6 +12,7 @@ import contextlib
 import functools
 import io
 import logging
+import math
 import threading
 import warnings
 from collections import OrderedDict
@@ -333,7 +334,7 @@ class Engine:
         """
         height, width, channels = pixels.shape
         if out is None:
-            out = np.empty((height * network.scale, width * network.scale, channels), dtype=np.float32)
+            out = self.result_array((height * network.scale, width * network.scale, channels), np.float32)
         padded = _pad_to_multiple(pixels, network.multiple)
         tiles: Tile = self.auto_tile(network, *padded.shape[:2], reserved=out.nbytes) if tile is None else tile
         uniform = self.device.type == "cuda"
@@ -358,6 +359,18 @@ class Engine:
                 if not _is_out_of_memory(error):
                     raise
                 tiles, batch = self._after_out_of_memory(error, tiles, batch, padded.shape[:2])
+
+    def result_array(self, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+        """An uninitialised array for a result, page-locked on CUDA when it is not too big, so the
+        finished pixels come back from the GPU at full speed and straight into it."""
+        dtype = np.dtype(dtype)
+        if (
+            self.device.type == "cuda"
+            and dtype in (np.uint8, np.float32)
+            and math.prod(shape) * dtype.itemsize <= MAX_PINNED_RESULT_BYTES
+        ):
+            return torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, pin_memory=True).numpy()
+        return np.empty(shape, dtype)
 
     def auto_tile(self, network: Network, height: int, width: int, reserved: int = 0) -> tuple[int, int]:
         """The core tile size (rows, columns) for an image: (0, 0) when it fits whole.
@@ -418,6 +431,7 @@ CPU_WINDOW_MACS = 12e12
 MAX_BATCH = 16
 MAX_BLENDS = 8
 """Networks of blended denoise weights kept (the page's slider makes a new one per value)."""
+MAX_PINNED_RESULT_BYTES = 512 << 20
 
 
 def _is_out_of_memory(error: BaseException) -> bool:

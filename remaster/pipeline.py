@@ -183,7 +183,7 @@ class Enhancer:
         channels = picture.color_channels
         native = (picture.height * spec.scale, picture.width * spec.scale, picture.pixels.shape[2])
         direct = size == (native[1], native[0]) and not face_enhance
-        upscaled = np.empty(native, dtype=picture.pixels.dtype if direct else np.float32)
+        upscaled = self.engine.result_array(native, picture.pixels.dtype if direct else np.float32)
         passes = [("image", slice(0, channels))] + ([("alpha", slice(channels, None))] if picture.has_alpha else [])
         upscale_share = 0.8 if face_enhance else 0.95
         for index, (what, part) in enumerate(passes):

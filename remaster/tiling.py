@@ -236,4 +236,8 @@ def _write_core(result: torch.Tensor, window: Window, out: np.ndarray, scale: in
     if out.dtype != np.float32:
         core = core.mul(to_float_scale(out.dtype)).round_().to(torch.int32 if out.dtype == np.uint16 else torch.uint8)
     row, col = window.core_rows.start * scale, window.core_cols.start * scale
-    out[row : row + height, col : col + width] = core.cpu().numpy()
+    region = out[row : row + height, col : col + width]
+    if out.dtype == np.uint16:  # torch has few uint16 kernels
+        region[...] = core.cpu().numpy()
+    else:
+        torch.from_numpy(region).copy_(core)  # straight from the device into the result
