@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import _compat  # noqa: F401 - must run before basicsr is imported
+from .compiled import BackgroundCompiled
 from .errors import InvalidOptionError, OutOfMemoryError, WeightsUnavailableError, brief
 from .registry import ModelSpec, WeightFile
 from .settings import Settings
@@ -168,6 +169,8 @@ class Network:
     """Multiply-adds per input pixel."""
     bytes_per_pixel: float
     """Working memory per input pixel of a window, estimated generously."""
+    compiled: BackgroundCompiled | None = None
+    """Runs ``module``, compiled in the background where settings ask for it."""
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """Upscale an ``(N, 3, H, W)`` batch in 0–1, any size; returns ``(N, 3, H·s, W·s)`` float32 in 0–1."""
@@ -177,7 +180,8 @@ class Network:
             if pad_h or pad_w:
                 mode = "reflect" if pad_h < height and pad_w < width else "replicate"
                 batch = F.pad(batch, (0, pad_w, 0, pad_h), mode=mode)
-            out = self.module(batch.to(self.dtype).contiguous(memory_format=torch.channels_last))
+            forward = self.compiled or self.module
+            out = forward(batch.to(self.dtype).contiguous(memory_format=torch.channels_last))
             out = out[..., : height * self.scale, : width * self.scale]
             return out.float().clamp_(0.0, 1.0)
 
@@ -255,7 +259,7 @@ class Engine:
             state = self._load(spec.weights, spec.state_dict_key, on_wait)
         with self._lock:
             if key not in self._networks:
-                self._networks[key] = self._make_network(spec, state, dtype)
+                self._networks[key] = self._make_network(spec, state, dtype, self.settings.compile)
                 log.info("Loaded %s on %s in %s", spec.name, self.device, dtype)
                 blends = [k for k in self._networks if k[2] != 1.0]
                 for old in blends[: max(len(blends) - MAX_BLENDS, 0)]:
@@ -283,7 +287,9 @@ class Engine:
                 f"{path} could not be loaded ({brief(error)}); replace it with the official {weight.filename}"
             ) from error
 
-    def _make_network(self, spec: ModelSpec, state: dict[str, torch.Tensor], dtype: torch.dtype) -> Network:
+    def _make_network(
+        self, spec: ModelSpec, state: dict[str, torch.Tensor], dtype: torch.dtype, compile_in_background: bool
+    ) -> Network:
         module = build_network(spec)
         unshuffle = {2: 2, 1: 4}.get(spec.scale, 1) if spec.architecture == "RRDBNet" else 1
         macs = count_macs(module, unshuffle)
@@ -299,6 +305,7 @@ class Engine:
             overlap=spec.tile_overlap,
             macs_per_pixel=macs,
             bytes_per_pixel=_activation_bytes_per_pixel(spec, dtype),
+            compiled=BackgroundCompiled(module, f"{spec.name} ({dtype})") if compile_in_background else None,
         )
 
     def upscale(

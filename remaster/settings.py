@@ -28,6 +28,8 @@ Variable                    Meaning
 ``REMASTER_MAX_BATCH_FILES`` Most images in one batch (default 50).
 ``REMASTER_MAX_BATCH_MB``   Most megabytes of images a batch's zips may hold, uncompressed
                             (default 500).
+``REMASTER_COMPILE``        ``1`` or ``0``: compile networks with ``torch.compile`` in the
+                            background (default: on with CUDA, except on ZeroGPU).
 ``REMASTER_CONCURRENCY``    How many requests the app runs at once.
 ``REMASTER_QUEUE_SIZE``     How many requests may wait; more are turned away.
 ``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``
@@ -45,6 +47,7 @@ from pathlib import Path
 __all__ = ["DeviceDefaults", "Settings", "device_defaults", "detect_device"]
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class Settings:
     hub_revision: str | None
     offline: bool
     download_timeout: float = 30.0
+    compile: bool = False
+    """Compile networks in the background and use the compiled graph where it is faster."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -123,7 +128,7 @@ class Settings:
             ValueError: a variable holds a value of the wrong kind; the message names it.
         """
         env = os.environ if env is None else env
-        device = env.get("REMASTER_DEVICE") or detect_device()
+        device = str(overrides.get("device") or env.get("REMASTER_DEVICE") or detect_device())
         defaults = device_defaults(device, on_space=bool(env.get("SPACE_ID")))
         xdg_cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         settings = cls(
@@ -148,6 +153,7 @@ class Settings:
             hub_repo=env.get("REMASTER_HUB_REPO") or None,
             hub_revision=env.get("REMASTER_HUB_REVISION") or None,
             offline=env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE,
+            compile=_compile(env, device),
         )
         return replace(settings, **overrides) if overrides else settings
 
@@ -163,6 +169,18 @@ def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int
     if value <= 0:
         raise ValueError(f"{name} must be a positive whole number, but it is {raw!r}")
     return value
+
+
+def _compile(env: Mapping[str, str], device: str) -> bool:
+    """REMASTER_COMPILE if set; else on for CUDA, where it pays, but not on ZeroGPU, whose
+    GPU is lent per call, too briefly for a compilation to finish."""
+    raw = env.get("REMASTER_COMPILE", "").strip().lower()
+    if raw:
+        if raw not in _TRUE | _FALSE:
+            raise ValueError(f"REMASTER_COMPILE must be 1 or 0, but it is {raw!r}")
+        return raw in _TRUE
+    zero_gpu = env.get("SPACES_ZERO_GPU", "").strip().lower() in _TRUE
+    return device.split(":", 1)[0] == "cuda" and not zero_gpu
 
 
 def _optional_path(raw: str | None) -> Path | None:

@@ -56,6 +56,17 @@ def test_a_bad_number_names_the_variable(value):
         Settings.from_env(env={"REMASTER_DEVICE": "cpu", "REMASTER_MAX_INPUT_PIXELS": value})
 
 
+def test_background_compilation_is_on_for_cuda_only_unless_set():
+    assert not Settings.from_env(env={"REMASTER_DEVICE": "cpu"}).compile, "no gain measured on CPUs"
+    assert Settings.from_env(env={"REMASTER_DEVICE": "cuda:1"}).compile
+    assert not Settings.from_env(env={"REMASTER_DEVICE": "cuda", "SPACES_ZERO_GPU": "true"}).compile, "ZeroGPU"
+    assert Settings.from_env(env={"REMASTER_DEVICE": "cpu", "REMASTER_COMPILE": "1"}).compile
+    assert not Settings.from_env(env={"REMASTER_DEVICE": "cuda", "REMASTER_COMPILE": "off"}).compile
+    assert Settings.from_env(env={}, device="cuda").compile, "a device override decides the defaults too"
+    with pytest.raises(ValueError, match="REMASTER_COMPILE must be 1 or 0, but it is 'maybe'"):
+        Settings.from_env(env={"REMASTER_DEVICE": "cpu", "REMASTER_COMPILE": "maybe"})
+
+
 def test_overrides_replace_single_fields():
     settings = Settings.from_env(env={"REMASTER_DEVICE": "cpu"}, tile=64, offline=True)
     assert settings.tile == 64 and settings.offline

@@ -1,0 +1,212 @@
+"""``torch.compile`` that keeps nobody waiting.
+
+A network wrapped in :class:`BackgroundCompiled` runs eagerly from its first call while a
+worker thread compiles it (40–80 s for RealESRGAN_x4plus on an H200). The graph is
+compiled with dynamic height and width, so one graph serves images of every size; once
+it is ready and has measured faster than eager, every input it accepts runs compiled.
+
+Nothing ever compiles in a caller's thread: callers run the compiled code in dynamo's
+run-only mode, and an input no compiled graph accepts (a batch of several windows, a
+size past one of the graph's guards) runs eagerly now and is compiled in the background
+for next time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from torch import nn
+
+__all__ = ["BackgroundCompiled", "CompileState"]
+
+log = logging.getLogger(__name__)
+
+CompileState = Literal["waiting", "compiling", "compiled", "slower", "failed"]
+"""``waiting`` for a first input to compile for; ``compiling`` the first graph; ``compiled``
+(and faster: used); ``slower`` than eager (not used); ``failed`` to compile (not used)."""
+
+MAX_GRAPHS = 6
+"""Most graphs compiled per network; past this, inputs that no graph accepts run eagerly."""
+
+_TIMING_RUNS = 3
+
+
+class BackgroundCompiled:
+    """Runs ``module`` eagerly until its compiled graph is ready, then whichever is faster.
+
+    Args:
+        module: a network in eval mode, on its device and dtype, called inside
+            ``torch.inference_mode()`` with one ``(N, C, H, W)`` tensor.
+        label: names the network in log messages.
+        backend: the ``torch.compile`` backend.
+        min_speedup: compiled code is used only if eager time over compiled time, measured
+            once on the first input compiled for, reaches this.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        label: str,
+        *,
+        backend: str | Callable[..., object] = "inductor",
+        min_speedup: float = 1.0,
+    ) -> None:
+        self.module = module
+        self.label = label
+        self.min_speedup = min_speedup
+        self.state: CompileState = "waiting"
+        self.speedup: float | None = None
+        """Eager seconds over compiled seconds on the first input compiled for."""
+        self.compile_seconds: list[float] = []
+        self.calls = {"compiled": 0, "eager": 0}
+        _allow_graphs(8 * MAX_GRAPHS)
+        self._compiled = torch.compile(module, dynamic=True, backend=backend)
+        self._run_only = torch._dynamo.run(self._compiled)
+        forward = type(module).forward
+        self._code = forward.__code__
+        self._argument_names = list(inspect.signature(forward).parameters)[:2]
+        self._lock = threading.Lock()
+        self._pending: list[tuple[torch.Size, torch.dtype]] = []
+        self._requested: set[tuple[torch.Size, torch.dtype]] = set()
+        self._worker: threading.Thread | None = None
+        self._idle = threading.Condition(self._lock)
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.state == "compiled" and self.accepts(batch):
+            self.calls["compiled"] += 1
+            return self._run_only(batch)
+        if self.state in ("waiting", "compiling", "compiled"):
+            self._request(batch)
+        self.calls["eager"] += 1
+        return self.module(batch)
+
+    def accepts(self, batch: torch.Tensor) -> bool:
+        """Whether a compiled graph exists that runs ``batch`` as it is, without compiling."""
+        locals_ = dict(zip(self._argument_names, (self.module, batch), strict=True))
+        try:
+            entries = torch._dynamo.eval_frame._debug_get_cache_entry_list(self._code)
+            return any(entry.guard_manager.check(locals_) for entry in entries)
+        except Exception:  # noqa: BLE001 - a private API of torch; without it, nothing is accepted
+            return False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until no compilation is queued or running; False if ``timeout`` passed first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._worker is None, timeout)
+
+    def _request(self, batch: torch.Tensor) -> None:
+        if min(batch.shape[-2:]) < 2:
+            return  # a side of 1 would only get a graph of its own
+        key = (batch.shape, batch.dtype)
+        with self._lock:
+            if self._pending or key in self._requested or len(self.compile_seconds) >= MAX_GRAPHS:
+                return
+            if len(self._requested) > 1000:
+                self._requested.clear()
+            self._requested.add(key)
+            self._pending.append(key)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name=f"compile {self.label}", daemon=True)
+                self._worker.start()
+
+    def _work(self) -> None:
+        device = next(self.module.parameters()).device
+        while True:
+            with self._lock:
+                if not self._pending or self.state in ("slower", "failed"):
+                    self._pending.clear()
+                    self._worker = None
+                    self._idle.notify_all()
+                    return
+                shape, dtype = self._pending.pop(0)
+                if self.state == "waiting":
+                    self.state = "compiling"
+            try:
+                self._compile_for(shape, dtype, device)
+            except torch.OutOfMemoryError:
+                log.warning("Out of memory compiling %s for %s inputs; will try another size", self.label, tuple(shape))
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                with self._lock:
+                    if self.state == "compiling" and self.speedup is None:
+                        self.state = "waiting"
+            except Exception as error:  # noqa: BLE001 - any compiler failure means: stay eager
+                log.warning("Compiling %s failed; it runs uncompiled (%s)", self.label, error)
+                with self._lock:
+                    self.state = "failed"
+
+    def _compile_for(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> None:
+        # Callers run inside inference mode, and dynamo's guards tell its tensors apart.
+        with torch.inference_mode():
+            example = _example(shape, dtype, device)
+            if not self.accepts(example):
+                started = time.perf_counter()
+                self._compiled(example)
+                _synchronize(example.device)
+                seconds = time.perf_counter() - started
+                self.compile_seconds.append(seconds)
+                log.info("Compiled %s for %s inputs in %.0f s", self.label, tuple(example.shape), seconds)
+            if self.speedup is None:
+                self.speedup = self._measure(example)
+                faster = self.speedup >= self.min_speedup
+                log.info(
+                    "%s compiled runs %.2f× eager speed: %s",
+                    self.label,
+                    self.speedup,
+                    "using it" if faster else "staying eager",
+                )
+                with self._lock:
+                    self.state = "compiled" if faster else "slower"
+
+    def _measure(self, example: torch.Tensor) -> float:
+        """Eager seconds over compiled seconds on ``example``, alternating, after a warm-up of each."""
+        times: dict[str, list[float]] = {"eager": [], "compiled": []}
+        runners = {"eager": self.module, "compiled": self._run_only}
+        for repeat in range(_TIMING_RUNS + 1):
+            for name, run in runners.items():
+                _synchronize(example.device)
+                started = time.perf_counter()
+                run(example)
+                _synchronize(example.device)
+                if repeat:
+                    times[name].append(time.perf_counter() - started)
+        return statistics.median(times["eager"]) / statistics.median(times["compiled"])
+
+
+def _example(shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A random input like the one asked for, with no two sizes equal.
+
+    Dynamo gives equal sizes one symbol: from a square example the graph would accept
+    square inputs only, and from a batch of 3 (the channel count), batches of 3 only.
+    A batch of 2 stands for every batch of several.
+    """
+    batch, channels, height, width = shape
+    if height == width:
+        width += 4  # keeps any input multiple (1, 2 or 4)
+    if batch > 1:
+        batch = 2
+    return (
+        torch.rand(batch, channels, height, width, device=device)
+        .to(dtype)
+        .contiguous(memory_format=torch.channels_last)
+    )
+
+
+def _allow_graphs(count: int) -> None:
+    """Let dynamo keep ``count`` graphs per function (graphs of every network of one
+    architecture share forward's cache)."""
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, name, max(getattr(config, name), count))
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,129 @@
+"""Background compilation: callers never wait for it, never compile, and get eager's results."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from realesrgan.archs.srvgg_arch import SRVGGNetCompact
+from torch._dynamo.utils import counters
+
+import remaster
+from remaster.compiled import BackgroundCompiled
+from remaster.engine import build_network
+
+from .images import gradient, to_uint8
+
+
+@pytest.fixture(scope="module")
+def tiny_network(tiny_models) -> torch.nn.Module:
+    spec = remaster.get_model("tiny-srvgg")
+    torch.manual_seed(0)
+    return build_network(spec).eval().requires_grad_(False).to(memory_format=torch.channels_last)
+
+
+@pytest.fixture(scope="module")
+def compiled(tiny_network) -> BackgroundCompiled:
+    """Compiled from a first 1×3×20×28 call, used whatever its measured speed."""
+    forward = BackgroundCompiled(tiny_network, "tiny-srvgg", min_speedup=0.0)
+    first = batch(1, 20, 28)
+    result = forward(first)
+    assert forward.state == "compiling", "the first call ran eagerly while the compilation went on"
+    assert torch.equal(result, tiny_network(first))
+    assert forward.wait(timeout=300)
+    assert forward.state == "compiled" and forward.speedup > 0 and len(forward.compile_seconds) == 1
+    return forward
+
+
+def batch(count: int, height: int, width: int) -> torch.Tensor:
+    with torch.inference_mode():  # as Network.__call__ calls it
+        return torch.rand(count, 3, height, width).contiguous(memory_format=torch.channels_last)
+
+
+def accepts(compiled: BackgroundCompiled, inputs: torch.Tensor) -> bool:
+    with torch.inference_mode():  # grad mode is one of the guards
+        return compiled.accepts(inputs)
+
+
+def frames_compiled() -> int:
+    return counters["frames"]["ok"]
+
+
+@pytest.mark.parametrize("size", [(20, 28), (31, 17), (40, 40), (2, 90)])
+def test_one_graph_serves_other_sizes_without_compiling_again(compiled, tiny_network, size):
+    before, calls = frames_compiled(), compiled.calls["compiled"]
+    inputs = batch(1, *size)
+    with torch.inference_mode():
+        result = compiled(inputs)
+        expected = tiny_network(inputs)
+    assert compiled.calls["compiled"] == calls + 1, "ran the compiled graph"
+    assert frames_compiled() == before, "no compilation"
+    torch.testing.assert_close(result, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_an_input_no_graph_accepts_runs_eagerly_now_and_is_compiled_for_next_time(compiled, tiny_network):
+    inputs = batch(3, 24, 30)  # several windows at once: the first graph is for one
+    assert not accepts(compiled, inputs)
+    before, compiles = frames_compiled(), len(compiled.compile_seconds)
+    with torch.inference_mode():
+        result = compiled(inputs)
+        assert frames_compiled() == before, "the caller did not compile"
+        assert torch.equal(result, tiny_network(inputs))
+    assert compiled.wait(timeout=300)
+    assert len(compiled.compile_seconds) == compiles + 1 and accepts(compiled, inputs)
+    assert accepts(compiled, batch(5, 36, 30)), "one graph for every batch of several"
+    with torch.inference_mode():
+        torch.testing.assert_close(compiled(inputs), tiny_network(inputs), atol=1e-5, rtol=1e-4)
+
+
+def test_a_side_of_one_pixel_runs_eagerly_and_is_not_compiled_for(compiled, tiny_network):
+    inputs = batch(1, 1, 30)
+    calls, compiles = dict(compiled.calls), len(compiled.compile_seconds)
+    with torch.inference_mode():
+        assert torch.equal(compiled(inputs), tiny_network(inputs))
+    assert compiled.wait(timeout=60) and len(compiled.compile_seconds) == compiles
+    assert compiled.calls["eager"] == calls["eager"] + 1
+
+
+def test_compiled_code_slower_than_eager_is_not_used(tiny_network):
+    forward = BackgroundCompiled(tiny_network, "tiny-srvgg", min_speedup=1e9)
+    forward(batch(1, 20, 28))
+    assert forward.wait(timeout=300) and forward.state == "slower"
+    forward(batch(1, 20, 28))
+    assert forward.calls == {"compiled": 0, "eager": 2}
+
+
+def test_a_compiler_that_fails_leaves_the_network_running_eagerly(caplog):
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("no compiler here")
+
+    # Graphs live in dynamo's cache on forward's code, shared by every network of one
+    # architecture: a layer count no other test uses keeps theirs from serving this one.
+    network = SRVGGNetCompact(num_feat=4, num_conv=1).eval().requires_grad_(False)
+    forward = BackgroundCompiled(network, "tiny-srvgg", backend=broken_backend, min_speedup=0.0)
+    inputs = batch(1, 20, 28)
+    with torch.inference_mode():
+        expected = network(inputs)
+    assert torch.equal(forward(inputs), expected)
+    assert forward.wait(timeout=300) and forward.state == "failed"
+    assert "Compiling tiny-srvgg failed; it runs uncompiled" in caplog.text
+    assert torch.equal(forward(inputs), expected)
+    assert forward.calls["compiled"] == 0
+
+
+def test_the_engine_compiles_kept_networks_when_settings_ask(enhancer):
+    compiling = remaster.Enhancer(replace(enhancer.settings, compile=True), enhancer.store)
+    image = to_uint8(gradient(26, 34, seed=5))
+    expected = enhancer.enhance(image, model="tiny-srvgg", precision="fp32")
+    result = compiling.enhance(image, model="tiny-srvgg", precision="fp32")
+    network = compiling.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
+    assert isinstance(network.compiled, BackgroundCompiled) and network.compiled.calls["eager"] == 1
+    assert enhancer.engine.network(remaster.get_model("tiny-srvgg"), "fp32").compiled is None, "off on a CPU"
+    assert network.compiled.wait(timeout=300) and network.compiled.state in ("compiled", "slower")
+    network.compiled.min_speedup = 0.0  # whatever this machine measured, run it compiled from here on
+    network.compiled.state = "compiled"
+    again = compiling.enhance(image, model="tiny-srvgg", precision="fp32")
+    assert network.compiled.calls["compiled"] >= 1
+    assert np.abs(again.astype(int) - expected).max() <= 1 and np.array_equal(result, expected)
