@@ -4,6 +4,10 @@
     python bench/benchmark.py --device cuda --half # a GPU, against RealESRGANer(half=True)
     python bench/benchmark.py --big                # also 1920×1080 → 7680×4320 with RealESRGAN_x4plus
 
+Where networks are compiled (CUDA by default, or REMASTER_COMPILE=1), each model is warmed
+up at each size and its background compilation awaited before timing; the table then also
+gives remaster uncompiled, and on CUDA a second table times the networks alone.
+
 Weights: the real ones from --weights-dir (default: REMASTER_WEIGHTS_DIR, else
 ../shared/weights beside the repository) where present, random ones otherwise (speed does
 not depend on the values). The two pipelines are timed alternately; the table gives median
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import io
 import os
 import statistics
@@ -22,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +40,7 @@ import remaster  # noqa: E402
 from remaster.engine import build_network, count_macs  # noqa: E402
 from remaster.settings import Settings  # noqa: E402
 
+DEFAULT_DENOISE = inspect.signature(remaster.enhance).parameters["denoise_strength"].default
 FAMILIES = {
     "RealESRGAN_x4plus": "RRDB, 23 blocks",
     "RealESRGAN_x4plus_anime_6B": "RRDB, 6 blocks",
@@ -101,7 +108,7 @@ def prepare_weights(names: list[str], weights_dir: Path | None, scratch: Path) -
         for weight in spec.weight_files:
             real = weights_dir / weight.filename if weights_dir else None
             if real is not None and real.is_file():
-                (folder / weight.filename).symlink_to(real)
+                (folder / weight.filename).symlink_to(real.resolve())
                 origin[name] = "real"
             else:
                 torch.manual_seed(0)
@@ -169,6 +176,9 @@ def main() -> None:
         help="also time RealESRGAN_x4plus on a SIDE² input whole and at the automatic tiling, ours only",
     )
     parser.add_argument("--weights-dir", type=Path, default=None)
+    parser.add_argument(
+        "--compile-timeout", type=float, default=300, help="seconds to wait for a background compilation"
+    )
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -176,15 +186,18 @@ def main() -> None:
     weights_dir = weights_dir if weights_dir.is_dir() else None
     scratch = Path(tempfile.mkdtemp(prefix="remaster-bench-"))
     folder, origin = prepare_weights(args.models, weights_dir, scratch)
-    settings = Settings.from_env(env={}, device=args.device, weights_dir=folder, offline=True, cache_dir=scratch)
+    settings = Settings.from_env(device=args.device, weights_dir=folder, offline=True, cache_dir=scratch)
     enhancer = remaster.Enhancer(settings)
+    uncompiled = remaster.Enhancer(replace(settings, compile=False)) if settings.compile else enhancer
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else _cpu_name()})")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, remaster {remaster.__version__}")
-    print(f"weights: {weights_dir or 'random'}; reference: RealESRGANer(tile=0, pre_pad=0, half={args.half})\n")
+    print(f"weights: {weights_dir or 'random'}; reference: RealESRGANer(tile=0, pre_pad=0, half={args.half})")
+    print(f"compile: {'in the background, awaited before timing' if settings.compile else 'off'}\n")
 
     header = (
-        "| model | weights | input | reference s | remaster auto s | ratio | remaster fp32 s | ratio fp32 | "
-        "precision | TFLOP/s | peak MB added, ref / ours |"
+        "| model | weights | input | reference s | remaster auto s | ratio | uncompiled s | ratio | "
+        "remaster fp32 s | ratio fp32 | precision | graph | max /255 vs fp32, uncompiled / compiled | TFLOP/s | "
+        "peak MB added, ref / ours |"
     )
     print(header)
     print("|" + " --- |" * (header.count("|") - 1))
@@ -196,9 +209,18 @@ def main() -> None:
             image = test_image(size)
             bgr = np.ascontiguousarray(image[:, :, ::-1])
             enhancer.enhance(image, model=name)  # load and warm up at the size measured
-            enhancer.enhance(image, model=name, precision="fp32")
+            graph = "eager"
+            compiled = enhancer.engine.network(spec, denoise_strength=DEFAULT_DENOISE).compiled
+            if compiled is not None:
+                compiled.wait(args.compile_timeout)
+                graph = f"{compiled.state} ({compiled.speedup or 0:.2f}×, {sum(compiled.compile_seconds):.0f} s)"
+            exact_result = uncompiled.enhance(image, model=name, precision="fp32")
+            differences = " / ".join(
+                str(max_difference(engine.enhance(image, model=name), exact_result))
+                for engine in dict.fromkeys((uncompiled, enhancer))
+            )
             quietly(upsampler.enhance, bgr)
-            runs = {"ref": [], "auto": [], "fp32": []}
+            runs = {"ref": [], "auto": [], "eager": [], "fp32": []}
             peaks = {"ref": 0, "auto": 0}
             precision = ""
             for _ in range(args.repeats):
@@ -209,16 +231,25 @@ def main() -> None:
                 runs["auto"].append(seconds)
                 peaks["auto"] = max(peaks["auto"], peak)
                 precision = report.precision
-                seconds, _, _ = timed(device, enhancer.enhance, image, model=name, precision="fp32")
+                if compiled is not None:
+                    runs["eager"].append(timed(device, uncompiled.enhance, image, model=name)[0])
+                seconds, _, _ = timed(device, uncompiled.enhance, image, model=name, precision="fp32")
                 runs["fp32"].append(seconds)
             ref, auto, exact = (statistics.median(runs[key]) for key in ("ref", "auto", "fp32"))
+            eager = "— | —"
+            if runs["eager"]:
+                eager = f"{statistics.median(runs['eager']):.4f} | {ref / statistics.median(runs['eager']):.2f}×"
             tflops = 2 * macs * size * size / auto / 1e12
             print(
-                f"| {name} | {origin[name]} | {size}² | {ref:.3f} | {auto:.3f} | **{ref / auto:.2f}×** | "
-                f"{exact:.3f} | {ref / exact:.2f}× | {precision} | {tflops:.2f} | "
+                f"| {name} | {origin[name]} | {size}² | {ref:.4f} | {auto:.4f} | **{ref / auto:.2f}×** | "
+                f"{eager} | {exact:.4f} | {ref / exact:.2f}× | {precision} | "
+                f"{graph} | {differences} | {tflops:.2f} | "
                 f"{peaks['ref'] / 2**20:.0f} / {peaks['auto'] / 2**20:.0f} |",
                 flush=True,
             )
+
+    if device.type == "cuda" and settings.compile:
+        network_alone(enhancer, args.models, args.sizes)
 
     print(f"\nTiled versus whole, {args.seam_size}² input, tile {args.seam_tile}, fp32, largest difference (/255):\n")
     print("| model | RealESRGANer (tile_pad 10) | remaster |")
@@ -229,16 +260,16 @@ def main() -> None:
         spec = remaster.get_model(name)
         whole_ref = quietly(reference(spec, folder, device, False).enhance, bgr)[0]
         tiled_ref = quietly(reference(spec, folder, device, False, tile=args.seam_tile).enhance, bgr)[0]
-        whole = enhancer.enhance(image, model=name, precision="fp32", tile=0)
-        tiled = enhancer.enhance(image, model=name, precision="fp32", tile=args.seam_tile)
+        whole = uncompiled.enhance(image, model=name, precision="fp32", tile=0)
+        tiled = uncompiled.enhance(image, model=name, precision="fp32", tile=args.seam_tile)
         print(f"| {name} | {max_difference(whole_ref, tiled_ref)} | {max_difference(whole, tiled)} |", flush=True)
 
     if args.tiling_cost:
         image = test_image(args.tiling_cost)
-        network = enhancer.engine.network(remaster.get_model("RealESRGAN_x4plus"))
-        tiles = enhancer.engine.auto_tile(network, args.tiling_cost, args.tiling_cost)
-        whole, _, _ = timed(device, enhancer.enhance, image, model="RealESRGAN_x4plus", tile=0)
-        auto, _, _ = timed(device, enhancer.enhance, image, model="RealESRGAN_x4plus")
+        network = uncompiled.engine.network(remaster.get_model("RealESRGAN_x4plus"))
+        tiles = uncompiled.engine.auto_tile(network, args.tiling_cost, args.tiling_cost)
+        whole, _, _ = timed(device, uncompiled.enhance, image, model="RealESRGAN_x4plus", tile=0)
+        auto, _, _ = timed(device, uncompiled.enhance, image, model="RealESRGAN_x4plus")
         print(
             f"\nRealESRGAN_x4plus, {args.tiling_cost}² input: whole {whole:.1f} s, automatic tiling {tiles} "
             f"{auto:.1f} s ({(auto / whole - 1) * 100:+.0f}%)"
@@ -254,6 +285,45 @@ def main() -> None:
             f"\n1920×1080 → {result.shape[1]}×{result.shape[0]} with RealESRGAN_x4plus ({report.precision}): "
             f"{seconds:.1f} s, peak {'GPU memory' if device.type == 'cuda' else 'RSS'} {peak / 2**30:.2f} GiB"
         )
+
+
+def network_alone(enhancer: remaster.Enhancer, names: list[str], sizes: list[int]) -> None:
+    """Times each network's forward pass alone on CUDA (events, median of 20), eager and compiled."""
+    print("\nNetworks alone (input on the GPU, no conversion), median of 20:\n")
+    print("| model | input | eager ms | TFLOP/s | compiled ms | TFLOP/s |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name in names:
+        network = enhancer.engine.network(remaster.get_model(name))
+        if network.compiled is None or network.compiled.state != "compiled":
+            continue
+        for size in sizes:
+            with torch.inference_mode():  # as the engine calls it: dynamo's guards tell the modes apart
+                batch = torch.rand(1, 3, size, size, device=network.device).to(network.dtype)
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            cells = []
+            for forward in (network.module, network.compiled):
+                with torch.inference_mode():
+                    if forward is network.compiled and not forward.accepts(batch):
+                        cells.append("— | —")
+                        continue
+                    milliseconds = cuda_milliseconds(forward, batch)
+                tflops = 2 * network.macs_per_pixel * size * size / milliseconds / 1e9
+                cells.append(f"{milliseconds:.2f} | {tflops:.0f}")
+            print(f"| {name} | {size}² | {' | '.join(cells)} |", flush=True)
+
+
+def cuda_milliseconds(forward, batch: torch.Tensor, repeats: int = 20) -> float:
+    for _ in range(3):
+        forward(batch)
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        forward(batch)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
 
 
 def _cpu_name() -> str:

@@ -1,20 +1,18 @@
 #!/usr/bin/env bash
-# The benchmark on a lent GPU machine (the `device` tool), which has no internet.
+# The GPU checks and benchmark on a lent GPU machine (the `device` tool), which has no internet.
 #
-# Prepare here, once, in the repository root:
-#   echo /.whl/ >> .git/info/exclude; echo /.weights/ >> .git/info/exclude
-#   mkdir -p .weights && cp ../shared/weights/*.pth .weights/
-#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#       --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl \
-#       basicsr==1.4.2 realesrgan==0.3.0 ...   # whatever the machine's package list lacks
-# then run it there with carry [".whl", ".weights"]:  bash bench/gpu.sh
-set -euo pipefail
+# Prepare here, once, in the repository root (list both folders in .git/info/exclude):
+#   mkdir -p .site .weights && cp ../shared/weights/*.pth .weights/
+#   cp -r "$(python -c 'import basicsr, os; print(os.path.dirname(basicsr.__file__))')" \
+#         "$(python -c 'import realesrgan, os; print(os.path.dirname(realesrgan.__file__))')" .site/
+# Both packages are pure Python; the rest of what the engine needs is on the machine's image.
+# Then run it there with carry [".site", ".weights"]:  bash bench/gpu.sh
+set -uo pipefail
 cd "$(dirname "$0")/.."
-if compgen -G ".whl/*.whl" > /dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python3 bench/benchmark.py --device cuda --half --weights-dir .weights --sizes 512 1024 --repeats 5 \
-    --models RealESRGAN_x4plus realesr-animevideov3 realesr-general-x4v3 --seam-size 512 --seam-tile 128 "$@"
+export PYTHONPATH=$PWD/.site${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+logs=${OUT:-/tmp}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+timeout 150 python3 bench/gpu_checks.py --weights-dir .weights 2>&1 | tee "$logs/gpu_checks.log"
+timeout 400 python3 bench/benchmark.py --device cuda --half --weights-dir .weights --sizes 512 1024 --repeats 5 \
+    --models RealESRGAN_x4plus realesr-animevideov3 realesr-general-x4v3 --seam-size 512 --seam-tile 128 \
+    --tiling-cost 1024 --compile-timeout 200 "$@" 2>&1 | tee "$logs/benchmark.log"
