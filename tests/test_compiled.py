@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -28,11 +29,14 @@ def tiny_network(tiny_models) -> torch.nn.Module:
 def compiled(tiny_network) -> BackgroundCompiled:
     """Compiled from a first 1×3×20×28 call, used whatever its measured speed."""
     forward = BackgroundCompiled(tiny_network, "tiny-srvgg", min_speedup=0.0)
+    usual_switch_interval = sys.getswitchinterval()
     first = batch(1, 20, 28)
     result = forward(first)
     assert forward.state == "compiling", "the first call ran eagerly while the compilation went on"
+    assert sys.getswitchinterval() <= 1e-4, "requests get the GIL back quickly while compiling holds it"
     assert torch.equal(result, tiny_network(first))
     assert forward.wait(timeout=300)
+    assert sys.getswitchinterval() == usual_switch_interval
     assert forward.state == "compiled" and forward.speedup > 0 and len(forward.compile_seconds) == 1
     return forward
 
