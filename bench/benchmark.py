@@ -185,7 +185,8 @@ def main() -> None:
     weights_dir = args.weights_dir or Path(os.environ.get("REMASTER_WEIGHTS_DIR") or ROOT.parent / "shared" / "weights")
     weights_dir = weights_dir if weights_dir.is_dir() else None
     scratch = Path(tempfile.mkdtemp(prefix="remaster-bench-"))
-    folder, origin = prepare_weights(args.models, weights_dir, scratch)
+    extra = ["RealESRGAN_x4plus"] if args.tiling_cost or args.big else []
+    folder, origin = prepare_weights(list(dict.fromkeys([*args.models, *extra])), weights_dir, scratch)
     settings = Settings.from_env(device=args.device, weights_dir=folder, offline=True, cache_dir=scratch)
     enhancer = remaster.Enhancer(settings)
     uncompiled = remaster.Enhancer(replace(settings, compile=False)) if settings.compile else enhancer
