@@ -12,7 +12,8 @@ Weights: the real ones from --weights-dir (default: REMASTER_WEIGHTS_DIR, else
 ../shared/weights beside the repository) where present, random ones otherwise (speed does
 not depend on the values). The two pipelines are timed alternately; the table gives median
 seconds, the ratio, the largest tiled-versus-whole difference of each, peak memory and the
-network's achieved TFLOP/s (2 × multiply-adds per second).
+network's achieved TFLOP/s (2 × multiply-adds per second). On a CPU, the rates of one
+convolution in each layout and precision follow: they bound the ratios.
 """
 
 from __future__ import annotations
@@ -251,6 +252,8 @@ def main() -> None:
 
     if device.type == "cuda" and settings.compile:
         network_alone(enhancer, args.models, args.sizes)
+    if device.type == "cpu":
+        convolution_rates()
 
     print(f"\nTiled versus whole, {args.seam_size}² input, tile {args.seam_tile}, fp32, largest difference (/255):\n")
     print("| model | RealESRGANer (tile_pad 10) | remaster |")
@@ -311,6 +314,30 @@ def network_alone(enhancer: remaster.Enhancer, names: list[str], sizes: list[int
                 tflops = 2 * network.macs_per_pixel * size * size / milliseconds / 1e9
                 cells.append(f"{milliseconds:.2f} | {tflops:.0f}")
             print(f"| {name} | {size}² | {' | '.join(cells)} |", flush=True)
+
+
+def convolution_rates(side: int = 256, repeats: int = 7) -> None:
+    """The CPU's rate on one 64→64 3×3 convolution, the bulk of every model's work, in each layout and dtype."""
+    convolution = torch.nn.Conv2d(64, 64, 3, padding=1).eval().requires_grad_(False)
+    flop = 2 * 64 * 64 * 9 * side * side
+    variants = {
+        "fp32 NCHW": (torch.float32, torch.contiguous_format),
+        "fp32 channels-last": (torch.float32, torch.channels_last),
+        "bf16 channels-last": (torch.bfloat16, torch.channels_last),
+    }
+    rates = []
+    with torch.inference_mode():
+        for name, (dtype, layout) in variants.items():
+            layer = convolution.to(dtype=dtype, memory_format=layout)
+            batch = torch.rand(1, 64, side, side).to(dtype).contiguous(memory_format=layout)
+            layer(batch)
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                layer(batch)
+                times.append(time.perf_counter() - started)
+            rates.append(f"{name} {flop / statistics.median(times) / 1e12:.2f}")
+    print(f"\nOne 64→64 3×3 convolution at {side}², TFLOP/s: {', '.join(rates)}")
 
 
 def cuda_milliseconds(forward, batch: torch.Tensor, repeats: int = 20) -> float:
