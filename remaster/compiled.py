@@ -68,6 +68,9 @@ class BackgroundCompiled:
         """Eager seconds over compiled seconds on the first input compiled for."""
         self.compile_seconds: list[float] = []
         self.calls = {"compiled": 0, "eager": 0}
+        if not _torch_can_compile_in_background():
+            log.warning("%s runs uncompiled: compiling in the background needs torch 2.6 or later", label)
+            self.state = "failed"
         _allow_graphs(8 * MAX_GRAPHS)
         self._compiled = torch.compile(module, dynamic=True, backend=backend)
         self._run_only = torch._dynamo.run(self._compiled)
@@ -222,6 +225,15 @@ def _example(shape: torch.Size, dtype: torch.dtype, device: torch.device) -> tor
         torch.rand(batch, channels, height, width, device=device)
         .to(dtype)
         .contiguous(memory_format=torch.channels_last)
+    )
+
+
+def _torch_can_compile_in_background() -> bool:
+    """Whether this torch lets callers check compiled graphs' guards and run them without compiling."""
+    return (
+        torch.torch_version.TorchVersion(torch.__version__) >= "2.6"  # guard managers with check()
+        and hasattr(torch._dynamo, "run")
+        and hasattr(torch._dynamo.eval_frame, "_debug_get_cache_entry_list")
     )
 
 

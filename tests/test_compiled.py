@@ -117,6 +117,16 @@ def test_a_compiler_that_fails_leaves_the_network_running_eagerly(caplog):
     assert forward.calls["compiled"] == 0
 
 
+def test_a_torch_without_the_run_only_mode_runs_uncompiled(tiny_network, monkeypatch, caplog):
+    monkeypatch.delattr(torch._dynamo.eval_frame, "_debug_get_cache_entry_list")
+    forward = BackgroundCompiled(tiny_network, "tiny-srvgg", min_speedup=0.0)
+    inputs = batch(1, 20, 28)
+    with torch.inference_mode():
+        assert torch.equal(forward(inputs), tiny_network(inputs))
+    assert forward.state == "failed" and forward.wait(timeout=1) and forward.compile_seconds == []
+    assert "needs torch 2.6 or later" in caplog.text
+
+
 def test_the_engine_compiles_kept_networks_when_settings_ask(enhancer):
     compiling = remaster.Enhancer(replace(enhancer.settings, compile=True), enhancer.store)
     image = to_uint8(gradient(26, 34, seed=5))
