@@ -2,8 +2,9 @@
 
 A network wrapped in :class:`BackgroundCompiled` runs eagerly from its first call while a
 worker thread compiles it (85 s for RealESRGAN_x4plus on an H100 or H200). The graph is
-compiled with dynamic height and width, so one graph serves images of every size; once
-it is ready and has measured faster than eager, every input it accepts runs compiled.
+compiled with dynamic height and width, so one graph serves a wide range of image sizes
+(its guards bound the range where a convolution backend's choice changes); once it is
+ready and has measured faster than eager, every input it accepts runs compiled.
 
 Nothing ever compiles in a caller's thread: callers run the compiled code in dynamo's
 run-only mode, and an input no compiled graph accepts (a batch of several windows, a
@@ -16,28 +17,30 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import nn
+
+from .errors import brief
 
 __all__ = ["BackgroundCompiled", "CompileState"]
 
 log = logging.getLogger(__name__)
 
 CompileState = Literal["waiting", "compiling", "compiled", "slower", "failed"]
-"""``waiting`` for a first input to compile for; ``compiling`` the first graph; ``compiled``
-(and faster: used); ``slower`` than eager (not used); ``failed`` to compile (not used)."""
+"""``waiting`` for an input to compile a first graph for (again, after running out of memory);
+``compiling`` it; ``compiled`` and faster: used; ``slower`` than eager: not used; ``failed``
+to compile or to run: not used."""
 
 MAX_GRAPHS = 6
 """Most graphs compiled per network; past this, inputs that no graph accepts run eagerly."""
 
-_TIMING_RUNS = 3
+_TIMING_RUNS = 5
 
 
 class BackgroundCompiled:
@@ -84,8 +87,16 @@ class BackgroundCompiled:
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         if self.state == "compiled" and self.accepts(batch):
-            self.calls["compiled"] += 1
-            return self._run_only(batch)
+            try:
+                result = self._run_only(batch)
+            except torch.OutOfMemoryError:
+                raise  # the engine retries with smaller tiles
+            except Exception as error:  # noqa: BLE001 - a broken graph must not break requests
+                log.warning("%s's compiled graph failed; it runs uncompiled from now on (%s)", self.label, brief(error))
+                self.state = "failed"
+            else:
+                self.calls["compiled"] += 1
+                return result
         if self.state in ("waiting", "compiling", "compiled"):
             self._request(batch)
         self.calls["eager"] += 1
@@ -119,33 +130,45 @@ class BackgroundCompiled:
             self._busy = True
             if self.state == "waiting":
                 self.state = "compiling"
-        worker = threading.Thread(target=self._work, args=key, name=f"compile {self.label}", daemon=True)
-        worker.start()
+            _compilation_started()
+        try:
+            threading.Thread(target=self._work, args=key, name=f"compile {self.label}", daemon=True).start()
+        except RuntimeError as error:  # no thread to be had: stay eager
+            log.warning("Could not compile %s in the background (%s)", self.label, brief(error))
+            self._finish(failed=True)
 
     def _work(self, shape: torch.Size, dtype: torch.dtype) -> None:
-        device = next(self.module.parameters()).device
-        with _responsive_while_compiling():
-            try:
-                self._compile_for(shape, dtype, device)
-            except torch.OutOfMemoryError:
-                log.warning("Out of memory compiling %s for %s inputs; will try another size", self.label, tuple(shape))
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
+        failed = False
+        try:
+            self._compile_for(shape, dtype)
+        except Exception as error:  # noqa: BLE001 - any compiler failure means: stay eager
+            if _is_out_of_memory(error):
+                log.warning("Out of memory compiling %s for %s; a later request tries again", self.label, tuple(shape))
                 with self._lock:
-                    if self.state == "compiling" and self.speedup is None:
+                    self._requested.discard((shape, dtype))
+                    if self.state == "compiling":
                         self.state = "waiting"
-            except Exception as error:  # noqa: BLE001 - any compiler failure means: stay eager
-                log.warning("Compiling %s failed; it runs uncompiled (%s)", self.label, error)
-                with self._lock:
-                    self.state = "failed"
+                with contextlib.suppress(Exception):
+                    torch.cuda.empty_cache()
+            else:
+                log.warning("Compiling %s for %s inputs failed (%s)", self.label, tuple(shape), brief(error))
+                failed = True
+        finally:
+            self._finish(failed)
+
+    def _finish(self, failed: bool) -> None:
+        """The worker is done: a failure before any graph served leaves the network uncompiled for good."""
         with self._lock:
+            if failed and self.speedup is None:
+                self.state = "failed"
             self._busy = False
+            _compilation_finished()
             self._idle.notify_all()
 
-    def _compile_for(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> None:
+    def _compile_for(self, shape: torch.Size, dtype: torch.dtype) -> None:
         # Callers run inside inference mode, and dynamo's guards tell its tensors apart.
         with torch.inference_mode():
-            example = _example(shape, dtype, device)
+            example = _example(shape, dtype, next(self.module.parameters()).device)
             if not self.accepts(example):
                 started = time.perf_counter()
                 self._compiled(example)
@@ -166,7 +189,8 @@ class BackgroundCompiled:
                     self.state = "compiled" if faster else "slower"
 
     def _measure(self, example: torch.Tensor) -> float:
-        """Eager seconds over compiled seconds on ``example``, alternating, after a warm-up of each."""
+        """Eager seconds over compiled seconds on ``example``: the fastest of a few alternating runs
+        of each after a warm-up, as requests may be sharing the device meanwhile."""
         times: dict[str, list[float]] = {"eager": [], "compiled": []}
         runners = {"eager": self.module, "compiled": self._run_only}
         for repeat in range(_TIMING_RUNS + 1):
@@ -177,7 +201,7 @@ class BackgroundCompiled:
                 _synchronize(example.device)
                 if repeat:
                     times[name].append(time.perf_counter() - started)
-        return statistics.median(times["eager"]) / statistics.median(times["compiled"])
+        return min(times["eager"]) / min(times["compiled"])
 
 
 _GIL_SWITCH_SECONDS = 1e-4
@@ -186,8 +210,7 @@ _compilations = 0
 _usual_switch_interval = sys.getswitchinterval()
 
 
-@contextlib.contextmanager
-def _responsive_while_compiling() -> Iterator[None]:
+def _compilation_started() -> None:
     """Let the GIL change hands every 0.1 ms instead of every 5 ms while a compilation runs.
 
     Compiling is Python that holds the GIL for a minute or more. A request gives the GIL
@@ -200,13 +223,23 @@ def _responsive_while_compiling() -> Iterator[None]:
             _usual_switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(min(_usual_switch_interval, _GIL_SWITCH_SECONDS))
         _compilations += 1
-    try:
-        yield
-    finally:
-        with _switch_lock:
-            _compilations -= 1
-            if _compilations == 0:
-                sys.setswitchinterval(_usual_switch_interval)
+
+
+def _compilation_finished() -> None:
+    global _compilations
+    with _switch_lock:
+        _compilations -= 1
+        if _compilations == 0:
+            sys.setswitchinterval(_usual_switch_interval)
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    """Out of memory, also when the compiler wrapped the error in one of its own."""
+    while error is not None:
+        if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+            return True
+        error = getattr(error, "inner_exception", None) or error.__cause__
+    return False
 
 
 def _example(shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from realesrgan.archs.srvgg_arch import SRVGGNetCompact
 from torch._dynamo.utils import counters
+from torch._inductor.compile_fx import compile_fx
 
 import remaster
 from remaster.compiled import BackgroundCompiled
@@ -25,10 +26,34 @@ def tiny_network(tiny_models) -> torch.nn.Module:
     return build_network(spec).eval().requires_grad_(False).to(memory_format=torch.channels_last)
 
 
+class CountingInductor:
+    """The inductor backend, counting how often its compiled graphs run; ``broken`` makes them fail."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.broken = False
+
+    def __call__(self, graph: torch.fx.GraphModule, example_inputs: list) -> object:
+        compiled = compile_fx(graph, example_inputs)
+
+        def run(*args: object) -> object:
+            if self.broken:
+                raise RuntimeError("this graph broke")
+            self.runs += 1
+            return compiled(*args)
+
+        return run
+
+
 @pytest.fixture(scope="module")
-def compiled(tiny_network) -> BackgroundCompiled:
+def backend() -> CountingInductor:
+    return CountingInductor()
+
+
+@pytest.fixture(scope="module")
+def compiled(tiny_network, backend) -> BackgroundCompiled:
     """Compiled from a first 1×3×20×28 call, used whatever its measured speed."""
-    forward = BackgroundCompiled(tiny_network, "tiny-srvgg", min_speedup=0.0)
+    forward = BackgroundCompiled(tiny_network, "tiny-srvgg", backend=backend, min_speedup=0.0)
     usual_switch_interval = sys.getswitchinterval()
     first = batch(1, 20, 28)
     result = forward(first)
@@ -56,13 +81,13 @@ def frames_compiled() -> int:
 
 
 @pytest.mark.parametrize("size", [(20, 28), (31, 17), (40, 40), (2, 90)])
-def test_one_graph_serves_other_sizes_without_compiling_again(compiled, tiny_network, size):
-    before, calls = frames_compiled(), compiled.calls["compiled"]
+def test_one_graph_serves_other_sizes_without_compiling_again(compiled, tiny_network, backend, size):
+    before, runs = frames_compiled(), backend.runs
     inputs = batch(1, *size)
     with torch.inference_mode():
         result = compiled(inputs)
         expected = tiny_network(inputs)
-    assert compiled.calls["compiled"] == calls + 1, "ran the compiled graph"
+    assert backend.runs == runs + 1, "ran the compiled graph"
     assert frames_compiled() == before, "no compilation"
     torch.testing.assert_close(result, expected, atol=1e-5, rtol=1e-4)
 
@@ -80,6 +105,41 @@ def test_an_input_no_graph_accepts_runs_eagerly_now_and_is_compiled_for_next_tim
     assert accepts(compiled, batch(5, 36, 30)), "one graph for every batch of several"
     with torch.inference_mode():
         torch.testing.assert_close(compiled(inputs), tiny_network(inputs), atol=1e-5, rtol=1e-4)
+
+
+def test_a_compiled_graph_that_fails_leaves_the_request_to_eager(tiny_network, backend, caplog):
+    forward = BackgroundCompiled(tiny_network, "tiny-srvgg", backend=backend, min_speedup=0.0)
+    inputs = batch(1, 22, 26)
+    forward(inputs)
+    assert forward.wait(timeout=300) and forward.state == "compiled"
+    backend.broken = True
+    try:
+        with torch.inference_mode():
+            assert torch.equal(forward(inputs), tiny_network(inputs))
+            assert forward.state == "failed" and "compiled graph failed" in caplog.text
+            forward(inputs)
+    finally:
+        backend.broken = False
+    assert forward.calls["compiled"] == 0, "neither call got its result from the broken graph"
+
+
+def test_running_out_of_memory_while_compiling_is_tried_again_later(caplog):
+    attempts = []
+
+    def short_of_memory_once(graph, example_inputs):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise torch.OutOfMemoryError("out of memory (the first time)")
+        return compile_fx(graph, example_inputs)
+
+    network = SRVGGNetCompact(num_feat=4, num_conv=3).eval().requires_grad_(False)  # a graph of its own
+    forward = BackgroundCompiled(network, "tiny-srvgg", backend=short_of_memory_once, min_speedup=0.0)
+    inputs = batch(1, 20, 28)
+    forward(inputs)
+    assert forward.wait(timeout=300) and forward.state == "waiting"
+    assert "Out of memory compiling tiny-srvgg" in caplog.text
+    forward(inputs)
+    assert forward.wait(timeout=300) and forward.state == "compiled" and len(attempts) == 2
 
 
 def test_a_side_of_one_pixel_runs_eagerly_and_is_not_compiled_for(compiled, tiny_network):
@@ -112,7 +172,7 @@ def test_a_compiler_that_fails_leaves_the_network_running_eagerly(caplog):
         expected = network(inputs)
     assert torch.equal(forward(inputs), expected)
     assert forward.wait(timeout=300) and forward.state == "failed"
-    assert "Compiling tiny-srvgg failed; it runs uncompiled" in caplog.text
+    assert "Compiling tiny-srvgg for (1, 3, 20, 28) inputs failed (backend='broken_backend' raised" in caplog.text
     assert torch.equal(forward(inputs), expected)
     assert forward.calls["compiled"] == 0
 
