@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .errors import brief
+from .errors import brief, is_out_of_memory
 
 __all__ = ["BackgroundCompiled", "CompileState"]
 
@@ -142,7 +142,7 @@ class BackgroundCompiled:
         try:
             self._compile_for(shape, dtype)
         except Exception as error:  # noqa: BLE001 - any compiler failure means: stay eager
-            if _is_out_of_memory(error):
+            if is_out_of_memory(error):
                 log.warning("Out of memory compiling %s for %s; a later request tries again", self.label, tuple(shape))
                 with self._lock:
                     self._requested.discard((shape, dtype))
@@ -231,15 +231,6 @@ def _compilation_finished() -> None:
         _compilations -= 1
         if _compilations == 0:
             sys.setswitchinterval(_usual_switch_interval)
-
-
-def _is_out_of_memory(error: BaseException) -> bool:
-    """Out of memory, also when the compiler wrapped the error in one of its own."""
-    while error is not None:
-        if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
-            return True
-        error = getattr(error, "inner_exception", None) or error.__cause__
-    return False
 
 
 def _example(shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from . import _compat  # noqa: F401 - must run before basicsr is imported
 from .compiled import BackgroundCompiled
-from .errors import InvalidOptionError, OutOfMemoryError, WeightsUnavailableError, brief
+from .errors import InvalidOptionError, OutOfMemoryError, WeightsUnavailableError, brief, is_out_of_memory
 from .registry import ModelSpec, WeightFile
 from .settings import Settings
 from .tiling import MIN_AUTO_TILE, Tile, available_memory, choose_tiles, plan_windows, run_windows
@@ -363,7 +363,7 @@ class Engine:
                     )
                 return out
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
-                if not _is_out_of_memory(error):
+                if not is_out_of_memory(error):
                     raise
                 tiles, batch = self._after_out_of_memory(error, tiles, batch, padded.shape[:2])
 
@@ -439,13 +439,6 @@ MAX_BATCH = 16
 MAX_BLENDS = 8
 """Networks of blended denoise weights kept (the page's slider makes a new one per value)."""
 MAX_PINNED_RESULT_BYTES = 512 << 20
-
-
-def _is_out_of_memory(error: BaseException) -> bool:
-    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    text = str(error).lower()
-    return "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text
 
 
 def _pad_to_multiple(pixels: np.ndarray, multiple: int) -> np.ndarray:

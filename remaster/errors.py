@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import torch
+
 __all__ = [
     "brief",
+    "is_out_of_memory",
     "ImageTooLargeError",
     "InvalidImageError",
     "InvalidOptionError",
@@ -50,6 +53,23 @@ class OutOfMemoryError(RemasterError):
 
 class StoppedError(RemasterError):
     """The work was stopped before it finished: cancelled, or over the time limit."""
+
+
+_OUT_OF_MEMORY_PHRASES = ("out of memory", "can't allocate memory", "not enough memory")
+
+
+def is_out_of_memory(error: BaseException | None) -> bool:
+    """Whether ``error`` says memory ran out: torch's or Python's error, or an allocator's
+    message, also inside an error wrapping it (``torch.compile`` wraps its backends' errors)."""
+    for _ in range(8):  # a wrapped error is a few levels deep at most
+        if error is None:
+            return False
+        if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+            return True
+        if any(phrase in str(error).lower() for phrase in _OUT_OF_MEMORY_PHRASES):
+            return True
+        error = getattr(error, "inner_exception", None) or error.__cause__
+    return False
 
 
 def brief(error: BaseException, limit: int = 300) -> str:

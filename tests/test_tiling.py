@@ -60,7 +60,14 @@ class OutOfMemoryAbove(nn.Module):
         return self.inner(x)
 
 
-@pytest.mark.parametrize("error", [torch.OutOfMemoryError, MemoryError])
+def wrapped_out_of_memory(message: str) -> RuntimeError:
+    """Out of memory inside another error, as torch.compile's backends report it."""
+    error = RuntimeError("the compiled graph failed")
+    error.__cause__ = torch.OutOfMemoryError(message)
+    return error
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError, MemoryError, wrapped_out_of_memory])
 def test_out_of_memory_shrinks_the_tile_and_returns_the_full_correct_image(enhancer, error):
     spec = remaster.get_model("tiny-rrdb-x4")
     network = enhancer.engine.network(spec, "fp32")
