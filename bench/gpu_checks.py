@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import remaster  # noqa: E402
-from bench.benchmark import max_difference, prepare_weights, test_image  # noqa: E402
+from bench.benchmark import max_difference, prepare_weights, test_image, timed  # noqa: E402
 from remaster.settings import Settings  # noqa: E402
 
 MODEL = "RealESRGAN_x4plus"
@@ -108,21 +108,15 @@ def main() -> None:
     )
 
     photo = test_image(512)
-    uncompiled = statistics.median(timed(enhancer, photo) for _ in range(3))
+    cuda = torch.device("cuda")
+    uncompiled = statistics.median(timed(cuda, enhancer.enhance, photo, model=MODEL)[0] for _ in range(3))
     compiling = remaster.Enhancer(replace(settings, compile=True), enhancer.store)
-    first = [timed(compiling, photo) for _ in range(3)]
+    first = [timed(cuda, compiling.enhance, photo, model=MODEL)[0] for _ in range(3)]
     state = compiling.engine.network(remaster.get_model(MODEL)).compiled.state
     print(
         f"| first 3 requests, 512², while compiling in the background ({state}) | "
         f"{', '.join(f'{seconds:.2f} s' for seconds in first)} (uncompiled, warm: {uncompiled:.2f} s) |"
     )
-
-
-def timed(enhancer: remaster.Enhancer, image: np.ndarray) -> float:
-    started = time.perf_counter()
-    enhancer.enhance(image, model=MODEL)
-    torch.cuda.synchronize()
-    return time.perf_counter() - started
 
 
 if __name__ == "__main__":
