@@ -3,7 +3,7 @@
 import logging
 
 from remaster import Enhancer
-from remaster.ui import build_demo, launch_options
+from remaster.page import build_demo, launch_options
 
 enhancer = Enhancer()
 demo = build_demo(enhancer)

@@ -28,7 +28,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import remaster  # noqa: E402
-from remaster.engine import build_network, count_macs  # noqa: E402
+from remaster import Options, tiling  # noqa: E402
+from remaster._compat import import_basicsr  # noqa: E402
+from remaster.engine import build_network  # noqa: E402
 from remaster.settings import Settings  # noqa: E402
 
 DEFAULT_DENOISE = inspect.signature(remaster.enhance).parameters["denoise_strength"].default
@@ -119,7 +120,7 @@ def prepare_weights(names: list[str], weights_dir: Path | None, scratch: Path) -
 
 
 def reference(spec: remaster.ModelSpec, folder: Path, device: torch.device, half: bool, tile: int = 0):
-    from realesrgan import RealESRGANer
+    RealESRGANer = import_basicsr("realesrgan").RealESRGANer  # noqa: N806 - the official class
 
     model_path = str(folder / spec.weights.filename)
     dni = None
@@ -159,7 +160,7 @@ def max_difference(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a.astype(np.int32) - b.astype(np.int32)).max())
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--half", action="store_true", help="run the reference with half=True (its GPU setting)")
@@ -180,8 +181,11 @@ def main() -> None:
     parser.add_argument(
         "--compile-timeout", type=float, default=300, help="seconds to wait for a background compilation"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main() -> None:
+    args = parse_args()
     device = torch.device(args.device)
     weights_dir = args.weights_dir or Path(os.environ.get("REMASTER_WEIGHTS_DIR") or ROOT.parent / "shared" / "weights")
     weights_dir = weights_dir if weights_dir.is_dir() else None
@@ -190,12 +194,33 @@ def main() -> None:
     folder, origin = prepare_weights(list(dict.fromkeys([*args.models, *extra])), weights_dir, scratch)
     settings = Settings.from_env(device=args.device, weights_dir=folder, offline=True, cache_dir=scratch)
     enhancer = remaster.Enhancer(settings)
-    uncompiled = remaster.Enhancer(replace(settings, compile=False)) if settings.compile else enhancer
+    uncompiled = enhancer.with_settings(compile=False)
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else _cpu_name()})")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, remaster {remaster.__version__}")
     print(f"weights: {weights_dir or 'random'}; reference: RealESRGANer(tile=0, pre_pad=0, half={args.half})")
     print(f"compile: {'in the background, awaited before timing' if settings.compile else 'off'}\n")
 
+    speed_table(args, enhancer, uncompiled, folder, origin)
+    if device.type == "cuda" and settings.compile:
+        network_alone(enhancer, args.models, args.sizes)
+    if device.type == "cpu":
+        convolution_rates()
+    seam_table(args, uncompiled, folder)
+    if args.tiling_cost:
+        tiling_cost(args.tiling_cost, uncompiled)
+    if args.big:
+        big_image(enhancer)
+
+
+def speed_table(
+    args: argparse.Namespace,
+    enhancer: remaster.Enhancer,
+    uncompiled: remaster.Enhancer,
+    folder: Path,
+    origin: dict[str, str],
+) -> None:
+    """One row per model and size: the reference, ours (automatic, uncompiled, fp32), differences, rate, memory."""
+    device = enhancer.engine.device
     header = (
         "| model | weights | input | reference s | remaster auto s | ratio | uncompiled s | ratio | "
         "remaster fp32 s | ratio fp32 | precision | graph | max /255 vs fp32, uncompiled / compiled | TFLOP/s | "
@@ -205,56 +230,68 @@ def main() -> None:
     print("|" + " --- |" * (header.count("|") - 1))
     for name in args.models:
         spec = remaster.get_model(name)
-        macs = count_macs(build_network(spec), 2 if spec.scale == 2 else 1)
         upsampler = reference(spec, folder, device, args.half)
         for size in args.sizes:
-            image = test_image(size)
-            bgr = np.ascontiguousarray(image[:, :, ::-1])
-            enhancer.enhance(image, model=name)  # load and warm up at the size measured
-            graph = "eager"
-            compiled = enhancer.engine.network(spec, denoise_strength=DEFAULT_DENOISE).compiled
-            if compiled is not None:
-                compiled.wait(args.compile_timeout)
-                graph = f"{compiled.state} ({compiled.speedup or 0:.2f}×, {sum(compiled.compile_seconds):.0f} s)"
-            exact_result = uncompiled.enhance(image, model=name, precision="fp32")
-            differences = " / ".join(
-                str(max_difference(engine.enhance(image, model=name), exact_result))
-                for engine in dict.fromkeys((uncompiled, enhancer))
-            )
-            quietly(upsampler.enhance, bgr)
-            runs = {"ref": [], "auto": [], "eager": [], "fp32": []}
-            peaks = {"ref": 0, "auto": 0}
-            precision = ""
-            for _ in range(args.repeats):
-                seconds, peak, _ = timed(device, quietly, upsampler.enhance, bgr)
-                runs["ref"].append(seconds)
-                peaks["ref"] = max(peaks["ref"], peak)
-                seconds, peak, (_, report) = timed(device, enhancer.run, image, model=name)
-                runs["auto"].append(seconds)
-                peaks["auto"] = max(peaks["auto"], peak)
-                precision = report.precision
-                if compiled is not None:
-                    runs["eager"].append(timed(device, uncompiled.enhance, image, model=name)[0])
-                seconds, _, _ = timed(device, uncompiled.enhance, image, model=name, precision="fp32")
-                runs["fp32"].append(seconds)
-            ref, auto, exact = (statistics.median(runs[key]) for key in ("ref", "auto", "fp32"))
-            eager = "— | —"
-            if runs["eager"]:
-                eager = f"{statistics.median(runs['eager']):.4f} | {ref / statistics.median(runs['eager']):.2f}×"
-            tflops = 2 * macs * size * size / auto / 1e12
-            print(
-                f"| {name} | {origin[name]} | {size}² | {ref:.4f} | {auto:.4f} | **{ref / auto:.2f}×** | "
-                f"{eager} | {exact:.4f} | {ref / exact:.2f}× | {precision} | "
-                f"{graph} | {differences} | {tflops:.2f} | "
-                f"{peaks['ref'] / 2**20:.0f} / {peaks['auto'] / 2**20:.0f} |",
-                flush=True,
-            )
+            speed_row(args, enhancer, uncompiled, upsampler, spec, size, origin[name])
 
-    if device.type == "cuda" and settings.compile:
-        network_alone(enhancer, args.models, args.sizes)
-    if device.type == "cpu":
-        convolution_rates()
 
+def speed_row(
+    args: argparse.Namespace,
+    enhancer: remaster.Enhancer,
+    uncompiled: remaster.Enhancer,
+    upsampler: object,
+    spec: remaster.ModelSpec,
+    size: int,
+    origin: str,
+) -> None:
+    device, name = enhancer.engine.device, spec.name
+    image = test_image(size)
+    bgr = np.ascontiguousarray(image[:, :, ::-1])
+    enhancer.enhance(image, model=name)  # load and warm up at the size measured
+    network = enhancer.engine.network(spec, denoise_strength=DEFAULT_DENOISE)
+    graph = "eager"
+    if network.compiled is not None:
+        network.compiled.wait(args.compile_timeout)
+        graph = f"{network.compiled.state} ({network.compiled.speedup or 0:.2f}×, "
+        graph += f"{sum(network.compiled.compile_seconds):.0f} s)"
+    exact_result = uncompiled.enhance(image, model=name, precision="fp32")
+    differences = " / ".join(
+        str(max_difference(engine.enhance(image, model=name), exact_result))
+        for engine in dict.fromkeys((uncompiled, enhancer))
+    )
+    quietly(upsampler.enhance, bgr)
+    runs = {"ref": [], "auto": [], "eager": [], "fp32": []}
+    peaks = {"ref": 0, "auto": 0}
+    precision = ""
+    for _ in range(args.repeats):
+        seconds, peak, _ = timed(device, quietly, upsampler.enhance, bgr)
+        runs["ref"].append(seconds)
+        peaks["ref"] = max(peaks["ref"], peak)
+        seconds, peak, (_, report) = timed(device, enhancer.run, image, Options(model=name))
+        runs["auto"].append(seconds)
+        peaks["auto"] = max(peaks["auto"], peak)
+        precision = report.precision
+        if network.compiled is not None:
+            runs["eager"].append(timed(device, uncompiled.enhance, image, model=name)[0])
+        seconds, _, _ = timed(device, uncompiled.enhance, image, model=name, precision="fp32")
+        runs["fp32"].append(seconds)
+    ref, auto, exact = (statistics.median(runs[key]) for key in ("ref", "auto", "fp32"))
+    eager = "— | —"
+    if runs["eager"]:
+        eager = f"{statistics.median(runs['eager']):.4f} | {ref / statistics.median(runs['eager']):.2f}×"
+    tflops = 2 * network.macs_per_pixel * size * size / auto / 1e12
+    print(
+        f"| {name} | {origin} | {size}² | {ref:.4f} | {auto:.4f} | **{ref / auto:.2f}×** | "
+        f"{eager} | {exact:.4f} | {ref / exact:.2f}× | {precision} | "
+        f"{graph} | {differences} | {tflops:.2f} | "
+        f"{peaks['ref'] / 2**20:.0f} / {peaks['auto'] / 2**20:.0f} |",
+        flush=True,
+    )
+
+
+def seam_table(args: argparse.Namespace, uncompiled: remaster.Enhancer, folder: Path) -> None:
+    """The largest tiled-versus-whole difference of each pipeline, in fp32."""
+    device = uncompiled.engine.device
     print(f"\nTiled versus whole, {args.seam_size}² input, tile {args.seam_tile}, fp32, largest difference (/255):\n")
     print("| model | RealESRGANer (tile_pad 10) | remaster |")
     print("| --- | --- | --- |")
@@ -268,27 +305,33 @@ def main() -> None:
         tiled = uncompiled.enhance(image, model=name, precision="fp32", tile=args.seam_tile)
         print(f"| {name} | {max_difference(whole_ref, tiled_ref)} | {max_difference(whole, tiled)} |", flush=True)
 
-    if args.tiling_cost:
-        image = test_image(args.tiling_cost)
-        network = uncompiled.engine.network(remaster.get_model("RealESRGAN_x4plus"))
-        tiles = uncompiled.engine.auto_tile(network, args.tiling_cost, args.tiling_cost)
-        whole, _, _ = timed(device, uncompiled.enhance, image, model="RealESRGAN_x4plus", tile=0)
-        auto, _, _ = timed(device, uncompiled.enhance, image, model="RealESRGAN_x4plus")
-        print(
-            f"\nRealESRGAN_x4plus, {args.tiling_cost}² input: whole {whole:.1f} s, automatic tiling {tiles} "
-            f"{auto:.1f} s ({(auto / whole - 1) * 100:+.0f}%)"
-        )
 
-    if args.big:
-        from PIL import Image
-        from skimage import data
+def tiling_cost(side: int, uncompiled: remaster.Enhancer) -> None:
+    """What the automatic tiling costs against the whole image at once, RealESRGAN_x4plus on a side² input."""
+    device = uncompiled.engine.device
+    image = test_image(side)
+    network = uncompiled.engine.network(remaster.get_model("RealESRGAN_x4plus"))
+    tiles = tiling.auto_tile(network, side, side)
+    whole, _, _ = timed(device, uncompiled.enhance, image, model="RealESRGAN_x4plus", tile=0)
+    auto, _, _ = timed(device, uncompiled.enhance, image, model="RealESRGAN_x4plus")
+    print(
+        f"\nRealESRGAN_x4plus, {side}² input: whole {whole:.1f} s, automatic tiling {tiles} "
+        f"{auto:.1f} s ({(auto / whole - 1) * 100:+.0f}%)"
+    )
 
-        photo = np.asarray(Image.fromarray(data.astronaut()).resize((1920, 1080), Image.Resampling.BICUBIC))
-        seconds, peak, (result, report) = timed(device, enhancer.run, photo, model="RealESRGAN_x4plus")
-        print(
-            f"\n1920×1080 → {result.shape[1]}×{result.shape[0]} with RealESRGAN_x4plus ({report.precision}): "
-            f"{seconds:.1f} s, peak {'GPU memory' if device.type == 'cuda' else 'RSS'} {peak / 2**30:.2f} GiB"
-        )
+
+def big_image(enhancer: remaster.Enhancer) -> None:
+    """1920×1080 → 7680×4320 with RealESRGAN_x4plus: seconds and peak memory."""
+    from PIL import Image
+    from skimage import data
+
+    device = enhancer.engine.device
+    photo = np.asarray(Image.fromarray(data.astronaut()).resize((1920, 1080), Image.Resampling.BICUBIC))
+    seconds, peak, (result, report) = timed(device, enhancer.run, photo, Options(model="RealESRGAN_x4plus"))
+    print(
+        f"\n1920×1080 → {result.shape[1]}×{result.shape[0]} with RealESRGAN_x4plus ({report.precision}): "
+        f"{seconds:.1f} s, peak {'GPU memory' if device.type == 'cuda' else 'RSS'} {peak / 2**30:.2f} GiB"
+    )
 
 
 def network_alone(enhancer: remaster.Enhancer, names: list[str], sizes: list[int]) -> None:

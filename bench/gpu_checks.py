@@ -17,7 +17,6 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import remaster  # noqa: E402
 from bench.benchmark import max_difference, prepare_weights, test_image, timed  # noqa: E402
+from remaster import tiling  # noqa: E402
 from remaster.settings import Settings  # noqa: E402
 
 MODEL = "RealESRGAN_x4plus"
@@ -83,7 +83,7 @@ def main() -> None:
     if not args.device.startswith("cuda"):
         return
     network = enhancer.engine.network(remaster.get_model(MODEL))
-    windows_at_once = enhancer.engine._batch_size(network, image.shape[:2], 64)
+    windows_at_once = tiling.batch_size(network, *image.shape[:2], 64)
     print(
         f"| tiles of 64 run at once (free memory {torch.cuda.mem_get_info()[0] / 2**30:.0f} GiB) | {windows_at_once} |"
     )
@@ -110,7 +110,7 @@ def main() -> None:
     photo = test_image(512)
     cuda = torch.device("cuda")
     uncompiled = statistics.median(timed(cuda, enhancer.enhance, photo, model=MODEL)[0] for _ in range(3))
-    compiling = remaster.Enhancer(replace(settings, compile=True), enhancer.store)
+    compiling = enhancer.with_settings(compile=True)
     first = [timed(cuda, compiling.enhance, photo, model=MODEL)[0] for _ in range(3)]
     state = compiling.engine.network(remaster.get_model(MODEL)).compiled.state
     print(

@@ -11,6 +11,7 @@ completed ones, and the server's peak memory. Weights: the real ones from --weig
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -59,7 +60,7 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in found] + [grand for child in found for grand in _children(int(child))]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--queue-size", type=int, default=10)
@@ -67,16 +68,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="input side in pixels")
     parser.add_argument("--timeout", type=float, default=600, help="seconds the whole run may take")
     parser.add_argument("--weights-dir", type=Path, default=None)
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    import remaster
 
-    scratch = Path(tempfile.mkdtemp(prefix="remaster-load-"))
-    weights_dir = args.weights_dir or Path(os.environ.get("REMASTER_WEIGHTS_DIR") or ROOT.parent / "shared" / "weights")
-    folder, origin = prepare_weights([args.model], weights_dir if weights_dir.is_dir() else None, scratch)
-    source = scratch / "photo.png"
-    Image.fromarray(test_image(args.size)).save(source)
-
+def start_app(args: argparse.Namespace, weights: Path, scratch: Path) -> tuple[subprocess.Popen, str]:
+    """``python app.py`` in a subprocess, logging into ``scratch``; returns it and its URL once it answers."""
     port = free_port()
     env = {
         **os.environ,
@@ -85,13 +81,59 @@ def main() -> None:
         "GRADIO_TEMP_DIR": str(scratch / "gradio"),
         "GRADIO_ANALYTICS_ENABLED": "False",
         "HF_HUB_OFFLINE": "1",
-        "REMASTER_WEIGHTS_DIR": str(folder),
+        "REMASTER_WEIGHTS_DIR": str(weights),
         "REMASTER_QUEUE_SIZE": str(args.queue_size),
         "REMASTER_DEFAULT_MODEL": args.model,
     }
     log = open(scratch / "server.log", "w")  # noqa: SIM115 - lives as long as the server
     server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=scratch, env=env, stdout=log, stderr=log)
+    log.close()  # the child holds its own copy
     url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return server, url
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.terminate()
+            raise SystemExit(f"the app did not start; see {scratch / 'server.log'}")
+        time.sleep(0.5)
+
+
+def fire(url: str, source: Path, args: argparse.Namespace) -> tuple[list[tuple[str, float, str]], float]:
+    """``args.requests`` requests at once; each one's outcome and seconds, and the wall time of them all."""
+    from gradio_client import Client, handle_file
+
+    def one(index: int) -> tuple[str, float, str]:
+        started = time.monotonic()
+        try:
+            client = Client(url, verbose=False)
+            job = client.submit(handle_file(str(source)), args.model, 4, "auto", False, 0.5, api_name="/remaster")
+            result = job.result(timeout=args.timeout)
+            with Image.open(result[0]) as out:
+                assert out.size == (args.size * 4, args.size * 4), out.size
+            return "completed", time.monotonic() - started, ""
+        except Exception as error:  # noqa: BLE001 - every outcome is counted
+            kind = "rejected" if "queue" in str(error).lower() else "failed"
+            return kind, time.monotonic() - started, f"{type(error).__name__}: {error}"
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=args.requests) as pool:
+        outcomes = list(pool.map(one, range(args.requests)))
+    return outcomes, time.monotonic() - began
+
+
+def main() -> None:
+    args = parse_args()
+    import remaster
+
+    scratch = Path(tempfile.mkdtemp(prefix="remaster-load-"))
+    weights_dir = args.weights_dir or Path(os.environ.get("REMASTER_WEIGHTS_DIR") or ROOT.parent / "shared" / "weights")
+    folder, origin = prepare_weights([args.model], weights_dir if weights_dir.is_dir() else None, scratch)
+    source = scratch / "photo.png"
+    Image.fromarray(test_image(args.size)).save(source)
+
+    server, url = start_app(args, folder, scratch)
     peak = 0
     stop = threading.Event()
 
@@ -102,42 +144,12 @@ def main() -> None:
 
     threading.Thread(target=watch, daemon=True).start()
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"the app did not start; see {scratch / 'server.log'}")
-            time.sleep(0.5)
         idle = rss_of_tree(server.pid)
-
-        from gradio_client import Client, handle_file
-
-        def one(index: int) -> tuple[str, float, str]:
-            started = time.monotonic()
-            try:
-                client = Client(url, verbose=False)
-                job = client.submit(handle_file(str(source)), args.model, 4, "auto", False, 0.5, api_name="/remaster")
-                result = job.result(timeout=args.timeout)
-                with Image.open(result[0]) as out:
-                    assert out.size == (args.size * 4, args.size * 4), out.size
-                return "completed", time.monotonic() - started, ""
-            except Exception as error:  # noqa: BLE001 - every outcome is counted
-                kind = "rejected" if "queue" in str(error).lower() else "failed"
-                return kind, time.monotonic() - started, f"{type(error).__name__}: {error}"
-
-        began = time.monotonic()
-        with ThreadPoolExecutor(max_workers=args.requests) as pool:
-            outcomes = list(pool.map(one, range(args.requests)))
-        wall = time.monotonic() - began
+        outcomes, wall = fire(url, source, args)
     finally:
         stop.set()
         server.terminate()
         server.wait(timeout=30)
-        log.close()
 
     latencies = sorted(seconds for kind, seconds, _ in outcomes if kind == "completed")
     counts = {kind: sum(1 for k, _, _ in outcomes if k == kind) for kind in ("completed", "rejected", "failed")}

@@ -3,11 +3,14 @@
 >>> import remaster
 >>> result = remaster.enhance("photo.jpg", model="RealESRGAN_x4plus", outscale=2)
 >>> result.save("photo_x2.png")
+
+Importing the package is quick: torch and the networks load when :func:`enhance` or an
+:class:`Enhancer` is first used.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING
 
 from .errors import (
     ImageTooLargeError,
@@ -20,9 +23,13 @@ from .errors import (
     WeightsUnavailableError,
     WeightsUnreachableError,
 )
-from .pipeline import Enhancer, Report, enhance
+from .options import Options
 from .registry import MODELS, ModelSpec, WeightFile, get_model, register, unregister
 from .settings import Settings
+from .version import __version__
+
+if TYPE_CHECKING:
+    from .pipeline import Enhancer, Report, enhance
 
 __all__ = [
     "MODELS",
@@ -31,6 +38,7 @@ __all__ = [
     "InvalidImageError",
     "InvalidOptionError",
     "ModelSpec",
+    "Options",
     "OutOfMemoryError",
     "RemasterError",
     "Report",
@@ -46,3 +54,14 @@ __all__ = [
     "register",
     "unregister",
 ]
+
+_FROM_PIPELINE = ("Enhancer", "Report", "enhance")
+
+
+def __getattr__(name: str) -> object:
+    # The inference path imports torch and basicsr (seconds): only when it is first asked for.
+    if name in _FROM_PIPELINE:
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'remaster' has no attribute {name!r}")

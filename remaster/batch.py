@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import imageio
+from . import image_io
 from .errors import RemasterError, StoppedError
 from .files import remaster_file, unique_name
+from .options import Options
 from .pipeline import Enhancer
 
 __all__ = ["BatchResult", "expand_inputs", "run_batch", "safe_stem"]
@@ -124,26 +125,28 @@ def _is_hidden(name: str) -> bool:
 
 
 def _is_image_member(name: str) -> bool:
-    return not _is_hidden(name) and Path(name).suffix.lower() in imageio.IMAGE_SUFFIXES
+    return not _is_hidden(name) and Path(name).suffix.lower() in image_io.IMAGE_SUFFIXES
 
 
 def run_batch(
     enhancer: Enhancer,
     paths: Sequence[Path],
     archive: Path,
+    options: Options | None = None,
+    *,
     progress: Callable[..., object] | None = None,
     cancel: threading.Event | None = None,
-    **options: object,
 ) -> BatchResult:
-    """Remaster every image in ``paths`` (files or zips) and write the results into the zip ``archive``.
+    """Remaster every image in ``paths`` (files or zips) as ``options`` say, into the zip ``archive``.
 
-    Stills become PNG, animations keep their format. A file that fails is listed with its
-    reason and the rest go on; cancellation stops the whole batch.
+    A file that fails is listed with its reason and the rest go on; cancellation stops the
+    whole batch.
 
     Raises:
         StoppedError: the batch was cancelled.
         OSError: the zip of results could not be written; nothing is left behind.
     """
+    options = options if options is not None else Options()
     settings = enhancer.settings
     result = BatchResult(archive=archive)
     with tempfile.TemporaryDirectory(prefix="remaster-batch-") as work:
@@ -152,7 +155,7 @@ def run_batch(
         written: list[Path] = []
         used: set[str] = set()
         for index, (display, path) in enumerate(items):
-            stem = unique_name(f"{safe_stem(display)}_{options.get('model', 'remastered')}", used)
+            stem = unique_name(f"{safe_stem(display)}_{options.model}", used)
             used.add(stem)
 
             def file_progress(fraction: float, desc: str | None = None, index: int = index, display: str = display):
@@ -161,7 +164,7 @@ def run_batch(
 
             try:
                 done = remaster_file(
-                    enhancer, path, workdir / "out" / stem, "png", "auto", None, file_progress, cancel, **options
+                    enhancer, path, workdir / "out" / stem, options, progress=file_progress, cancel=cancel
                 )
             except StoppedError as error:
                 if cancel is not None and cancel.is_set():
@@ -178,7 +181,7 @@ def run_batch(
 
 
 def _write_zip(archive: Path, files: list[Path], result: BatchResult) -> None:
-    with imageio.atomic_file(archive) as partial, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as out:
+    with image_io.atomic_file(archive) as partial, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as out:
         for path in files:
             out.write(path, arcname=path.name)
         if result.failed:

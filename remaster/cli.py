@@ -5,7 +5,10 @@ A drop-in for the official ``inference_realesrgan.py``: its option names work to
 ``--fp32``, ``--suffix``, ``--ext``, ``-i/--input``).
 
 Exit codes: 0 every image was remastered; 1 some (or all) failed, each named on stderr;
-2 bad usage (an unknown option or model, no input images).
+2 bad usage (an unknown option or model, an option out of range, no input images).
+
+Parsing the command line imports no torch: bad usage is answered at once, and the
+networks load only when there is work for them.
 """
 
 from __future__ import annotations
@@ -17,17 +20,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
-from . import imageio
-from .errors import RemasterError
-from .faces import DEFAULT_FACE_MODEL
-from .files import remaster_file, unique_name
-from .pipeline import DEFAULT_FACE_STRENGTH, Enhancer
-from .registry import model_names
+from . import image_io
+from .errors import InvalidOptionError, RemasterError
+from .options import DEFAULT_FACE_STRENGTH, PRECISIONS, STILL_FORMATS, Options
+from .registry import DEFAULT_FACE_MODEL, model_names
 from .settings import Settings
 
-__all__ = ["collect_inputs", "main", "parse_args"]
+__all__ = ["collect_inputs", "main", "options_from", "parse_args"]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -76,11 +75,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"0 (plain upscale) to 1 (fully restored faces) (default: {DEFAULT_FACE_STRENGTH})",
     )
     precision = parser.add_mutually_exclusive_group()
-    precision.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
+    precision.add_argument("--precision", choices=PRECISIONS, default="auto")
     precision.add_argument("--fp32", action="store_const", const="fp32", dest="precision", help="exact fp32")
     parser.add_argument(
         "--ext",
-        choices=("auto", *imageio.OUTPUT_FORMATS),
+        choices=("auto", *STILL_FORMATS),
         default="auto",
         help="output format; auto keeps JPEG and WebP inputs' format, PNG otherwise (and for transparency or 16 bits)",
     )
@@ -94,7 +93,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("give at least one INPUT (a file, a folder or a glob pattern)")
     if args.quality is not None and not 1 <= args.quality <= 100:
         parser.error(f"--quality must be from 1 to 100, not {args.quality}")
+    try:
+        args.options = options_from(args)
+    except InvalidOptionError as error:
+        parser.error(str(error))
     return args
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    """The request's :class:`Options` from parsed arguments.
+
+    Raises:
+        InvalidOptionError: a value is out of range.
+    """
+    return Options(
+        model=args.model,
+        outscale=args.outscale,
+        tile=args.tile,
+        face_enhance=args.face_enhance,
+        denoise_strength=args.denoise_strength,
+        precision=args.precision,
+        face_model=args.face_model,
+        face_strength=args.face_strength,
+        output_format=args.ext,
+        animation_format=args.ext,
+        quality=args.quality,
+    )
 
 
 def collect_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
@@ -105,7 +129,7 @@ def collect_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
         path = Path(pattern)
         if path.is_dir():
             found.extend(
-                sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in imageio.IMAGE_SUFFIXES)
+                sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in image_io.IMAGE_SUFFIXES)
             )
         elif path.is_file():
             found.append(path)
@@ -127,37 +151,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not sources:
         print(f"error: no input images found in {', '.join(args.inputs)}", file=sys.stderr)
         return 2
+    from tqdm import tqdm
+
+    from .files import remaster_file, unique_name
+    from .pipeline import Enhancer
+
     overrides = {"weights_dir": args.weights_dir} if args.weights_dir else {}
     enhancer = Enhancer(Settings.from_env(**overrides))
     failures = [(pattern, "no such file, folder or match") for pattern in missing]
     written: set[str] = set()
     bar = tqdm(sources, unit="image", disable=args.quiet, file=sys.stderr)
-    options = {
-        "model": args.model,
-        "outscale": args.outscale,
-        "tile": args.tile,
-        "face_enhance": args.face_enhance,
-        "denoise_strength": args.denoise_strength,
-        "precision": args.precision,
-        "face_model": args.face_model,
-        "face_strength": args.face_strength,
-    }
     for source in bar:
         bar.set_postfix_str(source.name)
         name = f"{source.stem}{'_' + args.suffix if args.suffix else ''}"
         try:
-            done = remaster_file(
-                enhancer,
-                source,
-                args.output / unique_name(name, written),
-                still_format=args.ext,
-                animation_format=args.ext,
-                quality=args.quality,
-                **options,
-            )
-            target, report = done.path, done.report
-            written.add(target.stem)
-            bar.write(f"{source} → {target} ({report.summary()})", file=sys.stderr)
+            done = remaster_file(enhancer, source, args.output / unique_name(name, written), args.options)
+            written.add(done.path.stem)
+            bar.write(f"{source} → {done.path} ({done.report.summary()})", file=sys.stderr)
         except (RemasterError, OSError, ValueError) as error:
             failures.append((str(source), str(error)))
             bar.write(f"error: {source}: {error}", file=sys.stderr)

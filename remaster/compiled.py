@@ -28,7 +28,7 @@ from torch import nn
 
 from .errors import brief, is_out_of_memory
 
-__all__ = ["BackgroundCompiled", "CompileState"]
+__all__ = ["BackgroundCompiled", "CompileState", "can_compile_in_background"]
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +71,22 @@ class BackgroundCompiled:
         """Eager seconds over compiled seconds on the first input compiled for."""
         self.compile_seconds: list[float] = []
         self.calls = {"compiled": 0, "eager": 0}
-        if not _torch_can_compile_in_background():
+        self._lock = threading.Lock()
+        self._requested: set[tuple[torch.Size, torch.dtype]] = set()
+        self._busy = False
+        self._idle = threading.Condition(self._lock)
+        self._code = None
+        if not can_compile_in_background():
+            # Without guard checks and run-only mode, callers could not avoid compiling themselves.
             log.warning("%s runs uncompiled: compiling in the background needs torch 2.6 or later", label)
             self.state = "failed"
+            return
         _allow_graphs(8 * MAX_GRAPHS)
         self._compiled = torch.compile(module, dynamic=True, backend=backend)
         self._run_only = torch._dynamo.run(self._compiled)
         forward = type(module).forward
         self._code = forward.__code__
         self._argument_names = list(inspect.signature(forward).parameters)[:2]
-        self._lock = threading.Lock()
-        self._requested: set[tuple[torch.Size, torch.dtype]] = set()
-        self._busy = False
-        self._idle = threading.Condition(self._lock)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         if self.state == "compiled" and self.accepts(batch):
@@ -104,6 +107,8 @@ class BackgroundCompiled:
 
     def accepts(self, batch: torch.Tensor) -> bool:
         """Whether a compiled graph exists that runs ``batch`` as it is, without compiling."""
+        if self._code is None:  # this torch cannot compile in the background
+            return False
         locals_ = dict(zip(self._argument_names, (self.module, batch), strict=True))
         try:
             entries = torch._dynamo.eval_frame._debug_get_cache_entry_list(self._code)
@@ -252,7 +257,7 @@ def _example(shape: torch.Size, dtype: torch.dtype, device: torch.device) -> tor
     )
 
 
-def _torch_can_compile_in_background() -> bool:
+def can_compile_in_background() -> bool:
     """Whether this torch lets callers check compiled graphs' guards and run them without compiling."""
     return (
         torch.torch_version.TorchVersion(torch.__version__) >= "2.6"  # guard managers with check()

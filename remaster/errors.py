@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import torch
+import sys
 
 __all__ = [
     "brief",
@@ -61,10 +61,12 @@ _OUT_OF_MEMORY_PHRASES = ("out of memory", "can't allocate memory", "not enough 
 def is_out_of_memory(error: BaseException | None) -> bool:
     """Whether ``error`` says memory ran out: torch's or Python's error, or an allocator's
     message, also inside an error wrapping it (``torch.compile`` wraps its backends' errors)."""
+    torch = sys.modules.get("torch")  # no torch loaded: only Python's own MemoryError can be the cause
+    kinds = (MemoryError, torch.OutOfMemoryError) if torch is not None else (MemoryError,)
     for _ in range(8):  # a wrapped error is a few levels deep at most
         if error is None:
             return False
-        if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+        if isinstance(error, kinds):
             return True
         if any(phrase in str(error).lower() for phrase in _OUT_OF_MEMORY_PHRASES):
             return True

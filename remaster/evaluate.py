@@ -28,16 +28,21 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from . import imageio
+from . import image_io, pixels
+from ._compat import import_basicsr
 from .errors import RemasterError
-from .pipeline import Enhancer
+from .options import Options
 from .registry import model_names
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .pipeline import Enhancer
 
 __all__ = ["BICUBIC", "DEGRADATIONS", "Score", "degrade", "evaluate", "main", "score"]
 
@@ -65,21 +70,21 @@ def load_hr(path: Path, scale: int) -> np.ndarray:
     Raises:
         RemasterError: not a readable image.
     """
-    picture = imageio.decode(path, max_pixels=1 << 62)
-    pixels = imageio.to_eight_bit(picture.pixels[:, :, : picture.color_channels])
-    if pixels.shape[2] == 1:
-        pixels = np.repeat(pixels, 3, axis=2)
-    height, width = (pixels.shape[0] // scale) * scale, (pixels.shape[1] // scale) * scale
+    picture = image_io.decode(path, max_pixels=1 << 62)
+    hr = pixels.to_eight_bit(picture.pixels[:, :, : picture.color_channels])
+    if hr.shape[2] == 1:
+        hr = np.repeat(hr, 3, axis=2)
+    height, width = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
     if not height or not width:
         raise RemasterError(f"{path.name} is smaller than the scale ({scale})")
-    return np.ascontiguousarray(pixels[:height, :width])
+    return np.ascontiguousarray(hr[:height, :width])
 
 
 def degrade(hr: np.ndarray, scale: int, kind: str, strength: float | None, seed: int) -> np.ndarray:
     """The low-resolution input made from ``hr`` (RGB uint8): blur, bicubic shrink, noise or JPEG."""
     import cv2
-    from basicsr.utils.matlab_functions import imresize
 
+    imresize = import_basicsr("basicsr.utils.matlab_functions").imresize
     strength = DEGRADATIONS[kind] if strength is None else strength
     image = hr.astype(np.float64) / 255
     if kind == "blur":
@@ -97,15 +102,16 @@ def degrade(hr: np.ndarray, scale: int, kind: str, strength: float | None, seed:
 
 def bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
     """Plain MATLAB-style bicubic enlargement, the baseline every model should beat."""
-    from basicsr.utils.matlab_functions import imresize
+    imresize = import_basicsr("basicsr.utils.matlab_functions").imresize
 
     return np.clip(np.rint(imresize(lr.astype(np.float64) / 255, scale) * 255), 0, 255).astype(np.uint8)
 
 
 def score(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float, float | None]:
     """PSNR, SSIM (Y channel, ``scale`` border pixels cropped) and NIQE (None where it cannot run)."""
-    from basicsr.metrics.niqe import calculate_niqe
-    from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim
+    calculate_niqe = import_basicsr("basicsr.metrics.niqe").calculate_niqe
+    metrics = import_basicsr("basicsr.metrics.psnr_ssim")
+    calculate_psnr, calculate_ssim = metrics.calculate_psnr, metrics.calculate_ssim
 
     sr_bgr, hr_bgr = sr[:, :, ::-1].astype(np.float64), hr[:, :, ::-1].astype(np.float64)
     psnr = float(calculate_psnr(sr_bgr, hr_bgr, crop_border=scale, test_y_channel=True))
@@ -157,7 +163,11 @@ def evaluate(
                 continue
             started = time.perf_counter()
             try:
-                sr = bicubic(lr, scale) if method == BICUBIC else enhancer.enhance(lr, model=method, outscale=scale)
+                sr = (
+                    bicubic(lr, scale)
+                    if method == BICUBIC
+                    else enhancer.run(lr, Options(model=method, outscale=scale))[0]
+                )
             except RemasterError as error:
                 unavailable.add(method)
                 problems.append(f"{method}: {error}")
@@ -291,10 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.hr_folder.is_dir():
         print(f"error: {args.hr_folder} is not a folder", file=sys.stderr)
         return 2
-    paths = sorted(p for p in args.hr_folder.iterdir() if p.is_file() and p.suffix.lower() in imageio.IMAGE_SUFFIXES)
+    paths = sorted(p for p in args.hr_folder.iterdir() if p.is_file() and p.suffix.lower() in image_io.IMAGE_SUFFIXES)
     if not paths:
         print(f"error: {args.hr_folder} holds no images (PNG, JPEG, WebP, TIFF, BMP)", file=sys.stderr)
         return 2
+    from .pipeline import Enhancer
+
     overrides = {"weights_dir": args.weights_dir} if args.weights_dir else {}
     enhancer = Enhancer(Settings.from_env(**overrides))
     scores, problems = evaluate(

@@ -19,13 +19,13 @@ import torch
 
 from .engine import Engine
 from .errors import WeightsUnavailableError
-from .registry import get_model
+from .options import Options
+from .pixels import to_float
+from .registry import DETECTOR, PARSER, get_model
 
 __all__ = [
-    "DEFAULT_FACE_MODEL",
-    "DETECTOR",
-    "PARSER",
     "FACE_SIZE",
+    "FACE_TEMPLATE",
     "Face",
     "FaceRestorer",
     "align_face",
@@ -35,9 +35,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FACE_SIZE = 512
-DEFAULT_FACE_MODEL = "GFPGANv1.4"
-DETECTOR = "detection_Resnet50_Final"
-PARSER = "parsing_parsenet"
 
 # Where the five landmarks (eyes, nose tip, mouth corners) sit in a 512×512 aligned face (FFHQ).
 FACE_TEMPLATE = np.array(
@@ -195,13 +192,51 @@ class FaceRestorer:
         faces = [face for face in faces if face.eye_distance >= _MIN_EYE_DISTANCE]
         return sorted(faces, key=lambda face: face.eye_distance, reverse=True)
 
+    def enhance(
+        self,
+        color: np.ndarray,
+        target: np.ndarray,
+        options: Options,
+        max_faces: int,
+        progress: Callable[[float, str], None] | None = None,
+        check: Callable[[], None] | None = None,
+    ) -> tuple[int, int]:
+        """Find the faces in ``color`` and blend the largest ``max_faces``, restored, into ``target``.
+
+        Args:
+            color: the input's colour channels, ``(H, W, 1)`` or ``(H, W, 3)``, any dtype remaster reads.
+            target: float32 ``(H', W', C)`` in 0–1, C as ``color``: the input upscaled; changed in place.
+            options: the request's face model and strength.
+            max_faces: most faces restored; the largest are.
+            progress: told the fraction of this step done and what it is doing.
+            check: called between faces; raises to stop the work.
+
+        Returns:
+            How many faces were found, and how many restored.
+        """
+        report = progress or (lambda fraction, message: None)
+        if check is not None:
+            check()
+        report(0.0, "Finding faces")
+        source = to_float(color)
+        if source.shape[2] == 1:
+            source = np.repeat(source, 3, axis=2)
+        faces = self.detect(source)
+
+        def face_done(fraction: float) -> None:
+            if check is not None:
+                check()
+            report(fraction, "Restoring faces")
+
+        restored = self.restore(source, target, faces[:max_faces], options, face_done)
+        return len(faces), restored
+
     def restore(
         self,
         source: np.ndarray,
         target: np.ndarray,
         faces: list[Face],
-        model: str,
-        strength: float,
+        options: Options,
         progress: Callable[[float], None] | None = None,
         on_wait: Callable[[str], None] | None = None,
     ) -> int:
@@ -211,19 +246,19 @@ class FaceRestorer:
             source: float32 ``(H, W, 3)`` RGB in 0–1, where the faces' landmarks are.
             target: float32 ``(H', W', C)`` in 0–1, C = 1 or 3: ``source`` upscaled.
             faces: from :meth:`detect`, or landmarks known some other way.
-            model: a face model from the registry, such as ``"GFPGANv1.4"``.
-            strength: 0 leaves ``target`` exactly as it is; 1 uses the restored faces fully.
+            options: ``face_model`` restores each face; ``face_strength`` 0 leaves ``target``
+                exactly as it is, 1 uses the restored faces fully.
             progress: told the fraction of faces done.
 
         Returns:
             How many faces were restored.
 
         Raises:
-            UnknownModelError: ``model`` is not a face model.
+            UnknownModelError: ``options.face_model`` is not a face model.
             WeightsUnavailableError: a face network's weights could not be found.
         """
-        spec = get_model(model, "face_restorer")
-        if not faces or strength <= 0:
+        spec = get_model(options.face_model, "face_restorer")
+        if not faces or options.face_strength <= 0:
             return 0
         restorer = self.engine.module(spec, on_wait)
         parser = self.engine.module(get_model(PARSER, "face_parser"), on_wait)
@@ -237,7 +272,7 @@ class FaceRestorer:
                 continue
             restored_face = self._run_restorer(restorer, crop)
             mask = self._mask(parser, restored_face)
-            paste_face(target, restored_face, mask, matrix, scale, strength)
+            paste_face(target, restored_face, mask, matrix, scale, options.face_strength)
             restored += 1
             if progress is not None:
                 progress(index / len(faces))

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import imageio
+from . import image_io
+from .image_io import Picture
+from .options import Options
 from .pipeline import Enhancer, Report
 
 __all__ = ["FileResult", "remaster_file", "unique_name"]
@@ -24,11 +26,11 @@ _KEEPS = {".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
 
 @dataclass(frozen=True)
 class FileResult:
-    """A written result, what was done, and the first frame in and out (for previews)."""
+    """A written result, what was done, and the (first) frame in and out, in memory, for previews."""
 
     path: Path
     report: Report
-    first_input: Image.Image | str | Path
+    first_input: Picture
     first_output: Image.Image | np.ndarray
 
 
@@ -36,46 +38,53 @@ def remaster_file(
     enhancer: Enhancer,
     source: str | Path,
     target: Path,
-    still_format: str = "auto",
-    animation_format: str = "auto",
-    quality: int | None = None,
+    options: Options | None = None,
+    *,
     progress: Callable[..., object] | None = None,
     cancel: threading.Event | None = None,
-    **options: object,
 ) -> FileResult:
     """Remaster ``source`` and write it to ``target`` with the right extension added.
 
     Args:
         source: an image file; animated GIF, WebP and PNG files are done frame by frame.
         target: the output path without its extension.
-        still_format: ``png``, ``jpg``, ``webp``, or ``auto``: JPEG and WebP inputs keep their
-            format, others (and anything with transparency or 16 bits) become PNG.
-        animation_format: ``gif``, ``webp``, ``png`` (APNG), or ``auto``: the input's own.
-        quality: for JPEG and lossy WebP.
-        options: :meth:`Enhancer.run`'s options (model, outscale, tile, face_enhance, …).
+        options: the request's choices. Stills are written as ``options.output_format``
+            (``auto``: JPEG and WebP inputs keep their format, others, and anything with
+            transparency or 16 bits, become PNG); animations as ``options.animation_format``
+            (``auto``: the input's own).
 
     Raises:
         RemasterError: the image could not be remastered (the message says why).
-        ValueError: the format cannot hold the result (a JPEG animation, a GIF still).
+        ValueError: the format cannot hold the result (a JPEG animation).
         OSError: the file could not be written; nothing is left behind.
     """
+    options = options if options is not None else Options()
     source = Path(source)
-    animation = imageio.read_animation(source, enhancer.settings.max_input_pixels)
+    animation = image_io.read_animation(source, enhancer.settings.max_input_pixels)
     if animation is not None:
-        fmt = imageio.animation_format(animation) if animation_format == "auto" else animation_format
-        if fmt not in imageio.ANIMATION_FORMATS:
+        requested = options.animation_format
+        fmt = image_io.animation_format(animation) if requested == "auto" else requested
+        if fmt not in image_io.ANIMATION_FORMATS:
             raise ValueError(f"{fmt.upper()} cannot hold an animation; use gif, webp or png")
-        frames, report = enhancer.run_animation(animation, **options, progress=progress, cancel=cancel)
-        path = imageio.save_animation(
-            frames, _with_suffix(target, fmt), fmt, animation.durations, animation.loop, quality, report.description()
+        frames, report = enhancer.run_animation(animation, options, progress=progress, cancel=cancel)
+        path = image_io.save_animation(
+            frames,
+            _with_suffix(target, fmt),
+            fmt,
+            animation.durations,
+            animation.loop,
+            options.quality,
+            report.description(),
         )
-        return FileResult(path, report, animation.frames[0], frames[0])
-    if still_format not in ("auto", *imageio.OUTPUT_FORMATS):
-        raise ValueError(f"{still_format.upper()} output is for animations; use png, jpg or webp for a still image")
-    result, report = enhancer.run(source, **options, progress=progress, cancel=cancel)
-    fmt = _still_format(still_format, source, result)
-    path = imageio.save(result, _with_suffix(target, fmt), fmt, quality=quality, description=report.description())
-    return FileResult(path, report, source, result)
+        first = image_io.decode(animation.frames[0], max_pixels=enhancer.settings.max_input_pixels)
+        return FileResult(path, report, first, frames[0])
+    picture = image_io.decode(source, enhancer.settings.max_input_pixels)
+    result, report = enhancer.run(picture, options, progress=progress, cancel=cancel)
+    fmt = _still_format(options.output_format, source, result)
+    path = image_io.save(
+        result, _with_suffix(target, fmt), fmt, quality=options.quality, description=report.description()
+    )
+    return FileResult(path, report, picture, result)
 
 
 def unique_name(stem: str, taken: Collection[str]) -> str:

@@ -1,11 +1,9 @@
-"""The one inference function that the UI, the API and the CLI all call."""
+"""The one inference path that the page, the API, the command line, batches and archives all take."""
 
 from __future__ import annotations
 
 import functools
 import logging
-import math
-import numbers
 import threading
 import time
 from collections.abc import Callable
@@ -14,35 +12,41 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-from . import imageio
-from .engine import Engine, resolve_dtype
-from .errors import ImageTooLargeError, InvalidOptionError, StoppedError
-from .faces import DEFAULT_FACE_MODEL, FaceRestorer
-from .imageio import ImageInput
-from .registry import get_model
+from . import image_io, pixels
+from .engine import Engine
+from .errors import ImageTooLargeError, StoppedError
+from .faces import FaceRestorer
+from .image_io import ImageInput, Picture
+from .network import Network
+from .options import DEFAULT_FACE_STRENGTH, Options
+from .registry import DEFAULT_FACE_MODEL, ModelSpec, get_model
 from .settings import Settings
+from .tiling import result_array, upscale
 from .weights import WeightStore
 
-__all__ = [
-    "DEFAULT_FACE_STRENGTH",
-    "MAX_OUTSCALE",
-    "MAX_TILE",
-    "MIN_OUTSCALE",
-    "MIN_TILE",
-    "Enhancer",
-    "Report",
-    "enhance",
-]
+__all__ = ["Enhancer", "Report", "enhance"]
 
 log = logging.getLogger(__name__)
 
-MIN_OUTSCALE, MAX_OUTSCALE = 1.0, 8.0
-MIN_TILE, MAX_TILE = 32, 4096
-DEFAULT_FACE_STRENGTH = 0.7
-"""How much of the restored face to use by default: enough to repair it, not so much it looks like someone else."""
-
 ProgressCallback = Callable[..., object]
 """Called as ``progress(fraction, desc)``: a fraction from 0 to 1 and a short message."""
+
+_STORE_SETTINGS = frozenset(
+    {
+        "weights_dir",
+        "cache_dir",
+        "hub_cache_dir",
+        "hub_endpoint",
+        "hub_token",
+        "hub_repo",
+        "hub_revision",
+        "offline",
+        "download_timeout",
+    }
+)
+"""The settings a :class:`WeightStore` reads."""
+_ENGINE_SETTINGS = frozenset({"device", "compile"})
+"""The settings an :class:`Engine` reads (besides its store's)."""
 
 
 @dataclass(frozen=True)
@@ -96,18 +100,22 @@ class Enhancer:
     several threads at once.
     """
 
-    def __init__(self, settings: Settings | None = None, store: WeightStore | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, store: WeightStore | None = None, *, engine: Engine | None = None
+    ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         self.store = store if store is not None else WeightStore(self.settings)
-        self.engine = Engine(self.settings, self.store)
+        self.engine = engine if engine is not None else Engine(self.settings, self.store)
         self.faces = FaceRestorer(self.engine)
 
     def with_settings(self, **changes: object) -> Enhancer:
-        """A copy with some settings changed (limits, defaults) that shares this one's loaded networks."""
-        copy = Enhancer.__new__(Enhancer)
-        copy.settings = replace(self.settings, **changes)
-        copy.store, copy.engine, copy.faces = self.store, self.engine, self.faces
-        return copy
+        """A copy with some settings changed. It shares this one's loaded networks and downloads
+        unless a change concerns them (the device, compilation, where weights come from)."""
+        settings = replace(self.settings, **changes)
+        changed = {name for name in changes if getattr(settings, name) != getattr(self.settings, name)}
+        store = WeightStore(settings) if changed & _STORE_SETTINGS else self.store
+        shared = store is self.store and not changed & _ENGINE_SETTINGS
+        return Enhancer(settings, store, engine=self.engine if shared else None)
 
     def enhance(
         self,
@@ -123,87 +131,56 @@ class Enhancer:
         face_strength: float = DEFAULT_FACE_STRENGTH,
     ) -> Image.Image | np.ndarray:
         """Remaster ``image``; see :func:`remaster.enhance`."""
-        return self.run(
-            image, model, outscale, tile, face_enhance, denoise_strength, precision, progress, face_model, face_strength
-        )[0]
+        options = Options(
+            model=model,
+            outscale=outscale,
+            tile=tile,
+            face_enhance=face_enhance,
+            denoise_strength=denoise_strength,
+            precision=precision,
+            face_model=face_model,
+            face_strength=face_strength,
+        )
+        return self.run(image, options, progress=progress)[0]
 
     def run(
         self,
-        image: ImageInput,
-        model: str = "RealESRGAN_x4plus",
-        outscale: float = 4.0,
-        tile: int | None = None,
-        face_enhance: bool = False,
-        denoise_strength: float = 0.5,
-        precision: str = "auto",
-        progress: ProgressCallback | None = None,
-        face_model: str = DEFAULT_FACE_MODEL,
-        face_strength: float = DEFAULT_FACE_STRENGTH,
+        image: ImageInput | Picture,
+        options: Options | None = None,
         *,
+        progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> tuple[Image.Image | np.ndarray, Report]:
-        """Like :meth:`enhance`, and also return a :class:`Report` of what was done.
+        """Remaster ``image`` as ``options`` say and return the result and a :class:`Report` of what was done.
 
         Args:
+            image: as :func:`remaster.enhance` takes it, or a :class:`~remaster.image_io.Picture`
+                decoded already.
+            options: the request's choices (the defaults when omitted).
+            progress: called as ``progress(fraction, desc)``.
             cancel: when set, the work stops at the next tile with :class:`StoppedError`.
 
         Raises:
-            StoppedError: cancelled, or over ``settings.time_limit``.
+            The errors :func:`remaster.enhance` raises; StoppedError also when cancelled.
         """
+        options = options if options is not None else Options()
         started = time.perf_counter()
         check = self._stop_check(started, cancel)
-        spec = get_model(model, "upscaler")
-        outscale = _check_number("outscale", outscale, MIN_OUTSCALE, MAX_OUTSCALE)
-        denoise_strength = _check_number("denoise_strength", denoise_strength, 0.0, 1.0)
-        tile = self._check_tile(tile)
-        resolve_dtype(precision, self.engine.device)
-        if face_enhance:
-            get_model(face_model, "face_restorer")
-            face_strength = _check_number("face_strength", face_strength, 0.0, 1.0)
         report = _progress_reporter(progress)
-
-        picture = imageio.decode(image, self.settings.max_input_pixels)
-        size = imageio.output_size(picture.width, picture.height, outscale)
-        limit = self.settings.max_output_pixels
-        if max(size[0] * size[1], picture.width * picture.height * spec.scale**2) > limit:
-            raise ImageTooLargeError(
-                f"The result would be {size[0]}×{size[1]}, more than the limit of {limit / 1e6:.0f} MP; "
-                "choose a smaller output scale or a smaller image, or raise REMASTER_MAX_OUTPUT_PIXELS"
-            )
+        spec = get_model(options.model, "upscaler")
+        picture = image if isinstance(image, Picture) else image_io.decode(image, self.settings.max_input_pixels)
+        size = pixels.output_size(picture.width, picture.height, options.outscale)
+        self._check_output(spec, picture, size)
 
         report(0.0, f"Loading {spec.name}…")
 
         def waiting(message: str) -> None:
             report(0.0, message)
 
-        network = self.engine.network(spec, precision, denoise_strength if spec.supports_denoise else 1.0, waiting)
-        if face_enhance:
-            self.faces.prepare(face_model, waiting)
-
-        channels = picture.color_channels
-        native = (picture.height * spec.scale, picture.width * spec.scale, picture.pixels.shape[2])
-        direct = size == (native[1], native[0]) and not face_enhance
-        upscaled = self.engine.result_array(native, picture.pixels.dtype if direct else np.float32)
-        passes = [("image", slice(0, channels))] + ([("alpha", slice(channels, None))] if picture.has_alpha else [])
-        upscale_share = 0.8 if face_enhance else 0.95
-        for index, (what, part) in enumerate(passes):
-
-            def tile_done(fraction: float, index: int = index, what: str = what) -> None:
-                report(upscale_share * (index + fraction) / len(passes), f"Upscaling the {what}")
-
-            self.engine.upscale(network, picture.pixels[:, :, part], tile, tile_done, check, out=upscaled[:, :, part])
-        faces_found, faces_restored = None, 0
-        if direct:
-            output = imageio.encode(upscaled, picture)
-        else:
-            report(upscale_share, "Resizing")
-            final = imageio.resize(upscaled, size)
-            del upscaled
-            if face_enhance:
-                faces_found, faces_restored = self._restore_faces(
-                    picture, final[:, :, :channels], face_model, face_strength, report, check
-                )
-            output = imageio.encode(imageio.from_float(final, picture.pixels.dtype), picture)
+        network = self.engine.network(spec, options.precision, options.denoise_strength, waiting)
+        if options.face_enhance:
+            self.faces.prepare(options.face_model, waiting)
+        output, faces = self._remaster(network, picture, size, options, report, check)
         report(1.0, "Done")
         summary = Report(
             input_size=(picture.width, picture.height),
@@ -213,28 +190,70 @@ class Enhancer:
             device=str(network.device),
             precision=str(network.dtype).removeprefix("torch."),
             seconds=time.perf_counter() - started,
-            faces_found=faces_found,
-            faces_restored=faces_restored,
+            faces_found=faces[0],
+            faces_restored=faces[1],
         )
         log.info("%s", summary.summary())
         return output, summary
 
+    def _check_output(self, spec: ModelSpec, picture: Picture, size: tuple[int, int]) -> None:
+        """Refuse, before any work, a result over the output limit (also at the network's own scale)."""
+        limit = self.settings.max_output_pixels
+        if max(size[0] * size[1], picture.width * picture.height * spec.scale**2) > limit:
+            raise ImageTooLargeError(
+                f"The result would be {size[0]}×{size[1]}, more than the limit of {limit / 1e6:.0f} MP; "
+                "choose a smaller output scale or a smaller image, or raise REMASTER_MAX_OUTPUT_PIXELS"
+            )
+
+    def _remaster(
+        self,
+        network: Network,
+        picture: Picture,
+        size: tuple[int, int],
+        options: Options,
+        report: Callable[[float, str], None],
+        check: Callable[[], None],
+    ) -> tuple[Image.Image | np.ndarray, tuple[int | None, int]]:
+        """Upscale the colour and the alpha, resize, restore faces; the result and (faces found, restored)."""
+        channels = picture.color_channels
+        native = (picture.height * network.scale, picture.width * network.scale, picture.pixels.shape[2])
+        direct = size == (native[1], native[0]) and not options.face_enhance
+        upscaled = result_array(network.device, native, picture.pixels.dtype if direct else np.float32)
+        passes = [("image", slice(0, channels))] + ([("alpha", slice(channels, None))] if picture.has_alpha else [])
+        share = 0.8 if options.face_enhance else 0.95
+        tile = options.tile if options.tile is not None else self.settings.tile
+        for index, (what, part) in enumerate(passes):
+
+            def tile_done(fraction: float, index: int = index, what: str = what) -> None:
+                report(share * (index + fraction) / len(passes), f"Upscaling the {what}")
+
+            upscale(network, picture.pixels[:, :, part], tile, tile_done, check, out=upscaled[:, :, part])
+        if direct:
+            return image_io.encode(upscaled, picture), (None, 0)
+        report(share, "Resizing")
+        final = pixels.resize(upscaled, size)
+        del upscaled
+        faces: tuple[int | None, int] = (None, 0)
+        if options.face_enhance:
+
+            def face_progress(fraction: float, message: str) -> None:
+                report(0.85 + 0.1 * fraction, message)
+
+            color = picture.pixels[:, :, :channels]
+            faces = self.faces.enhance(
+                color, final[:, :, :channels], options, self.settings.max_faces, face_progress, check
+            )
+        return image_io.encode(pixels.from_float(final, picture.pixels.dtype), picture), faces
+
     def run_animation(
         self,
-        animation: imageio.Animation,
-        model: str = "RealESRGAN_x4plus",
-        outscale: float = 4.0,
-        tile: int | None = None,
-        face_enhance: bool = False,
-        denoise_strength: float = 0.5,
-        precision: str = "auto",
-        progress: ProgressCallback | None = None,
-        face_model: str = DEFAULT_FACE_MODEL,
-        face_strength: float = DEFAULT_FACE_STRENGTH,
+        animation: image_io.Animation,
+        options: Options | None = None,
         *,
+        progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> tuple[list[Image.Image], Report]:
-        """Remaster every frame of an animation (from :func:`remaster.imageio.read_animation`).
+        """Remaster every frame of an animation (from :func:`remaster.image_io.read_animation`).
 
         Returns the frames, in order, and one :class:`Report` for them all. The output
         pixel limit counts every frame, and is checked before any work.
@@ -242,11 +261,10 @@ class Enhancer:
         Raises:
             The same as :meth:`run`.
         """
+        options = options if options is not None else Options()
         started = time.perf_counter()
         count = len(animation.frames)
-        width, height = imageio.output_size(
-            *animation.size, _check_number("outscale", outscale, MIN_OUTSCALE, MAX_OUTSCALE)
-        )
+        width, height = pixels.output_size(*animation.size, options.outscale)
         limit = self.settings.max_output_pixels
         if width * height * count > limit:
             raise ImageTooLargeError(
@@ -260,19 +278,7 @@ class Enhancer:
             def frame_done(fraction: float, desc: str = "", index: int = index) -> None:
                 report((index + fraction) / count, f"Frame {index + 1} of {count}: {desc}")
 
-            result, frame_report = self.run(
-                frame,
-                model,
-                outscale,
-                tile,
-                face_enhance,
-                denoise_strength,
-                precision,
-                frame_done,
-                face_model,
-                face_strength,
-                cancel=cancel,
-            )
+            result, frame_report = self.run(frame, options, progress=frame_done, cancel=cancel)
             frames.append(result)
             reports.append(frame_report)
         found = [r.faces_found for r in reports if r.faces_found is not None]
@@ -284,32 +290,6 @@ class Enhancer:
             faces_restored=sum(r.faces_restored for r in reports),
         )
         return frames, summary
-
-    def _restore_faces(
-        self,
-        picture: imageio.Picture,
-        target: np.ndarray,
-        model: str,
-        strength: float,
-        report: Callable[[float, str], None],
-        check: Callable[[], None],
-    ) -> tuple[int, int]:
-        """Find faces in the input and blend restored ones into ``target``; (found, restored)."""
-        check()
-        report(0.85, "Finding faces")
-        color = picture.pixels[:, :, : picture.color_channels]
-        source = imageio.to_float(color)
-        if source.shape[2] == 1:
-            source = np.repeat(source, 3, axis=2)
-        faces = self.faces.detect(source)
-        chosen = faces[: self.settings.max_faces]
-
-        def face_done(fraction: float) -> None:
-            check()
-            report(0.85 + 0.1 * fraction, "Restoring faces")
-
-        restored = self.faces.restore(source, target, chosen, model, strength, face_done)
-        return len(faces), restored
 
     def _stop_check(self, started: float, cancel: threading.Event | None) -> Callable[[], None]:
         limit = self.settings.time_limit
@@ -324,30 +304,6 @@ class Enhancer:
                 )
 
         return check
-
-    def _check_tile(self, tile: int | None) -> int | None:
-        if tile is None:
-            return self.settings.tile
-        if (
-            isinstance(tile, bool)
-            or not isinstance(tile, numbers.Integral)
-            and not (isinstance(tile, float) and tile.is_integer())
-        ):
-            raise InvalidOptionError(f"tile must be a whole number (0 for no tiling), not {tile!r}")
-        tile = int(tile)
-        if tile != 0 and not MIN_TILE <= tile <= MAX_TILE:
-            raise InvalidOptionError(
-                f"tile must be 0 (no tiling) or between {MIN_TILE} and {MAX_TILE} pixels, not {tile}"
-            )
-        return tile
-
-
-def _check_number(name: str, value: object, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise InvalidOptionError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}")
-    if not low <= value <= high:
-        raise InvalidOptionError(f"{name} must be from {low:g} to {high:g}, not {value:g}")
-    return float(value)
 
 
 def _progress_reporter(progress: ProgressCallback | None) -> Callable[[float, str], None]:

@@ -6,16 +6,22 @@ this table. Nothing here imports torch or touches the network.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from .architectures import Architecture, get_architecture
 from .errors import UnknownModelError
 
 __all__ = [
+    "DEFAULT_FACE_MODEL",
+    "DETECTOR",
     "MODELS",
+    "PARSER",
     "ModelSpec",
+    "Registry",
     "WeightFile",
     "get_model",
     "model_names",
@@ -23,8 +29,11 @@ __all__ = [
     "unregister",
 ]
 
-Architecture = Literal["RRDBNet", "SRVGGNetCompact", "GFPGANv1Clean", "RestoreFormer", "RetinaFace", "ParseNet"]
 Kind = Literal["upscaler", "face_restorer", "face_detector", "face_parser"]
+
+DEFAULT_FACE_MODEL = "GFPGANv1.4"
+DETECTOR = "detection_Resnet50_Final"
+PARSER = "parsing_parsenet"
 
 REALESRGAN_HUB_REPO = "leonelhs/realesrgan"
 _RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
@@ -59,6 +68,7 @@ class ModelSpec:
 
     name: str
     architecture: Architecture
+    """The network's architecture (a registered one's name may be given; the entry holds the object)."""
     arch_kwargs: Mapping[str, object]
     scale: int
     state_dict_key: str
@@ -77,6 +87,8 @@ class ModelSpec:
     """What the model does: upscale whole images, or restore, find or outline faces."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.architecture, str):
+            object.__setattr__(self, "architecture", get_architecture(self.architecture))
         object.__setattr__(self, "arch_kwargs", MappingProxyType(dict(self.arch_kwargs)))
 
     @property
@@ -317,53 +329,89 @@ _FACE_MODELS = (
     ),
 )
 
-_models: dict[str, ModelSpec] = {}
 
-MODELS: Mapping[str, ModelSpec] = MappingProxyType(_models)
-"""Every registered model by name, in registration order (read-only view)."""
+class Registry(Mapping[str, ModelSpec]):
+    """Model entries by name, in registration order: a read-only mapping with registration methods."""
+
+    def __init__(self, specs: tuple[ModelSpec, ...] = ()) -> None:
+        self._models: dict[str, ModelSpec] = {}
+        for spec in specs:
+            self.register(spec)
+
+    def __getitem__(self, name: str) -> ModelSpec:
+        return self._models[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._models)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def register(self, spec: ModelSpec) -> ModelSpec:
+        """Add a model to the table.
+
+        Raises:
+            ValueError: a model with this name is already registered.
+        """
+        if spec.name in self._models:
+            raise ValueError(f"A model named {spec.name!r} is already registered")
+        self._models[spec.name] = spec
+        return spec
+
+    def unregister(self, name: str) -> ModelSpec:
+        """Remove a model from the table and return its entry.
+
+        Raises:
+            UnknownModelError: no model has this name.
+        """
+        spec = self.get_model(name)
+        del self._models[name]
+        return spec
+
+    @contextmanager
+    def extended(self, *specs: ModelSpec, replace: bool = False) -> Iterator[tuple[ModelSpec, ...]]:
+        """Register ``specs`` for the length of a ``with`` block; afterwards the table is as it was.
+
+        Args:
+            replace: let an entry take the place of a registered one of the same name (it comes
+                back afterwards); otherwise a name already taken is an error.
+
+        Raises:
+            ValueError: a name is already registered and ``replace`` is off.
+        """
+        saved = dict(self._models)
+        try:
+            for spec in specs:
+                if replace:
+                    self._models.pop(spec.name, None)
+                self.register(spec)
+            yield specs
+        finally:
+            self._models.clear()
+            self._models.update(saved)
+
+    def get_model(self, name: str, kind: Kind | None = None) -> ModelSpec:
+        """The entry for ``name``, optionally required to be of ``kind``.
+
+        Raises:
+            UnknownModelError: no model of that kind has this name; the message lists the known ones.
+        """
+        spec = self._models.get(name) if isinstance(name, str) else None
+        if spec is None or (kind is not None and spec.kind != kind):
+            known = ", ".join(self.names(kind))
+            what = "face model" if kind == "face_restorer" else "model"
+            raise UnknownModelError(f"Unknown {what} {name!r}. Choose one of: {known}.")
+        return spec
+
+    def names(self, kind: Kind | None = None) -> tuple[str, ...]:
+        """Names of the registered models (of ``kind``, if given), in registration order."""
+        return tuple(name for name, spec in self._models.items() if kind is None or spec.kind == kind)
 
 
-def register(spec: ModelSpec) -> ModelSpec:
-    """Add a model to the table.
+MODELS = Registry(_OFFICIAL_MODELS + _FACE_MODELS)
+"""The model table: every registered model by name, in registration order."""
 
-    Raises:
-        ValueError: a model with this name is already registered.
-    """
-    if spec.name in _models:
-        raise ValueError(f"A model named {spec.name!r} is already registered")
-    _models[spec.name] = spec
-    return spec
-
-
-def unregister(name: str) -> ModelSpec:
-    """Remove a model from the table and return its entry.
-
-    Raises:
-        UnknownModelError: no model has this name.
-    """
-    spec = get_model(name)
-    del _models[name]
-    return spec
-
-
-def get_model(name: str, kind: Kind | None = None) -> ModelSpec:
-    """The entry for ``name``, optionally required to be of ``kind``.
-
-    Raises:
-        UnknownModelError: no model of that kind has this name; the message lists the known ones.
-    """
-    spec = _models.get(name) if isinstance(name, str) else None
-    if spec is None or (kind is not None and spec.kind != kind):
-        known = ", ".join(model_names(kind))
-        what = "face model" if kind == "face_restorer" else "model"
-        raise UnknownModelError(f"Unknown {what} {name!r}. Choose one of: {known}.")
-    return spec
-
-
-def model_names(kind: Kind | None = None) -> tuple[str, ...]:
-    """Names of the registered models (of ``kind``, if given), in registration order."""
-    return tuple(name for name, spec in _models.items() if kind is None or spec.kind == kind)
-
-
-for _spec in _OFFICIAL_MODELS + _FACE_MODELS:
-    register(_spec)
+register = MODELS.register
+unregister = MODELS.unregister
+get_model = MODELS.get_model
+model_names = MODELS.names

@@ -1,14 +1,19 @@
-"""The tile scheduler: how an image is cut into windows, sized to the memory free, and put back.
+"""The tile scheduler: how an image is cut into windows, sized to the memory free, run, and put back.
 
 Each window is a core region the network must produce plus the context around it that
 the network needs to produce it exactly as it would inside the whole image; the context
 is cropped away afterwards. Cores are balanced (equal sizes, no thin sliver at the edge)
 and aligned to the network's input multiple, so a pixel-unshuffling model sees the same
-2×2 grid it would see in the whole image.
+2×2 grid it would see in the whole image. :func:`upscale` sizes the windows to the memory
+free (and, on a CPU, to about half a minute of work each), batches equal windows on CUDA,
+and when memory still runs out, runs the image again with fewer windows at once or smaller
+ones; it never returns a partial image.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -18,20 +23,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .imageio import to_float_scale
+from .errors import OutOfMemoryError, is_out_of_memory
+from .network import Network
+from .pixels import to_float_scale
 
 __all__ = [
+    "CPU_WINDOW_MACS",
+    "MAX_BATCH",
     "MIN_AUTO_TILE",
     "Tile",
     "Window",
+    "auto_tile",
     "available_memory",
+    "batch_size",
     "choose_tiles",
     "plan_windows",
+    "result_array",
     "run_windows",
+    "upscale",
 ]
+
+log = logging.getLogger(__name__)
 
 MIN_AUTO_TILE = 64
 """Automatic tiling and out-of-memory retries never go below this core size."""
+CPU_WINDOW_MACS = 12e12
+"""On a CPU, the most multiply-adds one window may take (about 30 s), so work stays interruptible."""
+MAX_BATCH = 16
+MAX_PINNED_RESULT_BYTES = 512 << 20
 
 _CUDA_MEMORY_SHARE = 0.8
 _CPU_MEMORY_SHARE = 0.5
@@ -48,21 +67,26 @@ class Window:
 
 
 def _axis_spans(length: int, tile: int, overlap: int, multiple: int, uniform: bool) -> list[tuple[int, int, int, int]]:
-    """(core start, core stop, window start, window stop) along one axis."""
-    if tile <= 0 or length <= tile:
+    """(core start, core stop, window start, window stop) along one axis.
+
+    Planned over the length padded to ``multiple`` (so every start is aligned), then cut to the
+    real length: the network pads a window that ends at the image's edge itself.
+    """
+    padded = math.ceil(length / multiple) * multiple
+    if tile <= 0 or padded <= tile:
         return [(0, length, 0, length)]
-    count = math.ceil(length / tile)
-    core = math.ceil(math.ceil(length / count) / multiple) * multiple
+    count = math.ceil(padded / tile)
+    core = math.ceil(math.ceil(padded / count) / multiple) * multiple
     overlap = math.ceil(overlap / multiple) * multiple
-    size = min(core + 2 * overlap, length)
+    size = min(core + 2 * overlap, padded)
     spans = []
-    for start in range(0, length, core):
-        stop = min(start + core, length)
+    for start in range(0, padded, core):
+        stop = min(start + core, padded)
+        low, high = (max(start - overlap, 0), min(stop + overlap, padded))
         if uniform:
-            low = min(max(start - overlap, 0), length - size)
-            spans.append((start, stop, low, low + size))
-        else:
-            spans.append((start, stop, max(start - overlap, 0), min(stop + overlap, length)))
+            low = min(low, padded - size)
+            high = low + size
+        spans.append((start, min(stop, length), low, min(high, length)))
     return spans
 
 
@@ -76,7 +100,7 @@ def plan_windows(
     """The windows that cover a ``height`` × ``width`` image, row by row.
 
     Args:
-        height, width: the image's size; multiples of ``multiple``.
+        height, width: the image's size.
         tile: the largest core edge, or (rows, columns); 0 (or a tile as large as the
             image) gives one window.
         overlap: context each core needs on every side where the image goes on.
@@ -164,10 +188,8 @@ def _free_ram() -> int:
         if limit.isdigit() and int(limit) < 1 << 60:
             candidates.append(max(int(limit) - int(usage), 0))
     if not candidates and hasattr(os, "sysconf"):
-        try:
+        with contextlib.suppress(ValueError, OSError):
             candidates.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except (ValueError, OSError):
-            pass
     return min(candidates) if candidates else 4 << 30
 
 
@@ -187,52 +209,49 @@ def run_windows(
 
     Conversion to and from the image's integer range happens on ``device``: only the
     window's raw pixels travel there, and only the finished, quantised core comes back.
-    Writes that fall outside ``out`` (padding added for the network) are dropped.
 
     Args:
-        network: maps an ``(N, 3, h, w)`` float batch in 0–1 to ``(N, 3, h·s, w·s)``.
-        pixels: ``(H, W, C)``, C = 1 (run as three equal channels, returned as luminance) or 3.
-        windows: from :func:`plan_windows`; batched ``batch`` at a time when their sizes match.
-        out: ``(H·s, W·s, C)`` uint8, uint16 or float32 (0–1), at least partly covering the image.
+        network: maps an ``(N, C, h, w)`` float batch in 0–1 to ``(N, C, h·s, w·s)``.
+        pixels: ``(H, W, C)``, C = 1 or 3.
+        windows: from :func:`plan_windows`; those of one size run ``batch`` at a time.
+        out: ``(H·s, W·s, C)`` uint8, uint16 or float32 (0–1).
         progress: told the fraction of windows done after each batch.
         check: called before each batch; raises to stop the work.
     """
     value_scale = 1.0 / to_float_scale(pixels.dtype)
     pinned = device.type == "cuda"
-    for start in range(0, len(windows), batch):
+    done = 0
+    for group in _batches(windows, batch):
         if check is not None:
             check()
-        group = windows[start : start + batch]
-        if len({(w.rows.stop - w.rows.start, w.cols.stop - w.cols.start) for w in group}) > 1:
-            group = group[:1]  # sizes differ: run one at a time
         host = torch.from_numpy(np.stack([pixels[w.rows, w.cols] for w in group]))
         if pinned:
             host = host.pin_memory()
         inputs = host.to(device, non_blocking=pinned).permute(0, 3, 1, 2).to(torch.float32).mul_(value_scale)
-        if inputs.shape[1] == 1:
-            inputs = inputs.expand(-1, 3, -1, -1)
         results = network(inputs)
         for index, window in enumerate(group):
             _write_core(results[index], window, out, scale)
+        done += len(group)
         if progress is not None:
-            progress(min(start + len(group), len(windows)) / len(windows))
+            progress(done / len(windows))
 
 
-_LUMA = (0.299, 0.587, 0.114)  # OpenCV's RGB→gray weights, as the official script uses
+def _batches(windows: list[Window], batch: int) -> list[list[Window]]:
+    """``windows`` in groups of at most ``batch`` that share one size (only those can run together)."""
+    by_size: dict[tuple[int, int], list[Window]] = {}
+    for window in windows:
+        by_size.setdefault((window.rows.stop - window.rows.start, window.cols.stop - window.cols.start), []).append(
+            window
+        )
+    return [group[i : i + batch] for group in by_size.values() for i in range(0, len(group), batch)]
 
 
 def _write_core(result: torch.Tensor, window: Window, out: np.ndarray, scale: int) -> None:
     top = (window.core_rows.start - window.rows.start) * scale
     left = (window.core_cols.start - window.cols.start) * scale
-    height = min(window.core_rows.stop * scale, out.shape[0]) - window.core_rows.start * scale
-    width = min(window.core_cols.stop * scale, out.shape[1]) - window.core_cols.start * scale
-    if height <= 0 or width <= 0:
-        return
-    core = result[:, top : top + height, left : left + width]
-    if out.shape[2] == 1:
-        luma = torch.tensor(_LUMA, device=core.device, dtype=core.dtype).view(3, 1, 1)
-        core = (core * luma).sum(dim=0, keepdim=True)
-    core = core.permute(1, 2, 0)
+    height = (window.core_rows.stop - window.core_rows.start) * scale
+    width = (window.core_cols.stop - window.core_cols.start) * scale
+    core = result[:, top : top + height, left : left + width].permute(1, 2, 0)
     if out.dtype != np.float32:
         core = core.mul(to_float_scale(out.dtype)).round_().to(torch.int32 if out.dtype == np.uint16 else torch.uint8)
     row, col = window.core_rows.start * scale, window.core_cols.start * scale
@@ -241,3 +260,131 @@ def _write_core(result: torch.Tensor, window: Window, out: np.ndarray, scale: in
         region[...] = core.cpu().numpy()
     else:
         torch.from_numpy(region).copy_(core)  # straight from the device into the result
+
+
+def result_array(device: torch.device, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+    """An uninitialised array for a result, page-locked on CUDA when it is not too big, so the
+    finished pixels come back from the GPU at full speed and straight into it."""
+    dtype = np.dtype(dtype)
+    if (
+        device.type == "cuda"
+        and dtype in (np.uint8, np.float32)
+        and math.prod(shape) * dtype.itemsize <= MAX_PINNED_RESULT_BYTES
+    ):
+        return torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, pin_memory=True).numpy()
+    return np.empty(shape, dtype)
+
+
+def auto_tile(network: Network, height: int, width: int, reserved: int = 0) -> tuple[int, int]:
+    """The core tile size (rows, columns) for an image: (0, 0) when it fits whole.
+
+    Windows are bounded by the memory free now (less ``reserved`` bytes on a CPU, where the
+    result shares the memory) and, on a CPU, by work, so that progress, cancellation and the
+    time limit are checked every half minute or so. Among the tilings within those bounds,
+    the one that computes the least is chosen.
+    """
+    device = network.device
+    budget = available_memory(device) - (reserved if device.type == "cpu" else 0)
+    window_pixels = max(budget, 0) / network.bytes_per_pixel
+    if device.type == "cpu":
+        window_pixels = min(window_pixels, CPU_WINDOW_MACS / network.macs_per_pixel)
+    return choose_tiles(height, width, network.overlap, network.multiple, window_pixels, device.type == "cuda")
+
+
+def batch_size(network: Network, height: int, width: int, tile: Tile) -> int:
+    """How many equal windows of ``tile`` to run at once: as many as the free memory holds, up to 16."""
+    windows = plan_windows(height, width, tile, network.overlap, network.multiple, uniform=True)
+    if len(windows) == 1:
+        return 1
+    window_pixels = (windows[0].rows.stop - windows[0].rows.start) * (windows[0].cols.stop - windows[0].cols.start)
+    free = available_memory(network.device)
+    return max(1, min(MAX_BATCH, int(free / (window_pixels * network.bytes_per_pixel))))
+
+
+def upscale(
+    network: Network,
+    pixels: np.ndarray,
+    tile: Tile | None,
+    progress: Callable[[float], None] | None = None,
+    check: Callable[[], None] | None = None,
+    out: np.ndarray | None = None,
+    *,
+    uniform: bool | None = None,
+    batch: int | None = None,
+) -> np.ndarray:
+    """Upscale ``(H, W, C)`` pixels, C = 1 (gray) or 3 (RGB), of any dtype remaster reads.
+
+    If memory runs out, fewer windows run at once, then smaller ones, and the image runs
+    again; a partial result is never returned.
+
+    Args:
+        network: a loaded network.
+        pixels: uint8, uint16 or float32 (0–1).
+        tile: core tile edge in input pixels, or (rows, columns); 0 runs the whole image at
+            once; None picks the cheapest tiling the free memory allows.
+        progress: told the fraction of windows done after each batch of them.
+        check: called between batches; raises to stop the work (cancellation, time limit).
+        out: where to write the result: ``(H·s, W·s, C)``, uint8, uint16 or float32 (0–1);
+            a new float32 array when omitted.
+        uniform: make every window the same size so equal ones can run together
+            (default: on CUDA, where batches pay).
+        batch: most windows at once (default: on CUDA, as many as the free memory holds).
+
+    Returns:
+        ``out``.
+
+    Raises:
+        OutOfMemoryError: even the smallest tile did not fit.
+    """
+    height, width, channels = pixels.shape
+    if out is None:
+        out = result_array(network.device, (height * network.scale, width * network.scale, channels), np.float32)
+    uniform = network.device.type == "cuda" if uniform is None else uniform
+    tiles: Tile = auto_tile(network, height, width, reserved=out.nbytes) if tile is None else tile
+    if batch is None:
+        batch = batch_size(network, height, width, tiles) if uniform else 1
+    while True:
+        windows = plan_windows(height, width, tiles, network.overlap, network.multiple, uniform)
+        try:
+            with torch.inference_mode():
+                run_windows(
+                    network,
+                    pixels,
+                    windows,
+                    out,
+                    scale=network.scale,
+                    device=network.device,
+                    batch=batch,
+                    progress=progress,
+                    check=check,
+                )
+            return out
+        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
+            if not is_out_of_memory(error):
+                raise
+            tiles, batch = _after_out_of_memory(error, network.device, tiles, batch, (height, width))
+
+
+def _after_out_of_memory(
+    error: BaseException, device: torch.device, tile: Tile, batch: int, size: tuple[int, int]
+) -> tuple[int, int]:
+    """The next (tile, batch) to try: half the windows at once, else windows half the size."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    if batch > 1:
+        log.warning("Out of memory with %d tiles at once; retrying with %d", batch, batch // 2)
+        return tile, batch // 2
+    edge = max(tile) if isinstance(tile, tuple) else tile
+    current = edge if edge > 0 else max(size)
+    smaller = current // 2
+    if smaller < MIN_AUTO_TILE:
+        raise OutOfMemoryError(
+            f"Not enough memory even for {current}-pixel tiles on {device}; "
+            "choose a smaller image or output scale, or close other programs"
+        ) from error
+    log.warning(
+        "Out of memory with %s; retrying with %d-pixel tiles",
+        f"tile {tile}" if edge else "the whole image",
+        smaller,
+    )
+    return smaller, 1

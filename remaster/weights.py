@@ -18,6 +18,7 @@ download per file however many requests ask for it, and a status per file for th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -36,6 +37,7 @@ from typing import Literal
 from .errors import WeightsUnavailableError, WeightsUnreachableError, brief
 from .registry import ModelSpec, WeightFile
 from .settings import Settings
+from .version import __version__
 
 __all__ = [
     "ChecksumMismatch",
@@ -43,6 +45,7 @@ __all__ = [
     "WeightStatus",
     "WeightStore",
     "fetch_weight",
+    "find_on_disk",
     "verify_file",
     "weight_sources",
 ]
@@ -134,6 +137,26 @@ def fetch_weight(weight: WeightFile, settings: Settings, offline_reason: str | N
     raise WeightsUnavailableError(message)
 
 
+def find_on_disk(weight: WeightFile, settings: Settings) -> Path | None:
+    """Where a copy of ``weight`` already lies on this machine, looking only at file names.
+
+    No network and no checksum: a quick answer for the page's model list. Loading the
+    file verifies it as usual.
+    """
+    for source in weight_sources(weight, settings):
+        if source.kind == "local" and Path(source.location).is_file():
+            return Path(source.location)
+        if source.kind == "hub":
+            from huggingface_hub import try_to_load_from_cache
+
+            repo, revision = source.location.rsplit("@", 1)
+            cached = try_to_load_from_cache(repo, weight.filename, settings.hub_cache_dir, revision)
+            if isinstance(cached, str):
+                return Path(cached)
+    cached = settings.cache_dir / weight.filename
+    return cached if cached.is_file() else None
+
+
 def _from_local(source: Source, weight: WeightFile, settings: Settings, offline_reason: str | None) -> Path:
     path = Path(source.location)
     if not path.is_file():
@@ -148,8 +171,6 @@ def _from_local(source: Source, weight: WeightFile, settings: Settings, offline_
 def _from_hub(source: Source, weight: WeightFile, settings: Settings, offline_reason: str | None) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import FileMetadataError, LocalEntryNotFoundError
-
-    from . import __version__
 
     repo, revision = source.location.rsplit("@", 1)
     try:
@@ -343,6 +364,13 @@ class WeightStore:
             return f"the network could not be reached a moment ago (tried again after {self.retry_network_after:.0f} s)"
         return None
 
+    def on_disk(self, weight: WeightFile) -> bool:
+        """Whether ``weight`` is ready or lies on disk already (see :func:`find_on_disk`), without fetching."""
+        with self._lock:
+            if weight in self._ready:
+                return True
+        return find_on_disk(weight, self.settings) is not None
+
     def status(self, weight: WeightFile) -> WeightStatus:
         """Where ``weight`` stands now, without fetching anything."""
         with self._lock:
@@ -368,10 +396,8 @@ class WeightStore:
 
         def run() -> None:
             for weight in weights:
-                try:
+                with contextlib.suppress(WeightsUnavailableError):
                     self._fetch(weight, None, download=False)
-                except WeightsUnavailableError:
-                    pass
             for weight in weights:
                 try:
                     self.path(weight)

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from PIL import Image
 
-from .engine import build_network, count_macs
 from .registry import get_model
 
-__all__ = ["estimate_seconds", "gpu_task", "on_zero_gpu"]
+__all__ = ["estimate_many", "estimate_seconds", "gpu_task", "on_zero_gpu"]
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +23,7 @@ F = TypeVar("F", bound=Callable[..., object])
 
 _ASSUMED_TFLOPS = 40.0  # what a ZeroGPU slice sustains on these networks, conservatively
 _MIN_SECONDS, _MAX_SECONDS = 15, 120
+_MAX_MANY_SECONDS = 600
 
 
 def on_zero_gpu() -> bool:
@@ -51,8 +51,12 @@ def gpu_task(function: F, duration: Callable[..., float]) -> F:
 
 @functools.cache
 def _macs_per_pixel(model: str) -> float:
+    from .network import count_macs
+
     spec = get_model(model)
-    return count_macs(build_network(spec), 2 if spec.scale == 2 else 1)
+    architecture, kwargs = spec.architecture, spec.arch_kwargs
+    module = architecture.build(kwargs)
+    return count_macs(module, architecture.input_multiple(kwargs, spec.scale), architecture.in_channels(kwargs))
 
 
 def estimate_seconds(image: object, model: str, face_enhance: bool = False) -> float:
@@ -66,3 +70,11 @@ def estimate_seconds(image: object, model: str, face_enhance: bool = False) -> f
         return _MAX_SECONDS
     seconds = 10 + 3 * work + (10 if face_enhance else 0)
     return float(min(max(seconds, _MIN_SECONDS), _MAX_SECONDS))
+
+
+def estimate_many(images: Iterable[object], models: Iterable[str], face_enhance: bool = False) -> float:
+    """The GPU time for every image through every model (a batch, a comparison): the single
+    estimates added up, at most ten minutes."""
+    models = list(models)
+    total = sum(estimate_seconds(image, model, face_enhance) for image in images for model in models)
+    return float(min(max(total, _MIN_SECONDS), _MAX_MANY_SECONDS))

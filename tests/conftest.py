@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -29,9 +30,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import remaster  # noqa: E402
-from remaster import registry  # noqa: E402
+from remaster._compat import import_basicsr  # noqa: E402
+from remaster.architectures import ARCHITECTURES, SRVGGNetCompact, register_architecture  # noqa: E402
 from remaster.engine import build_network  # noqa: E402
-from remaster.registry import ModelSpec, WeightFile  # noqa: E402
+from remaster.registry import MODELS, ModelSpec, WeightFile  # noqa: E402
 from remaster.settings import Settings  # noqa: E402
 
 from . import hubserver  # noqa: E402
@@ -154,11 +156,51 @@ def tiny_models(hub: hubserver.HubServer) -> Iterator[dict[str, TinyModel]]:
             denoise = make_weights(spec, options["seed"] + 100)
             files[f"{spec.name}-wdn.pth"] = denoise
             spec = replace(spec, denoise_weights=weight_file(hub, f"{spec.name}-wdn.pth", denoise))
-        registry.register(spec)
         models[spec.name] = TinyModel(spec=spec, files=files)
-    yield models
-    for name in models:
-        registry.unregister(name)
+    with MODELS.extended(*(model.spec for model in models.values())):
+        yield models
+
+
+_SRVGG = import_basicsr("realesrgan.archs.srvgg_arch").SRVGGNetCompact
+
+
+class _Sleepy(_SRVGG):
+    """SRVGGNetCompact that sleeps ``delay`` seconds in each forward pass and records when each ended."""
+
+    def __init__(self, delay: float, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.delay = delay
+        self.calls: list[float] = []
+
+    def forward(self, x):
+        time.sleep(self.delay)
+        self.calls.append(time.monotonic())
+        return super().forward(x)
+
+
+class SlowSRVGGNetCompact(SRVGGNetCompact):
+    """A registered architecture for networks slow enough to be stopped mid-image."""
+
+    name = "SlowSRVGGNetCompact"
+
+    def build(self, kwargs, device=None):
+        return _Sleepy(**kwargs)
+
+
+@contextmanager
+def slow_model(tiny_models: dict[str, TinyModel], delay: float) -> Iterator[str]:
+    """A registered model with tiny-srvgg's weights whose forward passes take ``delay`` seconds; yields its name."""
+    if SlowSRVGGNetCompact.name not in ARCHITECTURES:
+        register_architecture(SlowSRVGGNetCompact())
+    tiny = tiny_models["tiny-srvgg"].spec
+    spec = replace(
+        tiny,
+        name=f"tiny-slow-{delay:g}s",
+        architecture=SlowSRVGGNetCompact.name,
+        arch_kwargs={**tiny.arch_kwargs, "delay": delay},
+    )
+    with MODELS.extended(spec):
+        yield spec.name
 
 
 @pytest.fixture
@@ -290,22 +332,14 @@ def _tiny_face_models(hub: hubserver.HubServer) -> dict[str, TinyModel]:
 def tiny_faces(_tiny_face_models: dict[str, TinyModel]) -> Iterator[dict[str, TinyModel]]:
     """Tiny random-weight face networks in the registry; the official detector and parser entries are
     swapped for tiny ones under the same names for the test module and put back afterwards."""
-    replaced = []
-    for model in _tiny_face_models.values():
-        if model.spec.name in registry.MODELS:
-            replaced.append(registry.unregister(model.spec.name))
-        registry.register(model.spec)
-    yield _tiny_face_models
-    for name in _tiny_face_models:
-        registry.unregister(name)
-    for spec in replaced:
-        registry.register(spec)
+    with MODELS.extended(*(model.spec for model in _tiny_face_models.values()), replace=True):
+        yield _tiny_face_models
 
 
 @contextmanager
 def running_app(enhancer: remaster.Enhancer, **changes: object) -> Iterator[str]:
     """The real app on 127.0.0.1 with ``enhancer``'s networks and some settings changed; yields its URL."""
-    from remaster.ui import build_demo, launch_options
+    from remaster.page import build_demo, launch_options
 
     app = enhancer.with_settings(**changes)
     demo = build_demo(app, prefetch=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -13,9 +14,14 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import remaster
-from remaster.ui import build_demo, parse_tile
+from remaster import image_io
+from remaster.page import build_demo
+from remaster.page.handlers import Handlers, parse_tile
+from remaster.page.previews import DETAIL_SIDE, DetailViews, detail_view
+from remaster.page.status import weights_status
 
 from . import images
+from .conftest import slow_model
 
 
 @pytest.fixture(scope="module")
@@ -144,9 +150,7 @@ def test_the_app_starts_within_seconds_offline_and_says_what_is_missing(enhancer
     try:
         assert time.monotonic() - started < 15
         deadline = time.monotonic() + 15
-        from remaster.ui import _weights_status
-
-        while (status := _weights_status(offline))[1] and time.monotonic() < deadline:
+        while (status := weights_status(offline))[1] and time.monotonic() < deadline:
             time.sleep(0.2)
         text, pending = status
         assert not pending
@@ -158,33 +162,20 @@ def test_the_app_starts_within_seconds_offline_and_says_what_is_missing(enhancer
         demo.close()
 
 
-def test_cancelling_a_request_stops_the_work_at_the_next_tile(enhancer, tmp_path):
+def test_cancelling_a_request_stops_the_work_at_the_next_tile(enhancer, tiny_models, tmp_path):
     import anyio
-    import torch
-    from torch import nn
 
-    from remaster.ui import make_handler
-
-    slowed = remaster.Enhancer(enhancer.settings, enhancer.store)
-    network = slowed.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
-
-    class Slow(nn.Module):
-        def forward(self, x):
-            time.sleep(0.1)
-            return network.module(x)
-
-    for dtype in (torch.float32, torch.bfloat16, torch.float16):
-        slowed.engine._networks[("tiny-srvgg", dtype, 1.0)] = replace(network, module=Slow())
-    handler = make_handler(slowed)
+    handler = Handlers(enhancer).remaster_image
     source = images.save(images.rgb(200, 200), tmp_path / "big.png")
     tiles: list[float] = []
 
-    async def main():
+    async def main(slow: str):
         with anyio.move_on_after(0.6):
-            await handler(str(source), "tiny-srvgg", 4, "32", False, 0.5, progress=lambda f, desc=None: tiles.append(f))
+            await handler(str(source), slow, 4, "32", False, 0.5, progress=lambda f, desc=None: tiles.append(f))
         await anyio.sleep(0.5)
 
-    anyio.run(main)
+    with slow_model(tiny_models, delay=0.1) as slow:
+        anyio.run(main, slow)
     done_at_cancel = len(tiles)
     time.sleep(0.5)
     assert 0 < done_at_cancel < 20 and len(tiles) == done_at_cancel, "no tiles ran after the cancel"
@@ -197,56 +188,61 @@ def test_face_restoration_through_the_api_reports_what_it_found(client, tiny_fac
     assert "no face found" in info
 
 
-def test_a_client_that_cancels_mid_request_stops_the_work_on_the_server(enhancer, tmp_path):
-    import torch
-    from torch import nn
+def test_a_client_that_cancels_mid_request_stops_the_work_on_the_server(enhancer, tiny_models, tmp_path):
+    with slow_model(tiny_models, delay=0.2) as slow:
+        demo = build_demo(enhancer, prefetch=False)
+        _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+        tiles = enhancer.engine.network(remaster.get_model(slow)).module.calls
+        try:
+            _cancel_and_count(url, slow, tiles, images.save(images.rgb(200, 200), tmp_path / "long.png"))
+        finally:
+            demo.close()
 
-    slowed = remaster.Enhancer(enhancer.settings, enhancer.store)
-    network = slowed.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
-    tiles: list[float] = []
 
-    class Slow(nn.Module):
-        def forward(self, x):
-            time.sleep(0.2)
-            tiles.append(time.monotonic())
-            return network.module(x)
-
-    for dtype in (torch.float32, torch.bfloat16, torch.float16):
-        slowed.engine._networks[("tiny-srvgg", dtype, 1.0)] = replace(network, module=Slow())
-    demo = build_demo(slowed, prefetch=False)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
-        source = images.save(images.rgb(200, 200), tmp_path / "long.png")
-        job = Client(url, verbose=False).submit(
-            handle_file(str(source)), "tiny-srvgg", 4, "32", False, 0.5, api_name="/remaster"
-        )
-        deadline = time.monotonic() + 20
-        while len(tiles) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert job.cancel()
-        time.sleep(1.0)
-        settled = len(tiles)
-        time.sleep(1.0)
-        assert 3 <= settled < 15 and len(tiles) == settled, "the server stopped within a tile of the cancel"
-    finally:
-        demo.close()
+def _cancel_and_count(url: str, model: str, tiles: list[float], source: Path) -> None:
+    job = Client(url, verbose=False).submit(handle_file(str(source)), model, 4, "32", False, 0.5, api_name="/remaster")
+    deadline = time.monotonic() + 20
+    while len(tiles) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.cancel()
+    time.sleep(1.0)
+    settled = len(tiles)
+    time.sleep(1.0)
+    assert 3 <= settled < 15 and len(tiles) == settled, "the server stopped within a tile of the cancel"
 
 
 def test_the_detail_view_shows_the_centre_at_full_resolution(tmp_path):
-    from remaster.ui import DETAIL_SIDE, detail_view
-
-    source = images.save(images.rgb(300, 400), tmp_path / "wide.png")
-    big = np.asarray(Image.open(source).resize((1600, 1200), Image.Resampling.NEAREST))
-    result = images.save(Image.fromarray(big), tmp_path / "result.png")
-    before, after = detail_view(str(source), str(result))
+    source = images.rgb(300, 400)
+    big = np.asarray(source.resize((1600, 1200), Image.Resampling.NEAREST))
+    before, after = detail_view(np.asarray(source), big)
     assert before.size == after.size == (DETAIL_SIDE, DETAIL_SIDE)
     centre = big[600 - DETAIL_SIDE // 2 : 600 + DETAIL_SIDE // 2, 800 - DETAIL_SIDE // 2 : 800 + DETAIL_SIDE // 2]
     assert np.array_equal(np.asarray(after), centre), "the result's own pixels, uncropped by any resizing"
     difference = np.abs(np.asarray(before).astype(int) - centre.astype(int)).mean()
     assert difference < 12, "the input enlarged over the same region"
-    small_before, small_after = detail_view(str(source), str(source))
+    small_before, small_after = detail_view(np.asarray(source), np.asarray(source))
     assert small_after.size == (DETAIL_SIDE, 300)
-    assert detail_view(None, str(result)) is None
+    assert DetailViews().get(None, str(tmp_path / "result.png")) is None
+
+
+def test_a_fresh_results_previews_come_from_memory_not_from_its_file(enhancer, tmp_path, monkeypatch):
+    source = images.save(images.rgb(40, 48), tmp_path / "fresh.png")
+    handlers = Handlers(enhancer)
+    decoded = []
+    real = image_io.decode
+
+    def counting(image, max_pixels):
+        if isinstance(image, (str, Path)):
+            decoded.append(Path(image))
+        return real(image, max_pixels)
+
+    monkeypatch.setattr(image_io, "decode", counting)
+    path, (before, after), _ = handlers._remaster(str(source), remaster.Options("tiny-srvgg"), None, threading.Event())
+    assert decoded == [source], "the input was decoded once; the previews came from the pixels in memory"
+    detail_before, detail_after = handlers.detail(str(source), path)
+    assert decoded == [source], "so did the detail view"
+    assert before.size == after.size == (192, 160) and detail_after.size == (192, 160)
+    assert DetailViews().get(str(source), path) is not None and decoded[1:] == [source, Path(path)], "else: files"
 
 
 def test_an_animated_gif_comes_back_animated_with_its_timing(client, tmp_path):
@@ -289,3 +285,39 @@ def test_old_clients_that_send_only_the_first_parameters_still_work(client, tmp_
     source = images.save(images.rgb(20, 24), tmp_path / "old.png")
     download, _, _ = client.predict(handle_file(str(source)), "tiny-srvgg", 2, "auto", False, 0.5, api_name="/remaster")
     assert Image.open(download).size == (48, 40)
+
+
+def test_the_page_starts_on_a_model_whose_weights_are_on_disk_and_marks_the_others(enhancer, tiny_models, tmp_path):
+    folder = tmp_path / "some-weights"
+    folder.mkdir()
+    (folder / "tiny-srvgg.pth").write_bytes(tiny_models["tiny-srvgg"].files["tiny-srvgg.pth"])
+    partial = remaster.Enhancer(
+        replace(
+            enhancer.settings,
+            offline=True,
+            weights_dir=folder,
+            default_model="tiny-rrdb-x4",
+            hub_cache_dir=tmp_path / "empty-hub",
+            cache_dir=tmp_path / "empty",
+        )
+    )
+    demo = build_demo(partial, prefetch=False)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        components = demo.config["components"]
+        lists = [c["props"] for c in components if c["props"].get("label") in ("Model", "Models")]
+        assert len(lists) == 3
+        for props in lists:
+            assert props["value"] in ("tiny-srvgg", ["tiny-srvgg"])
+            labels = {value: label for label, value in props["choices"]}
+            assert labels["tiny-rrdb-x4"].endswith("(not downloaded yet)") and "(not" not in labels["tiny-srvgg"]
+        samples = [c["props"]["samples"] for c in components if c["type"] == "dataset"][0]
+        assert samples and all(sample[1] == "tiny-srvgg" for sample in samples), "examples use a model that runs"
+        client = Client(url, verbose=False)
+        endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/remaster"]
+        default = endpoint["parameters"][1]["parameter_default"]
+        assert default == "tiny-srvgg"
+        download, _, _ = call(client, images.save(images.rgb(), tmp_path / "first.png"), model=default)
+        assert Image.open(download).size == (96, 80), "the first click works"
+    finally:
+        demo.close()

@@ -11,6 +11,7 @@ from gradio_client import handle_file
 from PIL import Image
 
 import remaster
+from remaster import Options
 from remaster.batch import expand_inputs, run_batch, safe_stem
 
 from . import images
@@ -85,8 +86,8 @@ def test_a_batch_survives_bad_files_and_zips_the_results(enhancer, tmp_path):
         enhancer,
         [corrupt, deep, gif, bundle],
         tmp_path / "out" / "results.zip",
-        lambda fraction, desc: progress.append(desc),
-        model="tiny-srvgg",
+        Options("tiny-srvgg", output_format="png"),
+        progress=lambda fraction, desc: progress.append(desc),
     )
     assert [name for name, _ in result.failed] == ["corrupt.png"] and "truncated" in result.failed[0][1]
     with zipfile.ZipFile(result.archive) as archive:
@@ -113,7 +114,7 @@ def test_a_cancelled_batch_stops(enhancer, tmp_path):
     cancel.set()
     files = [images.save(images.rgb(), tmp_path / f"{i}.png") for i in range(3)]
     with pytest.raises(remaster.StoppedError):
-        run_batch(enhancer, files, tmp_path / "r.zip", None, cancel, model="tiny-srvgg")
+        run_batch(enhancer, files, tmp_path / "r.zip", Options("tiny-srvgg"), cancel=cancel)
     assert not (tmp_path / "r.zip").exists()
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -119,3 +121,25 @@ def test_animations_stay_animated_and_cannot_become_jpeg(weights_dir, tmp_path):
         "loop.webp", "--ext", "jpg", "-n", "realesr-animevideov3", "-q", weights_dir=weights_dir, cwd=tmp_path
     )
     assert refused.returncode == 1 and "JPG cannot hold an animation" in refused.stderr
+
+
+def test_parsing_and_bad_usage_never_import_torch(tmp_path):
+    """A ``torch`` that cannot be imported: the help, bad usage and the model table still answer."""
+    blocker = tmp_path / "blocked"
+    (blocker / "torch").mkdir(parents=True)
+    (blocker / "torch" / "__init__.py").write_text("raise ImportError('torch was imported')\n")
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": f"{blocker}{os.pathsep}{root}"}
+
+    def python(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    assert python("-m", "remaster", "--help").returncode == 0
+    bad = python("-m", "remaster", "--model", "RealESRGAN_x16", "a.png")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    out_of_range = python("-m", "remaster", "-s", "9", "a.png")
+    assert out_of_range.returncode == 2 and "outscale must be from 1 to 8" in out_of_range.stderr
+    nothing = python("-m", "remaster", "nothing-here/*.png")
+    assert nothing.returncode == 2 and "no input images found" in nothing.stderr
+    table = python("-c", "import remaster, remaster.registry, remaster.settings; print(len(remaster.MODELS))")
+    assert table.returncode == 0 and int(table.stdout) >= 6, table.stderr

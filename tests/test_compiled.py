@@ -177,14 +177,24 @@ def test_a_compiler_that_fails_leaves_the_network_running_eagerly(caplog):
     assert forward.calls["compiled"] == 0
 
 
-def test_a_torch_without_the_run_only_mode_runs_uncompiled(tiny_network, monkeypatch, caplog):
+def test_a_torch_without_the_run_only_mode_runs_uncompiled(tiny_network, enhancer, monkeypatch, caplog):
     monkeypatch.delattr(torch._dynamo.eval_frame, "_debug_get_cache_entry_list")
+
+    def no_compiling(*args, **kwargs):
+        raise AssertionError("torch.compile was called")
+
+    monkeypatch.setattr(torch, "compile", no_compiling)
     forward = BackgroundCompiled(tiny_network, "tiny-srvgg", min_speedup=0.0)
     inputs = batch(1, 20, 28)
     with torch.inference_mode():
         assert torch.equal(forward(inputs), tiny_network(inputs))
+        assert torch.equal(forward(inputs), tiny_network(inputs))
     assert forward.state == "failed" and forward.wait(timeout=1) and forward.compile_seconds == []
+    assert forward.calls == {"compiled": 0, "eager": 2} and not forward.accepts(inputs)
     assert "needs torch 2.6 or later" in caplog.text
+    engine = enhancer.with_settings(compile=True).engine
+    assert not engine.compile and "Networks run uncompiled" in caplog.text
+    assert engine.network(remaster.get_model("tiny-srvgg"), "fp32").compiled is None
 
 
 def test_the_engine_compiles_kept_networks_when_settings_ask(enhancer):

@@ -13,7 +13,11 @@ import torch
 from realesrgan import RealESRGANer
 
 import remaster
-from remaster.engine import MAX_BLENDS, build_network, canonical_state_dict, resolve_dtype
+from remaster import Options
+from remaster.architectures import ARCHITECTURES, SRVGGNetCompact, register_architecture
+from remaster.engine import MAX_BLENDS, build_network, canonical_state_dict
+from remaster.network import resolve_dtype
+from remaster.tiling import plan_windows
 
 from .images import gradient, to_uint8, to_uint16
 
@@ -101,8 +105,8 @@ def test_tiled_output_matches_whole_image_output(enhancer, name, height, width, 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_reduced_precision_stays_close_to_fp32(enhancer, precision):
     image = gradient(24, 24)
-    exact, exact_report = enhancer.run(image, model="tiny-rrdb-x4", tile=0, precision="fp32")
-    reduced, report = enhancer.run(image, model="tiny-rrdb-x4", tile=0, precision=precision)
+    exact, exact_report = enhancer.run(image, Options(model="tiny-rrdb-x4", tile=0, precision="fp32"))
+    reduced, report = enhancer.run(image, Options(model="tiny-rrdb-x4", tile=0, precision=precision))
     assert exact_report.precision == "float32"
     assert report.precision == {"bf16": "bfloat16", "fp16": "float16"}[precision]
     difference = np.abs(reduced - exact).max()
@@ -118,6 +122,25 @@ def test_auto_precision_follows_the_device_and_the_cpu_flags():
     assert resolve_dtype("fp32", cpu, flags=frozenset({"avx512_bf16"})) == torch.float32
     with pytest.raises(remaster.InvalidOptionError, match="precision must be one of"):
         resolve_dtype("fp8", cpu)
+
+
+class FullPrecisionOnly(SRVGGNetCompact):
+    name = "SRVGGNetCompact, fp32 only (tests)"
+    precisions = ("fp32",)
+
+
+def test_a_precision_the_architecture_does_not_support_runs_in_fp32(enhancer, tiny_models):
+    cpu = torch.device("cpu")
+    assert resolve_dtype("bf16", cpu, supported=("fp32",)) == torch.float32
+    assert resolve_dtype("auto", cpu, flags=frozenset({"avx512_bf16"}), supported=("fp32",)) == torch.float32
+    if FullPrecisionOnly.name not in ARCHITECTURES:
+        register_architecture(FullPrecisionOnly())
+    spec = replace(tiny_models["tiny-srvgg"].spec, name="tiny-srvgg-fp32-only", architecture=FullPrecisionOnly.name)
+    with remaster.MODELS.extended(spec):
+        assert enhancer.engine.network(spec, "bf16").dtype == torch.float32
+        _, report = enhancer.run(to_uint8(gradient(8, 8)), Options(model=spec.name, precision="fp16"))
+    assert report.precision == "float32"
+    assert remaster.get_model("GFPGANv1.4").architecture.precisions == ("fp32",)
 
 
 def test_networks_are_loaded_once_and_reused(enhancer):
@@ -136,16 +159,18 @@ def test_blended_denoise_networks_are_kept_for_the_last_few_strengths(enhancer):
     for index in range(MAX_BLENDS):
         engine.network(spec, "fp32", index / 100)
     assert engine.network(spec, "fp32", 0.25) is not first, "the oldest blend was let go"
-    assert sum(1 for key in engine._networks if key[2] != 1.0) == MAX_BLENDS
+    assert sum(1 for kept in engine.cached() if kept.denoise_strength != 1.0) == MAX_BLENDS
     unblended = engine.network(spec, "fp32", 1.0)
     for index in range(MAX_BLENDS + 2):
         engine.network(spec, "fp32", index / 50)
     assert engine.network(spec, "fp32", 1.0) is unblended, "the model's own weights are never let go"
 
 
-def test_concurrent_calls_give_the_same_results_as_sequential_ones(enhancer):
-    images = [to_uint8(gradient(20 + i, 24, seed=i)) for i in range(4)]
-    expected = [enhancer.enhance(image, model="tiny-rrdb-x4", precision="fp32") for image in images]
+def test_concurrent_tiled_calls_give_the_same_results_as_sequential_whole_ones(enhancer):
+    images = [to_uint8(gradient(70 + i, 50, seed=i)) for i in range(4)]
+    overlap = remaster.get_model("tiny-rrdb-x4").tile_overlap
+    assert all(len(plan_windows(*image.shape[:2], 32, overlap)) >= 4 for image in images), "each runs in tiles"
+    expected = [enhancer.enhance(image, model="tiny-rrdb-x4", precision="fp32", tile=0) for image in images]
     results: dict[int, np.ndarray] = {}
 
     def work(index: int) -> None:
@@ -182,6 +207,16 @@ def test_weights_load_safely_and_strictly(tiny_models, settings, tmp_path):
     torch.save({"params": argparse.Namespace(payload=1)}, folder / "tiny-srvgg.pth")
     with pytest.raises(remaster.WeightsUnavailableError, match="could not be loaded.*[Ww]eights only load failed"):
         engine.network(spec)
+
+
+def test_weights_of_another_architecture_are_named_as_such(tiny_models, settings, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    rrdb = tiny_models["tiny-rrdb-x4"].spec
+    torch.save({"params": build_network(rrdb).state_dict()}, folder / "tiny-srvgg.pth")
+    engine = remaster.Enhancer(replace(settings, weights_dir=folder)).engine
+    with pytest.raises(remaster.WeightsUnavailableError, match="weights for a RRDBNet network, not SRVGGNetCompact"):
+        engine.network(tiny_models["tiny-srvgg"].spec)
 
 
 def test_gray_output_uses_the_official_luminance_weights(enhancer):

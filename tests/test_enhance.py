@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageCms
 
 import remaster
-from remaster import imageio
+from remaster import image_io, pixels
 
 from . import images
 from .hubserver import Fault
@@ -127,7 +127,7 @@ def test_cmyk_is_converted_through_its_icc_profile(run, tmp_path):
     profile = images.srgb_profile()
     cmyk = rgb.convert("CMYK")
     path = images.save(cmyk, tmp_path / "cmyk.jpg", icc_profile=profile, quality=95)
-    decoded = imageio.decode(path, max_pixels=10**6)
+    decoded = image_io.decode(path, max_pixels=10**6)
     assert decoded.pixels.shape[2] == 3 and decoded.icc_profile is None
     plain = np.asarray(Image.open(path).convert("RGB"))
     try:
@@ -154,18 +154,18 @@ def test_outscale_sets_the_output_size(run, outscale, expected):
 
 
 def test_output_size_rounds_down_and_absorbs_float_error():
-    assert imageio.output_size(10, 3, 2.3) == (23, 6)
-    assert imageio.output_size(1, 1, 1.5) == (1, 1)
-    assert imageio.output_size(7, 9, 1.0) == (7, 9)
+    assert pixels.output_size(10, 3, 2.3) == (23, 6)
+    assert pixels.output_size(1, 1, 1.5) == (1, 1)
+    assert pixels.output_size(7, 9, 1.0) == (7, 9)
 
 
 def test_shrinking_below_the_native_scale_does_not_alias():
     stripes = np.zeros((64, 64, 1), np.float32)
     stripes[:, ::2] = 1.0  # one-pixel stripes: any aliasing shows as a visible pattern
-    shrunk = imageio.resize(stripes, (16, 16))
+    shrunk = pixels.resize(stripes, (16, 16))
     assert np.abs(shrunk - 0.5).max() < 0.05
-    enlarged = imageio.resize(stripes[:8, :8], (32, 32))
-    assert enlarged.shape == (32, 32, 1) and 0 <= enlarged.min() and enlarged.max() <= 1
+    enlarged = pixels.resize(stripes[:8, :8], (32, 32))
+    assert enlarged.shape == (32, 32, 1) and enlarged.min() >= 0 and enlarged.max() <= 1
 
 
 def test_progress_is_reported_from_zero_to_one(run):
@@ -258,7 +258,7 @@ def test_input_and_output_pixel_limits_are_enforced_before_any_work(enhancer, ti
         small.enhance(images.rgb(21, 20), model="tiny-srvgg")
     with pytest.raises(remaster.ImageTooLargeError, match="result would be 160×160"):
         small.enhance(images.rgb(20, 20), model="tiny-srvgg", outscale=8)
-    assert small.engine._networks == {}, "refused before loading any network"
+    assert small.engine.cached() == [], "refused before loading any network"
     assert small.enhance(images.rgb(20, 20), model="tiny-srvgg", outscale=4).size == (80, 80)
 
 
@@ -278,3 +278,35 @@ def test_with_settings_changes_limits_and_shares_the_loaded_networks(enhancer):
     with pytest.raises(remaster.ImageTooLargeError):
         strict.enhance(images.rgb(), model="tiny-srvgg")
     assert enhancer.enhance(images.rgb(), model="tiny-srvgg").size == (96, 80)
+
+
+def test_with_settings_really_applies_changes_to_the_device_compilation_and_weight_sources(enhancer, tmp_path):
+    elsewhere = enhancer.with_settings(weights_dir=tmp_path)
+    assert elsewhere.store is not enhancer.store and elsewhere.store.settings.weights_dir == tmp_path
+    assert elsewhere.engine is not enhancer.engine and elsewhere.engine.store is elsewhere.store
+    compiling = enhancer.with_settings(compile=True)
+    assert compiling.store is enhancer.store and compiling.engine is not enhancer.engine and compiling.engine.compile
+    meta = enhancer.with_settings(device="meta")
+    assert str(meta.engine.device) == "meta" and str(enhancer.engine.device) == "cpu"
+    same = enhancer.with_settings(device="cpu", max_faces=3)
+    assert same.engine is enhancer.engine, "an unchanged value changes nothing"
+
+
+def test_the_public_function_keeps_its_flat_keyword_signature():
+    import inspect
+
+    assert list(inspect.signature(remaster.enhance).parameters) == [
+        "image",
+        "model",
+        "outscale",
+        "tile",
+        "face_enhance",
+        "denoise_strength",
+        "precision",
+        "progress",
+        "face_model",
+        "face_strength",
+    ]
+    assert list(inspect.signature(remaster.Enhancer.enhance).parameters)[1:] == list(
+        inspect.signature(remaster.enhance).parameters
+    )

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import io
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
+import torch
 
 import remaster
-from remaster.faces import FACE_SIZE, FACE_TEMPLATE, Face, FaceRestorer, align_face, paste_face
+from remaster import Options
+from remaster.engine import build_network
+from remaster.faces import FACE_SIZE, FACE_TEMPLATE, Face, align_face, paste_face
+from remaster.registry import DETECTOR
 
 from . import images
+from .conftest import weight_file
 from .hubserver import Fault
 
 
@@ -22,6 +30,10 @@ def _similar_to_template(scale: float, degrees: float, centre: tuple[float, floa
 
 # A face about 20 pixels between the eyes, turned 8°, in a 96×128 (height × width) image.
 LANDMARKS = _similar_to_template(0.18, 8, (61.0, 48.0))
+
+
+def faces_options() -> Options:
+    return Options(model="tiny-srvgg", face_enhance=True, face_model="tiny-gfpgan")
 
 
 @pytest.fixture
@@ -54,7 +66,7 @@ def with_face(faces_enhancer, monkeypatch):
 )
 def test_every_image_mode_runs_through_face_restoration(faces_enhancer, make, mode):
     source = make()
-    result, report = faces_enhancer.run(source, model="tiny-srvgg", face_enhance=True, face_model="tiny-gfpgan")
+    result, report = faces_enhancer.run(source, faces_options())
     assert result.mode == mode and result.size == (source.width * 4, source.height * 4)
     assert report.faces_found == 0 and "no face found" in report.summary()
     plain = faces_enhancer.enhance(source, model="tiny-srvgg")
@@ -66,7 +78,7 @@ def test_sixteen_bit_input_stays_sixteen_bit_with_faces(faces_enhancer, with_fac
     path = tmp_path / "portrait16.png"
     images.png16(path, channels, height=96, width=128)
     with_face(Face(LANDMARKS))
-    result, report = faces_enhancer.run(path, model="tiny-srvgg", face_enhance=True, face_model="tiny-gfpgan")
+    result, report = faces_enhancer.run(path, faces_options())
     pixels = np.asarray(result)
     assert pixels.dtype == np.uint16 and pixels.shape[:2] == (384, 512)
     assert report.faces_restored == 1
@@ -80,7 +92,7 @@ def test_strength_zero_is_the_plain_upscale_exactly_and_strength_changes_the_fac
     plain = faces_enhancer.enhance(image, model="tiny-srvgg")
     with_face(Face(LANDMARKS))
     untouched, report = faces_enhancer.run(
-        image, model="tiny-srvgg", face_enhance=True, face_model=face_model, face_strength=0.0
+        image, Options(model="tiny-srvgg", face_enhance=True, face_model=face_model, face_strength=0.0)
     )
     assert np.array_equal(untouched, plain)
     half = faces_enhancer.enhance(
@@ -139,19 +151,76 @@ def test_faces_at_the_border_and_gray_targets_paste_within_the_image():
     assert gray[0, 0, 0] > 0.9 and gray[-1, -1, 0] == pytest.approx(0.25)
 
 
-def test_at_most_the_configured_number_of_faces_is_restored_and_the_report_says_so(faces_enhancer, with_face):
-    capped = faces_enhancer.with_settings(max_faces=2)
-    capped.faces = FaceRestorer(capped.engine)  # its own, so detect can be replaced for this test alone
-    many = [Face(LANDMARKS + (dx, 0)) for dx in (-40, -20, 0, 20, 40)]
-    capped.faces.detect = lambda source, on_wait=None: many
-    _, report = capped.run(images.rgb(96, 128), model="tiny-srvgg", face_enhance=True, face_model="tiny-gfpgan")
-    assert (report.faces_found, report.faces_restored) == (5, 2)
-    assert "2 faces restored of 5 found" in report.summary() and "REMASTER_MAX_FACES" in report.summary()
+def finding_detector_weights(spec) -> bytes:
+    """RetinaFace weights whose heads ignore the image: every anchor of the coarsest level (256- and
+    512-pixel anchors, every 32 pixels) holds a face shaped like the alignment template, filling its
+    anchor. NMS then keeps a few of them. The real detector code runs on real detections."""
+    torch.manual_seed(0)
+    state = build_network(spec).state_dict()
+    offsets = torch.from_numpy((FACE_TEMPLATE - 256) / 512 / 0.1).float().flatten()  # decode_landm's variance
+    for level in range(3):
+        for head in ("ClassHead", "BboxHead", "LandmarkHead"):
+            state[f"{head}.{level}.conv1x1.weight"].zero_()
+            state[f"{head}.{level}.conv1x1.bias"].zero_()
+        face = level == 2
+        state[f"ClassHead.{level}.conv1x1.bias"][:] = torch.tensor([-10.0, 10.0] * 2 if face else [10.0, -10.0] * 2)
+        state[f"LandmarkHead.{level}.conv1x1.bias"][:] = offsets.repeat(2)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def finding(enhancer, tiny_faces, hub):
+    """An enhancer whose face detector finds the same faces in every image of a size."""
+    tiny = tiny_faces[DETECTOR].spec
+    data = finding_detector_weights(tiny)
+    detector = replace(tiny, weights=weight_file(hub, "finding-detector.pth", data))
+    with remaster.MODELS.extended(detector, replace=True):
+        yield remaster.Enhancer(enhancer.settings, enhancer.store)
+
+
+def test_detections_are_parsed_rescaled_and_sorted_largest_first(finding):
+    faces = finding.faces.detect(images.gradient(32, 1600))
+    assert len(faces) >= 4
+    distances = [face.eye_distance for face in faces]
+    assert distances == sorted(distances, reverse=True) and distances[0] > distances[-1]
+    template_eyes = (FACE_TEMPLATE[1, 0] - FACE_TEMPLATE[0, 0]) / 512
+    assert {round(d / template_eyes) for d in distances} == {256, 512}, (
+        "template-shaped faces the size of their anchors"
+    )
+    for face in faces:
+        shape = face.landmarks - face.landmarks.mean(axis=0)
+        template = (FACE_TEMPLATE - FACE_TEMPLATE.mean(axis=0)) * face.eye_distance / (template_eyes * 512)
+        assert np.abs(shape - template).max() < 0.5 and face.score > 0.97
+    # Past 1600 pixels the detector sees the image shrunk; its landmarks come back in the input's pixels.
+    doubled = finding.faces.detect(images.gradient(64, 3200))
+    assert len(doubled) == len(faces)
+    for big, small in zip(doubled, faces, strict=True):
+        assert np.allclose(big.landmarks, 2 * small.landmarks, atol=1e-3)
+    assert finding.faces.detect(images.gradient(31, 400)) == [], "too small to hold a face"
+
+
+def test_at_most_the_configured_number_of_faces_is_restored_the_largest_and_the_report_says_so(finding):
+    capped = finding.with_settings(max_faces=2)
+    image = images.gradient(256, 384)
+    faces = capped.faces.detect(image)
+    assert len(faces) > 2
+    options = Options(model="tiny-srvgg", face_enhance=True, face_model="tiny-gfpgan", precision="fp32")
+    result, report = capped.run(image, options)
+    assert (report.faces_found, report.faces_restored) == (len(faces), 2)
+    assert f"2 faces restored of {len(faces)} found" in report.summary() and "REMASTER_MAX_FACES" in report.summary()
+    plain = capped.run(image, replace(options, face_enhance=False))[0]
+    largest, others = plain.copy(), plain.copy()
+    capped.faces.restore(image, largest, faces[:2], options)
+    capped.faces.restore(image, others, faces[-2:], options)
+    assert np.array_equal(result, largest), "the two largest faces were the ones restored"
+    assert not np.array_equal(result, others)
 
 
 def test_one_face_is_reported_in_the_result_line(faces_enhancer, with_face):
     with_face(Face(LANDMARKS))
-    _, report = faces_enhancer.run(images.rgb(96, 128), model="tiny-srvgg", face_enhance=True, face_model="tiny-gfpgan")
+    _, report = faces_enhancer.run(images.rgb(96, 128), faces_options())
     assert "1 face restored" in report.summary()
 
 
@@ -165,7 +234,7 @@ def test_missing_face_weights_name_the_files_and_plain_upscaling_still_works(set
     message = str(error.value)
     assert "tiny-gfpgan.pth is not available" in message and "detection_Resnet50_Final.pth is not available" in message
     assert "REMASTER_WEIGHTS_DIR" in message and "parsing_parsenet" not in message
-    assert fresh.engine._networks, "the face weights were checked before, not after, the upscaling"
+    assert fresh.engine.cached(), "the face weights were checked before, not after, the upscaling"
     assert fresh.enhance(images.rgb(), model="tiny-srvgg").size == (96, 80)
 
 

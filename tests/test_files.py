@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import remaster
+from remaster import Options
 from remaster.files import remaster_file
 
 from . import images
@@ -24,34 +26,28 @@ from .test_animation import animated, frames_of
 )
 def test_automatic_formats_keep_jpeg_and_webp_and_use_png_otherwise(enhancer, tmp_path, name, make, expected):
     make(tmp_path / name)
-    done = remaster_file(enhancer, tmp_path / name, tmp_path / "out" / f"{name.split('.')[0]}_x", model="tiny-srvgg")
+    done = remaster_file(enhancer, tmp_path / name, tmp_path / "out" / f"{name.split('.')[0]}_x", Options("tiny-srvgg"))
     assert done.path.name == expected and done.path.exists()
     assert done.report.output_size == (96, 80)
 
 
 def test_transparency_never_goes_to_jpeg_by_itself(enhancer, tmp_path):
     images.save(images.rgba(), tmp_path / "see-through.webp")
-    done = remaster_file(enhancer, tmp_path / "see-through.webp", tmp_path / "a", model="tiny-srvgg")
+    done = remaster_file(enhancer, tmp_path / "see-through.webp", tmp_path / "a", Options("tiny-srvgg"))
     assert done.path.suffix == ".webp" and Image.open(done.path).mode == "RGBA"
 
 
 def test_animations_keep_their_format_or_take_an_animated_one(enhancer, tmp_path):
     source = animated(tmp_path / "a.gif", "GIF")
-    kept = remaster_file(enhancer, source, tmp_path / "kept", model="tiny-srvgg")
-    converted = remaster_file(enhancer, source, tmp_path / "converted", animation_format="webp", model="tiny-srvgg")
+    kept = remaster_file(enhancer, source, tmp_path / "kept", Options("tiny-srvgg"))
+    converted = remaster_file(enhancer, source, tmp_path / "converted", Options("tiny-srvgg", animation_format="webp"))
     assert kept.path.suffix == ".gif" and converted.path.suffix == ".webp"
     assert len(frames_of(converted.path)[0]) == 3 and kept.report.frames == 3
     assert np.asarray(kept.first_output).shape == (64, 80, 3)
     with pytest.raises(ValueError, match="JPG cannot hold an animation"):
-        remaster_file(enhancer, source, tmp_path / "x", animation_format="jpg", model="tiny-srvgg")
-    with pytest.raises(ValueError, match="GIF output is for animations"):
-        remaster_file(
-            enhancer,
-            images.save(images.rgb(), tmp_path / "still.png"),
-            tmp_path / "y",
-            still_format="gif",
-            model="tiny-srvgg",
-        )
+        remaster_file(enhancer, source, tmp_path / "x", Options("tiny-srvgg", animation_format="jpg"))
+    with pytest.raises(remaster.InvalidOptionError, match="output_format must be one of auto, png, jpg, webp"):
+        Options("tiny-srvgg", output_format="gif")
 
 
 def test_names_already_taken_get_a_number():

@@ -5,27 +5,26 @@ from __future__ import annotations
 import errno
 import io
 import struct
-import time
 import zlib
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from torch import nn
 
 import remaster
-from remaster import imageio
-from remaster.ui import build_demo, launch_options, limits_text
+from remaster import image_io
+from remaster.page import build_demo, launch_options
+from remaster.page.handlers import Handlers
+from remaster.page.status import limits_text
 
 from . import images
+from .conftest import slow_model
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -52,7 +51,7 @@ def test_a_png_with_a_broken_icc_profile_is_upscaled_and_keeps_its_bytes(enhance
     path = png_with_broken_icc(tmp_path / "broken-icc.png")
     result = enhancer.enhance(path, model="tiny-srvgg")
     assert result.size == (40, 48) and result.mode == "RGB"
-    saved = imageio.save(result, tmp_path / "out.png")
+    saved = image_io.save(result, tmp_path / "out.png")
     assert Image.open(saved).size == (40, 48)
 
 
@@ -76,7 +75,7 @@ def test_fuzzed_files_either_decode_or_raise_a_clear_error(tmp_path, data):
     path = tmp_path / f"fuzz.{fmt.lower()}"
     path.write_bytes(bytes(raw))
     try:
-        picture = imageio.decode(path, max_pixels=4096 * 4096)
+        picture = image_io.decode(path, max_pixels=4096 * 4096)
     except remaster.RemasterError:
         return
     assert picture.pixels.ndim == 3 and picture.pixels.shape[2] in (1, 2, 3, 4)
@@ -89,7 +88,7 @@ def test_a_full_disk_leaves_no_half_written_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Image.Image, "save", full)
     with pytest.raises(OSError, match="No space left"):
-        imageio.save(images.rgb(), tmp_path / "result.png")
+        image_io.save(images.rgb(), tmp_path / "result.png")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -97,67 +96,54 @@ def test_a_full_disk_is_a_clear_message_in_the_app(enhancer, tmp_path, monkeypat
     import anyio
     import gradio as gr
 
-    from remaster.ui import make_handler
-
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(imageio, "save", full)
+    monkeypatch.setattr(image_io, "save", full)
     source = images.save(images.rgb(), tmp_path / "in.png")
-    handler = make_handler(enhancer)
+    handler = Handlers(enhancer).remaster_image
     with pytest.raises(gr.Error, match="could not be saved \\(No space left on device\\)"):
         anyio.run(lambda: handler(str(source), "tiny-srvgg", 4, "auto", False, 0.5))
 
 
 @pytest.fixture(scope="module")
-def strict_app(enhancer):
-    """The app with small limits: 1 MB uploads, one request at a time and one waiting."""
+def strict_app(enhancer, tiny_models):
+    """The app with small limits: 1 MB uploads, one request at a time and one waiting; and a slow model."""
     strict = enhancer.with_settings(max_upload_mb=1, queue_size=1, time_limit=30)
-    network = enhancer.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
-
-    class Slow(nn.Module):
-        def forward(self, x):
-            time.sleep(1.0)
-            return network.module(x)
-
-    slow = remaster.Enhancer(strict.settings, strict.store)
-    for dtype in (torch.float32, torch.bfloat16, torch.float16):
-        slow.engine._networks[("tiny-srvgg", dtype, 1.0)] = replace(network, module=Slow())
-    demo = build_demo(slow, prefetch=False)
-    _, url, _ = demo.launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(strict.settings)
-    )
-    yield url, strict.settings
-    demo.close()
+    with slow_model(tiny_models, delay=1.0) as slow:
+        demo = build_demo(strict, prefetch=False)
+        _, url, _ = demo.launch(
+            prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(strict.settings)
+        )
+        yield url, strict.settings, slow
+        demo.close()
 
 
 def test_the_limits_are_stated_on_the_page(strict_app):
-    url, settings = strict_app
+    url, settings, _ = strict_app
     page = httpx.get(url + "config").text
     assert limits_text(settings) in page
     assert "files up to 1 MB and 16.8 megapixels" in limits_text(settings) and "30 s of work" in limits_text(settings)
 
 
 def test_an_upload_over_the_size_limit_is_refused_by_the_server(strict_app):
-    url, _ = strict_app
+    url, _, _ = strict_app
     big = io.BytesIO(np.random.default_rng(0).bytes(2_000_000))
     response = httpx.post(url + "gradio_api/upload", files={"files": ("big.png", big, "image/png")})
     assert response.status_code == 413
 
 
 def test_the_server_serves_no_file_but_its_own(strict_app):
-    url, _ = strict_app
+    url, _, _ = strict_app
     for path in ("/etc/passwd", str(Path(__file__).resolve())):
         assert httpx.get(f"{url}gradio_api/file={path}").status_code in (403, 404)
 
 
 def test_a_full_queue_turns_requests_away_cleanly(strict_app, tmp_path):
-    url, _ = strict_app
+    url, _, slow = strict_app
     source = images.save(images.rgb(40, 40), tmp_path / "busy.png")
     clients = [Client(url, verbose=False) for _ in range(4)]
-    jobs = [
-        c.submit(handle_file(str(source)), "tiny-srvgg", 4, "32", False, 0.5, api_name="/remaster") for c in clients
-    ]
+    jobs = [c.submit(handle_file(str(source)), slow, 4, "32", False, 0.5, api_name="/remaster") for c in clients]
     outcomes = []
     for job in jobs:
         try:

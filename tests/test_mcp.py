@@ -33,10 +33,12 @@ def mcp_app(enhancer):
 
 def test_the_mcp_server_lists_the_tools_with_their_parameters(mcp_app):
     async def list_tools():
-        async with streamable_http_client(mcp_app + "gradio_api/mcp/") as (read, write, _):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                return {tool.name: tool for tool in (await session.list_tools()).tools}
+        async with (
+            streamable_http_client(mcp_app + "gradio_api/mcp/") as (read, write, _),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            return {tool.name: tool for tool in (await session.list_tools()).tools}
 
     tools = asyncio.run(list_tools())
     assert {"remaster_image", "remaster_url", "remaster_batch", "compare"} <= set(tools)

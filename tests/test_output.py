@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import remaster
-from remaster import imageio
+from remaster import Options, image_io
 
 from . import images
 
@@ -29,13 +29,13 @@ def result(enhancer, tmp_path):
         icc_profile=images.srgb_profile(),
         quality=95,
     )
-    return enhancer.run(path, model="tiny-srvgg")
+    return enhancer.run(path, Options("tiny-srvgg"))
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
 def test_metadata_is_carried_over_and_records_what_was_done(result, tmp_path, fmt):
     image, report = result
-    saved = imageio.save(image, tmp_path / f"out.{fmt}", fmt, description=report.description())
+    saved = image_io.save(image, tmp_path / f"out.{fmt}", fmt, description=report.description())
     with Image.open(saved) as out:
         exif = out.getexif()
         assert exif.get(0x010F) == "Pentax" and exif.get(0x013B) == "A. Photographer"
@@ -52,17 +52,17 @@ def test_metadata_is_carried_over_and_records_what_was_done(result, tmp_path, fm
 def test_png_and_lossless_webp_keep_every_pixel_and_jpeg_quality_matters(tmp_path):
     image = images.rgba(40, 40)
     for fmt in ("png", "webp"):
-        saved = imageio.save(image, tmp_path / f"exact.{fmt}", fmt)
+        saved = image_io.save(image, tmp_path / f"exact.{fmt}", fmt)
         assert np.array_equal(np.asarray(Image.open(saved)), np.asarray(image))
-    rough = imageio.save(images.rgb(64, 64), tmp_path / "rough.jpg", "jpg", quality=10)
-    fine = imageio.save(images.rgb(64, 64), tmp_path / "fine.jpg", "jpg", quality=98)
+    rough = image_io.save(images.rgb(64, 64), tmp_path / "rough.jpg", "jpg", quality=10)
+    fine = image_io.save(images.rgb(64, 64), tmp_path / "fine.jpg", "jpg", quality=98)
     assert rough.stat().st_size < fine.stat().st_size
-    lossy = imageio.save(images.rgb(64, 64), tmp_path / "lossy.webp", "webp", quality=20)
+    lossy = image_io.save(images.rgb(64, 64), tmp_path / "lossy.webp", "webp", quality=20)
     assert lossy.stat().st_size < (tmp_path / "exact.webp").stat().st_size
 
 
 def test_jpeg_flattens_transparency_onto_white(tmp_path):
-    saved = imageio.save(images.rgba(20, 24), tmp_path / "flat.jpg", "jpg")
+    saved = image_io.save(images.rgba(20, 24), tmp_path / "flat.jpg", "jpg")
     with Image.open(saved) as out:
         assert out.mode == "RGB"
         assert np.asarray(out)[:, :8].min() > 240, "the transparent half became white"
@@ -72,18 +72,18 @@ def test_sixteen_bit_stays_sixteen_bit_in_png_and_becomes_eight_bit_elsewhere(tm
     import cv2
 
     colour = images.to_uint16(images.gradient(10, 12))
-    png = imageio.save(colour, tmp_path / "deep.png", "png")
+    png = image_io.save(colour, tmp_path / "deep.png", "png")
     assert np.array_equal(cv2.imread(str(png), cv2.IMREAD_UNCHANGED)[:, :, ::-1], colour)
-    jpg = imageio.save(colour, tmp_path / "deep.jpg", "jpg", quality=100)
+    jpg = image_io.save(colour, tmp_path / "deep.jpg", "jpg", quality=100)
     assert np.abs(np.asarray(Image.open(jpg)).astype(int) - (colour >> 8)).max() < 8
     gray = Image.fromarray(colour[:, :, 0])
-    webp = imageio.save(gray, tmp_path / "gray.webp", "webp")
+    webp = image_io.save(gray, tmp_path / "gray.webp", "webp")
     assert np.abs(np.asarray(Image.open(webp).convert("L")).astype(int) - (colour[:, :, 0] >> 8)).max() <= 1
 
 
 def test_unsupported_formats_and_qualities_are_refused(tmp_path):
     with pytest.raises(ValueError, match="Output format must be one of png, jpg, webp"):
-        imageio.save(images.rgb(), tmp_path / "x.tga", "tga")
+        image_io.save(images.rgb(), tmp_path / "x.tga", "tga")
     with pytest.raises(ValueError, match="Quality must be from 1 to 100"):
-        imageio.save(images.rgb(), tmp_path / "x.jpg", "jpg", quality=0)
+        image_io.save(images.rgb(), tmp_path / "x.jpg", "jpg", quality=0)
     assert list(tmp_path.iterdir()) == []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 import remaster
+from remaster.architectures import ARCHITECTURES, Architecture, get_architecture, recognise, register_architecture
 from remaster.engine import build_network
 from remaster.registry import MODELS, get_model, model_names, register
 
@@ -36,7 +39,7 @@ OFFICIAL = {
 def test_the_six_official_models_are_registered_with_their_checksums():
     for name, (architecture, scale, sha256, size) in OFFICIAL.items():
         spec = MODELS[name]
-        assert (spec.architecture, spec.scale, spec.weights.sha256, spec.weights.size) == (
+        assert (spec.architecture.name, spec.scale, spec.weights.sha256, spec.weights.size) == (
             architecture,
             scale,
             sha256,
@@ -124,7 +127,7 @@ def test_face_models_are_entries_of_the_same_table_with_their_checksums():
         spec = MODELS[name]
         assert (spec.kind, spec.weights.sha256, spec.weights.hub_repo) == (kind, sha256, repo)
     assert MODELS["parsing_parsenet"].weights.hub_mirrors == ("camenduru/facexlib",)
-    assert MODELS["RestoreFormer"].architecture == "RestoreFormer" and MODELS["RestoreFormer"].weights.md5
+    assert MODELS["RestoreFormer"].architecture.name == "RestoreFormer" and MODELS["RestoreFormer"].weights.md5
     assert model_names("face_restorer") == ("GFPGANv1.4", "GFPGANv1.3", "RestoreFormer")
     assert not set(model_names("upscaler")) & set(model_names("face_restorer"))
 
@@ -134,3 +137,49 @@ def test_a_weight_file_without_any_checksum_is_refused():
 
     with pytest.raises(ValueError, match="needs a SHA-256 or MD5"):
         WeightFile(filename="x.pth", sha256=None, size=None, hub_repo="a/b", url="https://example.com/x.pth")
+
+
+def test_the_table_can_be_extended_for_a_while_and_comes_back_as_it_was():
+    before = list(MODELS.items())
+    extra = replace(MODELS["realesr-animevideov3"], name="my-anime-model")
+    swapped = replace(MODELS["RealESRGAN_x4plus"], description="a stand-in")
+    with MODELS.extended(extra):
+        assert get_model("my-anime-model") is extra and model_names("upscaler")[-1] == "my-anime-model"
+        with pytest.raises(ValueError, match="already registered"), MODELS.extended(swapped):
+            pass
+        with MODELS.extended(swapped, replace=True):
+            assert get_model("RealESRGAN_x4plus").description == "a stand-in"
+        assert get_model("RealESRGAN_x4plus").description != "a stand-in"
+    assert list(MODELS.items()) == before
+    with pytest.raises(remaster.UnknownModelError):
+        get_model("my-anime-model")
+
+
+def test_entries_point_at_architecture_objects_that_know_their_networks():
+    x2, x4, compact = (MODELS[n] for n in ("RealESRGAN_x2plus", "RealESRGAN_x4plus", "realesr-animevideov3"))
+    assert x2.architecture is x4.architecture is get_architecture("RRDBNet") is ARCHITECTURES["RRDBNet"]
+    assert x2.architecture.input_multiple(x2.arch_kwargs, x2.scale) == 2
+    assert x4.architecture.input_multiple(x4.arch_kwargs, x4.scale) == 1
+    assert compact.architecture.input_multiple(compact.arch_kwargs, compact.scale) == 1
+    assert x4.architecture.feature_bytes_per_pixel(x4.arch_kwargs, 4, 2) > compact.architecture.feature_bytes_per_pixel(
+        compact.arch_kwargs, 4, 2
+    )
+    assert MODELS["GFPGANv1.4"].architecture.precisions == ("fp32",) and "bf16" in x4.architecture.precisions
+
+
+@pytest.mark.parametrize(
+    "name", ["RealESRGAN_x4plus", "realesr-animevideov3", "GFPGANv1.4", "RestoreFormer", "parsing_parsenet"]
+)
+def test_a_state_dict_is_recognised_as_its_own_architecture(name):
+    spec = MODELS[name]
+    assert recognise(build_network(spec).state_dict().keys()) is spec.architecture
+    assert recognise({"some.other.weight"}) is None
+
+
+def test_architectures_register_once_by_name():
+    with pytest.raises(ValueError, match="already registered"):
+        register_architecture(get_architecture("RRDBNet"))
+    with pytest.raises(ValueError, match="needs a name"):
+        register_architecture(Architecture())
+    with pytest.raises(KeyError, match="No architecture 'Nope'"):
+        get_architecture("Nope")

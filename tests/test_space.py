@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from remaster import registry, zerogpu
-from remaster.faces import DEFAULT_FACE_MODEL, DETECTOR, PARSER
+from remaster.registry import DEFAULT_FACE_MODEL, DETECTOR, PARSER
 from remaster.settings import Settings
 
 from . import images
@@ -52,25 +52,37 @@ def test_preloaded_weights_are_exactly_what_the_app_downloads_at_start():
     assert set(config["models"]) >= set(expected)
 
 
-def test_requirements_are_ranges_and_name_what_the_code_imports():
+OPTIONAL_IMPORTS = {"spaces"}
+"""Imported only where present: Hugging Face's ``spaces`` exists on Spaces alone."""
+
+
+def _requirement_names(path: Path) -> set[str]:
+    lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    return {re.split(r"[\[<>=!~ ;]", line, maxsplit=1)[0].lower().replace("_", "-") for line in lines if line}
+
+
+def test_requirements_are_ranges_and_name_every_package_the_code_imports():
+    import ast
+    from importlib.metadata import packages_distributions
+
     lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
-    requirements = [line for line in lines if line]
-    assert not [line for line in requirements if "==" in line], "ranges, not this machine's pins"
-    names = {re.split(r"[\[<>=!~ ]", line, maxsplit=1)[0].lower() for line in requirements}
-    assert {
-        "gradio",
-        "torch",
-        "torchvision",
-        "basicsr",
-        "realesrgan",
-        "gfpgan",
-        "facexlib",
-        "huggingface-hub",
-        "pillow",
-        "numpy",
-        "opencv-python",
-        "tqdm",
-    } <= names
+    assert not [line for line in lines if "==" in line], "ranges, not this machine's pins"
+    imported = set()
+    for path in (ROOT / "remaster").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"remaster"} - OPTIONAL_IMPORTS
+    distributions = packages_distributions()
+    required = _requirement_names(ROOT / "requirements.txt")
+    missing = {
+        module: distributions.get(module)
+        for module in third_party
+        if not {name.lower().replace("_", "-") for name in distributions.get(module, [module])} & required
+    }
+    assert not missing, f"imported but not in requirements.txt: {missing}"
 
 
 @pytest.fixture
@@ -112,6 +124,22 @@ def test_the_gpu_marking_is_a_no_op_elsewhere(fake_spaces, monkeypatch):
     assert fake_spaces.marked == []
 
 
+def test_every_path_of_the_page_that_runs_a_network_borrows_the_gpu(fake_spaces):
+    import importlib
+
+    from remaster.page import handlers
+
+    try:
+        importlib.reload(handlers)
+        marked = {function.__name__ for function, _ in fake_spaces.marked}
+        assert marked == {"remaster_file", "run_batch", "_compare_models"}
+        assert handlers._run_batch is not handlers.run_batch and handlers._compare is not handlers._compare_models
+    finally:
+        fake_spaces.config.Config.zero_gpu = False
+        importlib.reload(handlers)
+    assert handlers._run_batch is handlers.run_batch, "elsewhere the functions run as they are"
+
+
 def test_gpu_time_is_estimated_from_the_image_and_the_model(tmp_path):
     small = images.save(images.rgb(64, 64), tmp_path / "small.png")
     big = images.decompression_bomb_png(tmp_path / "big.png", 2048, 2048)
@@ -121,6 +149,9 @@ def test_gpu_time_is_estimated_from_the_image_and_the_model(tmp_path):
     assert zerogpu.estimate_seconds(big, "RealESRGAN_x4plus", face_enhance=True) >= slow
     (tmp_path / "junk.png").write_text("no image")
     assert zerogpu.estimate_seconds(tmp_path / "junk.png", "RealESRGAN_x4plus") == 120
+    both = zerogpu.estimate_many([small, big], ["realesr-animevideov3", "RealESRGAN_x4plus"])
+    assert both == min(2 * quick + slow + zerogpu.estimate_seconds(big, "realesr-animevideov3"), 600) > slow
+    assert zerogpu.estimate_many([big] * 40, ["RealESRGAN_x4plus"]) == 600, "at most ten minutes"
 
 
 def test_a_cpu_space_gets_smaller_inputs_and_a_time_limit():

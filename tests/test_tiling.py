@@ -11,8 +11,10 @@ import torch
 from torch import nn
 
 import remaster
-from remaster.tiling import choose_tiles, plan_windows
+from remaster import Options, tiling
+from remaster.tiling import choose_tiles, plan_windows, upscale
 
+from .conftest import slow_model
 from .images import gradient, to_uint8
 
 
@@ -46,16 +48,27 @@ def test_cores_are_balanced_rather_than_leaving_a_sliver():
     assert len(plan_windows(500, 400, 0, 64)) == 1
 
 
+MAX_BATCH = 64
+
+
 class OutOfMemoryAbove(nn.Module):
     """Stands in for a network on a device with little memory: large windows raise as CUDA's allocator does."""
 
-    def __init__(self, inner: nn.Module, max_side: int, error: type[BaseException] = torch.OutOfMemoryError):
+    def __init__(
+        self,
+        inner: nn.Module,
+        max_side: int,
+        error: type[BaseException] = torch.OutOfMemoryError,
+        max_batch: int = MAX_BATCH,
+    ):
         super().__init__()
-        self.inner, self.max_side, self.error, self.sides = inner, max_side, error, []
+        self.inner, self.max_side, self.error, self.max_batch = inner, max_side, error, max_batch
+        self.sides, self.batches = [], []
 
     def forward(self, x):
         self.sides.append(max(x.shape[-2:]))
-        if max(x.shape[-2:]) > self.max_side:
+        self.batches.append(x.shape[0])
+        if max(x.shape[-2:]) > self.max_side or x.shape[0] > self.max_batch:
             raise self.error("CUDA out of memory. Tried to allocate 2.00 GiB")
         return self.inner(x)
 
@@ -72,9 +85,9 @@ def test_out_of_memory_shrinks_the_tile_and_returns_the_full_correct_image(enhan
     spec = remaster.get_model("tiny-rrdb-x4")
     network = enhancer.engine.network(spec, "fp32")
     image = gradient(160, 150, seed=5)
-    expected = enhancer.engine.upscale(network, image, tile=0)
+    expected = upscale(network, image, tile=0)
     limited = replace(network, module=OutOfMemoryAbove(network.module, max_side=120, error=error))
-    result = enhancer.engine.upscale(limited, image, tile=0)
+    result = upscale(limited, image, tile=0)
     assert limited.module.sides[0] == 160, "tried the whole image first"
     assert max(limited.module.sides[1:]) <= 120, "then only windows that fit"
     assert np.abs(result - expected).max() < 1e-4
@@ -84,7 +97,7 @@ def test_out_of_memory_at_the_smallest_tile_is_a_clear_error_not_a_partial_image
     network = enhancer.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
     starved = replace(network, module=OutOfMemoryAbove(network.module, max_side=10))
     with pytest.raises(remaster.OutOfMemoryError, match="Not enough memory"):
-        enhancer.engine.upscale(starved, gradient(300, 300), tile=0)
+        upscale(starved, gradient(300, 300), tile=0)
 
 
 def test_other_runtime_errors_are_not_mistaken_for_out_of_memory(enhancer):
@@ -92,23 +105,54 @@ def test_other_runtime_errors_are_not_mistaken_for_out_of_memory(enhancer):
     broken = replace(network, module=OutOfMemoryAbove(network.module, max_side=0, error=RuntimeError))
     broken.module.error = lambda message: RuntimeError("shape mismatch")
     with pytest.raises(RuntimeError, match="shape mismatch"):
-        enhancer.engine.upscale(broken, gradient(40, 40), tile=0)
+        upscale(broken, gradient(40, 40), tile=0)
 
 
 def test_automatic_tiles_follow_the_free_memory(enhancer, monkeypatch):
-    from remaster import engine as engine_module
-
     network = enhancer.engine.network(remaster.get_model("tiny-rrdb-x4"), "fp32")
-    monkeypatch.setattr(engine_module, "available_memory", lambda device: 10**12)
-    assert enhancer.engine.auto_tile(network, 200, 200) == (0, 0), "plenty of memory: the whole image at once"
+    monkeypatch.setattr(tiling, "available_memory", lambda device: 10**12)
+    assert tiling.auto_tile(network, 200, 200) == (0, 0), "plenty of memory: the whole image at once"
     budget = int(network.bytes_per_pixel * 150 * 150)
-    monkeypatch.setattr(engine_module, "available_memory", lambda device: budget)
-    tiles = enhancer.engine.auto_tile(network, 400, 400)
+    monkeypatch.setattr(tiling, "available_memory", lambda device: budget)
+    tiles = tiling.auto_tile(network, 400, 400)
     windows = plan_windows(400, 400, tiles, network.overlap)
     assert len(windows) > 1
     assert max((w.rows.stop - w.rows.start) * (w.cols.stop - w.cols.start) for w in windows) <= 150 * 150
-    monkeypatch.setattr(engine_module, "available_memory", lambda device: 1000)
-    assert enhancer.engine.auto_tile(network, 400, 400) == (64, 64), "never below the smallest tile"
+    monkeypatch.setattr(tiling, "available_memory", lambda device: 1000)
+    assert tiling.auto_tile(network, 400, 400) == (64, 64), "never below the smallest tile"
+
+
+@pytest.mark.parametrize(("name", "height", "width"), [("tiny-rrdb-x2", 97, 131), ("tiny-srvgg", 100, 90)])
+def test_batches_of_equal_windows_give_the_whole_image(enhancer, name, height, width):
+    """The path CUDA takes (uniform windows, several at once), run on the CPU."""
+    network = enhancer.engine.network(remaster.get_model(name), "fp32")
+    image = gradient(height, width, seed=3)
+    whole = upscale(network, image, tile=0)
+    counted = replace(network, module=OutOfMemoryAbove(network.module, max_side=10**6))
+    batched = upscale(counted, image, tile=32, uniform=True, batch=4)
+    assert max(counted.module.batches) == 4 and len(counted.module.batches) < len(plan_windows(height, width, 32, 0))
+    assert np.abs(batched - whole).max() < 1e-4
+
+
+def test_out_of_memory_with_several_windows_at_once_halves_the_batch_first(enhancer):
+    network = enhancer.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
+    image = gradient(120, 120, seed=4)
+    expected = upscale(network, image, tile=0)
+    limited = replace(network, module=OutOfMemoryAbove(network.module, max_side=10**6, max_batch=2))
+    result = upscale(limited, image, tile=32, uniform=True, batch=8)
+    assert limited.module.batches[:2] == [8, 4] and max(limited.module.batches[2:]) == 2
+    assert np.abs(result - expected).max() < 1e-4
+
+
+def test_an_automatic_rectangular_tiling_that_runs_out_of_memory_is_retried_smaller(enhancer, monkeypatch):
+    network = enhancer.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
+    image = gradient(300, 200, seed=6)
+    budget = int(network.bytes_per_pixel * 200 * 160)
+    monkeypatch.setattr(tiling, "available_memory", lambda device: budget)
+    assert tiling.auto_tile(network, 300, 200) != (0, 0), "strips, not the whole image"
+    expected = upscale(network, image, tile=0)
+    limited = replace(network, module=OutOfMemoryAbove(network.module, max_side=100))
+    assert np.abs(upscale(limited, image, tile=None) - expected).max() < 1e-4
 
 
 def test_the_cheapest_tiling_is_chosen_strips_when_they_fit():
@@ -133,48 +177,37 @@ def test_a_cancelled_request_stops_between_tiles(enhancer):
             cancel.set()
 
     with pytest.raises(remaster.StoppedError, match="cancelled"):
-        enhancer.run(gradient(200, 200), model="tiny-srvgg", tile=32, progress=progress, cancel=cancel)
+        enhancer.run(gradient(200, 200), Options(model="tiny-srvgg", tile=32), progress=progress, cancel=cancel)
     upscaling = [f for f in tiles if 0 < f < 0.95]
     assert 2 <= len(upscaling) <= 4, "stopped at the next tile, not at the end"
 
 
-def test_a_request_over_the_time_limit_is_stopped(enhancer):
-    slow = remaster.Enhancer(replace(enhancer.settings, time_limit=1), enhancer.store)
-    network = slow.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
-
-    class Slow(nn.Module):
-        def forward(self, x):
-            import time
-
-            time.sleep(0.3)
-            return network.module(x)
-
-    slow.engine._networks[("tiny-srvgg", torch.float32, 1.0)] = replace(network, module=Slow())
-    with pytest.raises(remaster.StoppedError, match="time limit of 1 s"):
-        slow.enhance(to_uint8(gradient(200, 200)), model="tiny-srvgg", tile=32, precision="fp32")
+def test_a_request_over_the_time_limit_is_stopped(enhancer, tiny_models):
+    limited = enhancer.with_settings(time_limit=1)
+    with slow_model(tiny_models, delay=0.3) as name:
+        with pytest.raises(remaster.StoppedError, match="time limit of 1 s"):
+            limited.enhance(to_uint8(gradient(200, 200)), model=name, tile=32, precision="fp32")
+        calls = limited.engine.network(remaster.get_model(name), "fp32").module.calls
+    assert 3 <= len(calls) <= 6, "stopped at the first tile past the limit"
 
 
 @pytest.fixture(scope="module")
 def full_size(tmp_path_factory, enhancer):
     """The official architectures at full size with random weights, from a local weights folder."""
-    from remaster import registry
     from remaster.engine import build_network
 
     folder = tmp_path_factory.mktemp("full-size-weights")
-    names = {}
+    specs = {}
     for official in ("RealESRGAN_x4plus", "RealESRGAN_x2plus", "realesr-general-x4v3"):
         spec = remaster.get_model(official)
         torch.manual_seed(7)
         filename = f"random-{official}.pth"
         torch.save({spec.state_dict_key: build_network(spec).state_dict()}, folder / filename)
-        test_spec = replace(
+        specs[official] = replace(
             spec, name=f"random-{official}", weights=replace(spec.weights, filename=filename), denoise_weights=None
         )
-        registry.register(test_spec)
-        names[official] = test_spec.name
-    yield remaster.Enhancer(replace(enhancer.settings, weights_dir=folder)), names
-    for name in names.values():
-        registry.unregister(name)
+    with remaster.MODELS.extended(*specs.values()):
+        yield enhancer.with_settings(weights_dir=folder), {official: spec.name for official, spec in specs.items()}
 
 
 @pytest.mark.parametrize(

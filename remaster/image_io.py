@@ -1,4 +1,4 @@
-"""Decoding, validating, resizing and encoding images, in every mode people bring.
+"""Reading, validating and writing image files and arrays, in every mode people bring.
 
 Inside remaster an image is a :class:`Picture`: an ``(H, W, C)`` array whose channels
 are L, LA, RGB or RGBA (``C`` = 1, 2, 3, 4), of dtype uint8, uint16 or float32 (0–1),
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import os
 import uuid
 import warnings
@@ -24,30 +23,24 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
 from .errors import ImageTooLargeError, InvalidImageError
+from .pixels import MODE_BY_CHANNELS, eight_bit_image, to_eight_bit
+from .version import __version__
 
 __all__ = [
     "ANIMATION_FORMATS",
     "IMAGE_SUFFIXES",
-    "MODE_BY_CHANNELS",
+    "OUTPUT_FORMATS",
     "Animation",
+    "ImageInput",
+    "OutputFormat",
+    "Picture",
     "animation_format",
     "atomic_file",
-    "read_animation",
-    "save_animation",
-    "ImageInput",
-    "Picture",
     "decode",
-    "eight_bit_image",
     "encode",
-    "from_float",
-    "output_size",
-    "resize",
-    "OUTPUT_FORMATS",
-    "OutputFormat",
+    "read_animation",
     "save",
-    "to_eight_bit",
-    "to_float",
-    "to_float_scale",
+    "save_animation",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,7 +54,6 @@ ImageInput = Image.Image | np.ndarray | str | os.PathLike
 _EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_GRAY = {"I;16", "I;16B", "I;16L", "I;16N"}
 _FLOAT_DTYPES = (np.float16, np.float32, np.float64)
-MODE_BY_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
 @dataclass
@@ -305,76 +297,6 @@ def _decode_array(array: np.ndarray, max_pixels: int) -> Picture:
     )
 
 
-def output_size(width: int, height: int, outscale: float) -> tuple[int, int]:
-    """The result's size: each side times ``outscale``, rounded down, at least 1 pixel.
-
-    This is the official script's ``int(side * outscale)``, except that a product a hair
-    below a whole number from floating-point error (``10 * 2.3``) counts as that number.
-    """
-    return (
-        max(1, math.floor(width * outscale + 1e-6)),
-        max(1, math.floor(height * outscale + 1e-6)),
-    )
-
-
-def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize float ``(H, W, C)`` pixels to ``size`` (width, height) with Lanczos, clipped to 0–1.
-
-    Enlarging uses OpenCV's Lanczos-4, as the official script does; shrinking uses PIL's
-    Lanczos, which widens its kernel with the ratio and so does not alias.
-    """
-    import cv2
-
-    height, width = pixels.shape[:2]
-    if (width, height) == size:
-        return pixels
-    if size[0] >= width and size[1] >= height:
-        out = cv2.resize(pixels, size, interpolation=cv2.INTER_LANCZOS4)
-        out = out.reshape(size[1], size[0], pixels.shape[2])
-    else:
-        out = np.stack(
-            [
-                np.asarray(
-                    Image.fromarray(np.ascontiguousarray(pixels[:, :, c])).resize(size, Image.Resampling.LANCZOS)
-                )
-                for c in range(pixels.shape[2])
-            ],
-            axis=2,
-        )
-    return np.clip(out, 0.0, 1.0, out=out)
-
-
-def to_float_scale(dtype: np.dtype) -> float:
-    """The number that maps ``dtype``'s full range to 1.0."""
-    return {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype), 1.0)
-
-
-def to_float(pixels: np.ndarray) -> np.ndarray:
-    """uint8, uint16 or float pixels as float32 in 0–1."""
-    return pixels.astype(np.float32) / np.float32(to_float_scale(pixels.dtype))
-
-
-def to_eight_bit(pixels: np.ndarray) -> np.ndarray:
-    """uint8, uint16 or float (0–1) pixels as uint8, rounded."""
-    return pixels if pixels.dtype == np.uint8 else from_float(to_float(pixels), np.uint8)
-
-
-def eight_bit_image(pixels: np.ndarray) -> Image.Image:
-    """An 8-bit PIL image (L, LA, RGB or RGBA) of ``(H, W, C)`` pixels of any dtype remaster reads."""
-    eight_bit = to_eight_bit(pixels)
-    channels = eight_bit.shape[2]
-    return Image.fromarray(eight_bit[:, :, 0] if channels == 1 else eight_bit, MODE_BY_CHANNELS[channels])
-
-
-def from_float(pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Quantise 0–1 float pixels to ``dtype`` (rounded, as the official script does)."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return pixels.astype(dtype, copy=False)
-    scaled = pixels * to_float_scale(dtype)
-    return np.rint(scaled, out=scaled).astype(dtype)
-
-
 def encode(pixels: np.ndarray, picture: Picture) -> Image.Image | np.ndarray:
     """Give ``pixels`` (same channels and dtype as ``picture.pixels``) back in the input's form.
 
@@ -480,8 +402,6 @@ def save_animation(
     """
     if fmt not in ANIMATION_FORMATS:
         raise ValueError(f"{fmt.upper()} cannot hold an animation; use one of {', '.join(ANIMATION_FORMATS)}")
-    from . import __version__
-
     note = f"remaster {__version__}" + (f": {description}" if description else "")
     options: dict[str, object] = {"save_all": True, "append_images": frames[1:], "duration": durations, "loop": loop}
     with atomic_file(path) as partial:
@@ -510,8 +430,6 @@ def atomic_file(path: Path) -> Iterator[str]:
 
 
 def _png_text(description: str | None) -> PngInfo:
-    from . import __version__
-
     text = PngInfo()
     text.add_text("Software", f"remaster {__version__}")
     if description:
@@ -574,8 +492,6 @@ def _to_pil_for(image: Image.Image | np.ndarray, fmt: str) -> Image.Image:
 
 
 def _write_pil(image: Image.Image, path: str, fmt: str, quality: int | None, description: str | None) -> None:
-    from . import __version__
-
     exif = Image.Exif()
     if image.info.get("exif"):
         try:

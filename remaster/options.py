@@ -1,0 +1,131 @@
+"""One request's choices, validated once where the request enters: page, API, command line, library.
+
+An :class:`Options` is what every layer below the entry points passes on whole: the
+pipeline, files, batches and faces. Building one checks every value, so nothing below
+needs to check again. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from .errors import InvalidOptionError
+from .registry import DEFAULT_FACE_MODEL, get_model
+
+__all__ = [
+    "ANIMATION_CHOICES",
+    "DEFAULT_FACE_STRENGTH",
+    "MAX_OUTSCALE",
+    "MAX_TILE",
+    "MIN_OUTSCALE",
+    "MIN_TILE",
+    "PRECISIONS",
+    "STILL_FORMATS",
+    "Options",
+    "Precision",
+]
+
+MIN_OUTSCALE, MAX_OUTSCALE = 1.0, 8.0
+MIN_TILE, MAX_TILE = 32, 4096
+DEFAULT_FACE_STRENGTH = 0.7
+"""How much of the restored face to use by default: enough to repair it, not so much it looks like someone else."""
+
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+STILL_FORMATS: tuple[str, ...] = ("png", "jpg", "webp")
+ANIMATION_CHOICES: tuple[str, ...] = ("gif", "webp", "png")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything one request may choose. Every field is checked when the value is made.
+
+    Raises:
+        UnknownModelError: ``model`` (or, with ``face_enhance``, ``face_model``) is not registered.
+        InvalidOptionError: any other value is out of range or of the wrong kind; the message says
+            which and what is allowed.
+    """
+
+    model: str = "RealESRGAN_x4plus"
+    """An upscaler from :data:`remaster.MODELS`."""
+    outscale: float = 4.0
+    """The result's size relative to the input, from 1 to 8."""
+    tile: int | None = None
+    """None tiles automatically, 0 runs the whole image at once, else the core tile edge (32–4096)."""
+    face_enhance: bool = False
+    denoise_strength: float = 0.5
+    """For models with a denoise control: 0 removes the most noise, 1 none."""
+    precision: Precision = "auto"
+    face_model: str = DEFAULT_FACE_MODEL
+    face_strength: float = DEFAULT_FACE_STRENGTH
+    """0 gives the plain upscale exactly, 1 the restored faces in full."""
+    output_format: str = "auto"
+    """For stills: png, jpg, webp, or auto (JPEG and WebP inputs keep theirs, PNG otherwise)."""
+    animation_format: str = "auto"
+    """For animations: gif, webp, png (APNG), or auto (the input's own); a still format is refused per file."""
+    quality: int | None = None
+    """For JPEG and lossy WebP, 1–100; None for lossless WebP and JPEG's default."""
+
+    def __post_init__(self) -> None:
+        get_model(self.model, "upscaler")
+        self._set("outscale", _number("outscale", self.outscale, MIN_OUTSCALE, MAX_OUTSCALE))
+        self._set("tile", _tile(self.tile))
+        self._set("face_enhance", _flag("face_enhance", self.face_enhance))
+        self._set("denoise_strength", _number("denoise_strength", self.denoise_strength, 0.0, 1.0))
+        _choice("precision", self.precision, PRECISIONS)
+        if self.face_enhance:
+            get_model(self.face_model, "face_restorer")
+        self._set("face_strength", _number("face_strength", self.face_strength, 0.0, 1.0))
+        _choice("output_format", self.output_format, ("auto", *STILL_FORMATS))
+        _choice("animation_format", self.animation_format, ("auto", *ANIMATION_CHOICES, *STILL_FORMATS))
+        if self.quality is not None:
+            self._set("quality", int(_number("quality", self.quality, 1, 100, whole=True)))
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The fields, in order."""
+        return tuple(field.name for field in fields(cls))
+
+    def describe(self) -> dict[str, Any]:
+        """The choices as plain values, for a manifest or a log line."""
+        return {name: getattr(self, name) for name in self.names()}
+
+
+def _number(name: str, value: object, low: float, high: float, whole: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise InvalidOptionError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}")
+    if whole and not float(value).is_integer():
+        raise InvalidOptionError(f"{name} must be a whole number from {low:g} to {high:g}, not {value!r}")
+    if not low <= value <= high:
+        raise InvalidOptionError(f"{name} must be from {low:g} to {high:g}, not {value:g}")
+    return float(value)
+
+
+def _tile(tile: object) -> int | None:
+    if tile is None:
+        return None
+    if isinstance(tile, bool) or not (
+        isinstance(tile, numbers.Integral) or (isinstance(tile, float) and tile.is_integer())
+    ):
+        raise InvalidOptionError(f"tile must be a whole number (0 for no tiling), not {tile!r}")
+    tile = int(tile)
+    if tile != 0 and not MIN_TILE <= tile <= MAX_TILE:
+        raise InvalidOptionError(f"tile must be 0 (no tiling) or between {MIN_TILE} and {MAX_TILE} pixels, not {tile}")
+    return tile
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, (bool, numbers.Integral)) or value not in (0, 1):
+        raise InvalidOptionError(f"{name} must be true or false, not {value!r}")
+    return bool(value)
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InvalidOptionError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")

@@ -1,0 +1,298 @@
+"""The functions behind the page's buttons and the API endpoints: a request's values in, results out.
+
+Each turns the page's values into one :class:`~remaster.options.Options` (a bad value is a
+clear message on the page), runs the work in a worker thread that the Stop button and a
+client that goes away can cancel, on ZeroGPU inside a GPU slot sized to the work, and turns
+remaster's errors into messages the page shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+import gradio as gr
+from gradio.utils import get_upload_folder
+from PIL import Image
+
+from .. import image_io
+from ..batch import BatchResult, run_batch
+from ..errors import RemasterError
+from ..fetch import fetch_image
+from ..files import remaster_file
+from ..options import DEFAULT_FACE_STRENGTH, MAX_TILE, MIN_TILE, Options
+from ..pipeline import Enhancer
+from ..registry import DEFAULT_FACE_MODEL
+from ..zerogpu import estimate_many, estimate_seconds, gpu_task
+from .previews import DetailViews, Pair, detail_view, result_views
+
+__all__ = ["OUTPUT_CHOICES", "TILE_CHOICES", "Handlers", "page_options", "parse_tile"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+OUTPUT_CHOICES = [
+    ("PNG (lossless, 16-bit kept)", "png", ("png", None)),
+    ("WebP (lossless)", "webp", ("webp", None)),
+    ("WebP (smaller, quality 90)", "webp-90", ("webp", 90)),
+    ("JPEG (quality 95)", "jpg", ("jpg", 95)),
+]
+"""The download's format for still images (label, value, (format, quality)); animations keep their own."""
+_OUTPUT_FORMATS = {value: fmt for _, value, fmt in OUTPUT_CHOICES}
+
+TILE_CHOICES = [("Automatic", "auto"), ("Off — whole image at once", "off"), "128", "256", "512", "1024"]
+
+
+def parse_tile(tile: str | int | float | None) -> int | None:
+    """The page's and API's tile choice as :class:`Options` takes it.
+
+    ``"auto"`` (or empty) → ``None``, ``"off"`` → 0, a number → that tile edge.
+
+    Raises:
+        gr.Error: anything else.
+    """
+    if tile is None or (isinstance(tile, str) and tile.strip().lower() in ("", "auto", "automatic")):
+        return None
+    if isinstance(tile, str) and tile.strip().lower() in ("off", "none", "0"):
+        return 0
+    try:
+        value = float(tile)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value.is_integer():
+        raise gr.Error(f'tile must be "auto", "off" or a whole number of pixels ({MIN_TILE}–{MAX_TILE}), not {tile!r}')
+    return int(value)
+
+
+def page_options(output_format: str = "png", tile: str | int | float | None = "auto", **choices: object) -> Options:
+    """An :class:`Options` from the page's values: its tile spelling and download format choice.
+
+    Raises:
+        gr.Error: a value is out of range or unknown; the message says which.
+    """
+    if output_format not in _OUTPUT_FORMATS:
+        raise gr.Error(f"output_format must be one of {', '.join(_OUTPUT_FORMATS)}, not {output_format!r}")
+    fmt, quality = _OUTPUT_FORMATS[output_format]
+    with user_errors():
+        return Options(tile=parse_tile(tile), output_format=fmt, quality=quality, **choices)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn remaster's errors, and running out of memory or disk, into messages the page shows."""
+    try:
+        yield
+    except RemasterError as error:
+        raise gr.Error(str(error)) from None
+    except MemoryError:
+        raise gr.Error("Ran out of memory: choose a smaller tile, a smaller output scale or a smaller image") from None
+    except OSError as error:
+        log.exception("Could not write the result")
+        raise gr.Error(f"The result could not be saved ({error.strerror or error}); try again later") from None
+
+
+async def cancellable(work: Callable[[threading.Event], T]) -> T:
+    """Run ``work(cancel)`` in a worker thread; if Gradio cancels the request (the Stop button,
+    a client that went away), set ``cancel`` so the work stops at its next tile instead of
+    running on unseen."""
+    cancel = threading.Event()
+    try:
+        return await anyio.to_thread.run_sync(functools.partial(work, cancel), abandon_on_cancel=True)
+    except BaseException:
+        cancel.set()
+        raise
+
+
+def _output_folder() -> Path:
+    """A fresh folder in Gradio's cache, which deletes it after an hour."""
+    return Path(get_upload_folder()) / "remaster" / uuid.uuid4().hex
+
+
+def _file_seconds(enhancer: Enhancer, source: str, target: Path, options: Options, **_: object) -> float:
+    return estimate_seconds(source, options.model, options.face_enhance)
+
+
+def _batch_seconds(enhancer: Enhancer, paths: list[Path], archive: Path, options: Options, **_: object) -> float:
+    return estimate_many(paths, [options.model], options.face_enhance)
+
+
+def _compare_seconds(enhancer: Enhancer, image: str, options: list[Options], *_: object) -> float:
+    return estimate_many([image], [o.model for o in options])
+
+
+def _compare_models(
+    enhancer: Enhancer, image: str, options: list[Options], progress: Callable[..., object], cancel: threading.Event
+) -> tuple[list[tuple[Image.Image, str]], list[str]]:
+    """One image through each model: the detail view of each, captioned with its time, and a note on each."""
+    picture = image_io.decode(image, enhancer.settings.max_input_pixels)
+    gallery: list[tuple[Image.Image, str]] = []
+    notes = []
+    for index, choice in enumerate(options):
+
+        def model_progress(fraction: float, desc: str | None = None, index: int = index, model: str = choice.model):
+            progress((index + fraction) / len(options), desc=f"{model}: {desc or ''}")
+
+        try:
+            result, report = enhancer.run(picture, choice, progress=model_progress, cancel=cancel)
+        except RemasterError as error:
+            notes.append(f"- **{choice.model}** did not run: {error}")
+            continue
+        before, after = detail_view(picture.pixels, image_io.decode(result, max_pixels=1 << 62).pixels)
+        if not gallery:
+            gallery.append((before, "the input, enlarged (Lanczos)"))
+        gallery.append((after, f"{choice.model} · {report.seconds:.1f} s"))
+        notes.append(f"- **{choice.model}**: {report.summary()}")
+    return gallery, notes
+
+
+# On ZeroGPU the GPU is lent to each of these per call, for about as long as the work needs.
+_remaster_file = gpu_task(remaster_file, _file_seconds)
+_run_batch = gpu_task(run_batch, _batch_seconds)
+_compare = gpu_task(_compare_models, _compare_seconds)
+
+
+class Handlers:
+    """The page's and the API's functions, sharing one enhancer and the detail views of recent results."""
+
+    def __init__(self, enhancer: Enhancer) -> None:
+        self.enhancer = enhancer
+        self.details = DetailViews()
+
+    async def remaster_image(
+        self,
+        image: str | None,
+        model: str,
+        outscale: float,
+        tile: str | int | None,
+        face_enhance: bool,
+        denoise_strength: float,
+        face_model: str = DEFAULT_FACE_MODEL,
+        face_strength: float = DEFAULT_FACE_STRENGTH,
+        output_format: str = "png",
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
+    ) -> tuple[str, Pair, str]:
+        """Upscale and clean up an uploaded image with a Real-ESRGAN model, optionally restoring faces.
+
+        Args:
+            image: the image file (PNG, JPEG, WebP, TIFF, BMP or GIF; 16-bit and transparency are kept).
+            model: RealESRGAN_x4plus, RealESRNet_x4plus, RealESRGAN_x4plus_anime_6B, RealESRGAN_x2plus,
+                realesr-animevideov3 or realesr-general-x4v3.
+            outscale: how many times larger the result is, from 1 to 8.
+            tile: "auto", "off", or a tile size in pixels such as "256".
+            face_enhance: also restore faces with GFPGAN.
+            denoise_strength: realesr-general-x4v3 only: 0 removes the most noise, 1 none.
+            face_model: GFPGANv1.4, GFPGANv1.3 or RestoreFormer.
+            face_strength: 0 (the plain upscale) to 1 (the restored faces in full).
+            output_format: "png" (lossless), "webp" (lossless), "webp-90" or "jpg"; animations keep their own.
+
+        Returns:
+            The full-resolution result file, a before/after preview pair, and a line saying what was done.
+        """
+        if image is None:
+            raise gr.Error("Upload an image first")
+        options = page_options(
+            output_format,
+            tile,
+            model=model,
+            outscale=outscale,
+            face_enhance=face_enhance,
+            denoise_strength=denoise_strength,
+            face_model=face_model,
+            face_strength=face_strength,
+        )
+        return await cancellable(functools.partial(self._remaster, image, options, progress))
+
+    def _remaster(
+        self, image: str, options: Options, progress: Callable[..., object] | None, cancel: threading.Event
+    ) -> tuple[str, Pair, str]:
+        target = _output_folder() / f"{Path(image).stem}_{options.model}_x{options.outscale:g}"
+        with user_errors():
+            done = _remaster_file(self.enhancer, image, target, options, progress=progress, cancel=cancel)
+            pair, detail = result_views(done)
+        self.details.add(str(done.path), detail)
+        return str(done.path), pair, done.report.summary()
+
+    def detail(self, image: str | None, download: str | None) -> Pair | None:
+        """The centre of the latest result at 100%, beside the same region of the input."""
+        with user_errors():
+            return self.details.get(image, download)
+
+    async def remaster_url(
+        self, image_url: str, model: str, outscale: float = 4.0, face_enhance: bool = False
+    ) -> tuple[str, str]:
+        """Upscale and clean up an image from the web with a Real-ESRGAN model, returning a lossless PNG.
+
+        Use it to make a photo, scan, drawing or anime frame larger and sharper. Photos: RealESRGAN_x4plus
+        (best) or realesr-general-x4v3 (fast); drawings and anime: RealESRGAN_x4plus_anime_6B or
+        realesr-animevideov3. Only public http(s) URLs are fetched, up to the app's upload size limit.
+
+        Args:
+            image_url: a public http or https URL of a PNG, JPEG, WebP, TIFF, BMP or GIF image.
+            model: the Real-ESRGAN model: RealESRGAN_x4plus, RealESRNet_x4plus, RealESRGAN_x4plus_anime_6B,
+                RealESRGAN_x2plus, realesr-animevideov3 or realesr-general-x4v3.
+            outscale: how many times larger the result is, from 1 to 8.
+            face_enhance: also restore faces with GFPGAN.
+
+        Returns:
+            The remastered image (PNG, or the animation's own format) and a line saying what was done.
+        """
+        options = page_options(model=model, outscale=outscale, face_enhance=face_enhance)
+        limit = self.enhancer.settings.max_upload_mb * 2**20
+        with user_errors():
+            source = await anyio.to_thread.run_sync(fetch_image, image_url.strip(), _output_folder(), limit)
+        path, _, summary = await cancellable(functools.partial(self._remaster, str(source), options, None))
+        return path, summary
+
+    async def remaster_batch(
+        self,
+        files: list[str] | None,
+        model: str,
+        outscale: float,
+        face_enhance: bool,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
+    ) -> tuple[str, str]:
+        """Remaster several images (or zips of images) into one zip; returns it and a report of each file."""
+        if not files:
+            raise gr.Error("Add some images, or a zip of them, first")
+        options = page_options(model=model, outscale=outscale, face_enhance=face_enhance)
+        archive = _output_folder() / f"remastered_{options.model}_x{options.outscale:g}.zip"
+
+        def work(cancel: threading.Event) -> BatchResult:
+            with user_errors():
+                paths = [Path(f) for f in files]
+                return _run_batch(self.enhancer, paths, archive, options, progress=progress, cancel=cancel)
+
+        result = await cancellable(work)
+        if not result.done:
+            raise gr.Error("None of the files could be remastered. " + " ".join(f"{n}: {r}" for n, r in result.failed))
+        return str(result.archive), result.summary()
+
+    async def compare(
+        self,
+        image: str | None,
+        models: list[str],
+        outscale: float,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
+    ) -> tuple[list[tuple[Image.Image, str]], str]:
+        """Remaster one image with each of ``models``; the same centre crop of each, captioned with its time."""
+        if image is None:
+            raise gr.Error("Upload an image first")
+        if not models:
+            raise gr.Error("Choose at least one model")
+        options = [page_options(model=model, outscale=outscale) for model in models]
+
+        def work(cancel: threading.Event) -> tuple[list[tuple[Image.Image, str]], list[str]]:
+            with user_errors():
+                return _compare(self.enhancer, image, options, progress, cancel)
+
+        gallery, notes = await cancellable(work)
+        if len(gallery) < 2:
+            raise gr.Error("None of the models could run. " + " ".join(notes))
+        return gallery, "\n".join(notes)
