@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import anyio
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -163,7 +163,6 @@ def test_the_app_starts_within_seconds_offline_and_says_what_is_missing(enhancer
 
 
 def test_cancelling_a_request_stops_the_work_at_the_next_tile(enhancer, tiny_models, tmp_path):
-    import anyio
 
     handler = Handlers(enhancer).remaster_image
     source = images.save(images.rgb(200, 200), tmp_path / "big.png")
@@ -237,7 +236,7 @@ def test_a_fresh_results_previews_come_from_memory_not_from_its_file(enhancer, t
         return real(image, max_pixels)
 
     monkeypatch.setattr(image_io, "decode", counting)
-    path, (before, after), _ = handlers._remaster(str(source), remaster.Options("tiny-srvgg"), None, threading.Event())
+    path, (before, after), _ = anyio.run(handlers.remaster_image, str(source), "tiny-srvgg", 4, "auto", False, 0.5)
     assert decoded == [source], "the input was decoded once; the previews came from the pixels in memory"
     detail_before, detail_after = handlers.detail(str(source), path)
     assert decoded == [source], "so did the detail view"
