@@ -163,7 +163,6 @@ def test_the_app_starts_within_seconds_offline_and_says_what_is_missing(enhancer
 
 
 def test_cancelling_a_request_stops_the_work_at_the_next_tile(enhancer, tiny_models, tmp_path):
-
     handler = Handlers(enhancer).remaster_image
     source = images.save(images.rgb(200, 200), tmp_path / "big.png")
     tiles: list[float] = []
