@@ -26,18 +26,15 @@ from .options import DEFAULT_FACE_STRENGTH, PRECISIONS, STILL_FORMATS, Options
 from .registry import DEFAULT_FACE_MODEL, model_names
 from .settings import Settings
 
-__all__ = ["collect_inputs", "main", "options_from", "parse_args"]
+__all__ = ["add_options", "checked_options", "collect_inputs", "main", "options_from", "parse_args", "settings_from"]
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line's options. Exits with status 2 (bad usage) on an error."""
-    parser = argparse.ArgumentParser(
-        prog="python -m remaster",
-        description="Remaster images with the official Real-ESRGAN models: upscale, sharpen, clean, restore faces.",
-    )
-    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
-    parser.add_argument("-i", "--input", action="append", default=[], help="another input (as the official script)")
-    parser.add_argument("-o", "--output", type=Path, default=Path("results"), help="output folder (default: results)")
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options of one remastering (model, scale, tiles, faces, precision, output format) to ``parser``.
+
+    Every command that remasters (this one, archives) takes them with the same spellings;
+    :func:`options_from` turns the parsed values into an :class:`Options`.
+    """
     parser.add_argument(
         "-n",
         "--model",
@@ -84,19 +81,46 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="output format; auto keeps JPEG and WebP inputs' format, PNG otherwise (and for transparency or 16 bits)",
     )
     parser.add_argument("--quality", type=int, default=None, help="JPEG or lossy WebP quality, 1-100")
-    parser.add_argument("--suffix", default="out", help="added to output names: NAME_SUFFIX.EXT (default: out)")
     parser.add_argument("--weights-dir", type=Path, default=None, help="a folder of .pth files (REMASTER_WEIGHTS_DIR)")
+
+
+def checked_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Options:
+    """:func:`options_from` the parsed ``args``; a bad value exits through ``parser.error`` (status 2)."""
+    if args.quality is not None and not 1 <= args.quality <= 100:
+        parser.error(f"--quality must be from 1 to 100, not {args.quality}")
+    try:
+        return options_from(args)
+    except InvalidOptionError as error:
+        parser.error(str(error))
+        raise  # parser.error exits; this line is never reached
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The :class:`Settings` of the environment, with the command line's own overrides applied."""
+    overrides = {"weights_dir": args.weights_dir} if args.weights_dir else {}
+    return Settings.from_env(**overrides)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line's options, with ``args.options`` the checked :class:`Options`.
+
+    Exits with status 2 (bad usage) on an error.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m remaster",
+        description="Remaster images with the official Real-ESRGAN models: upscale, sharpen, clean, restore faces.",
+    )
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("-i", "--input", action="append", default=[], help="another input (as the official script)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("results"), help="output folder (default: results)")
+    add_options(parser)
+    parser.add_argument("--suffix", default="out", help="added to output names: NAME_SUFFIX.EXT (default: out)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     args.inputs = [*args.inputs, *args.input]
     if not args.inputs:
         parser.error("give at least one INPUT (a file, a folder or a glob pattern)")
-    if args.quality is not None and not 1 <= args.quality <= 100:
-        parser.error(f"--quality must be from 1 to 100, not {args.quality}")
-    try:
-        args.options = options_from(args)
-    except InvalidOptionError as error:
-        parser.error(str(error))
+    args.options = checked_options(parser, args)
     return args
 
 
@@ -156,8 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .files import remaster_file, unique_name
     from .pipeline import Enhancer
 
-    overrides = {"weights_dir": args.weights_dir} if args.weights_dir else {}
-    enhancer = Enhancer(Settings.from_env(**overrides))
+    enhancer = Enhancer(settings_from(args))
     failures = [(pattern, "no such file, folder or match") for pattern in missing]
     written: set[str] = set()
     bar = tqdm(sources, unit="image", disable=args.quiet, file=sys.stderr)
