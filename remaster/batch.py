@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import image_io
 from .errors import RemasterError, StoppedError
-from .files import remaster_file, unique_name
+from .files import output_stem, remaster_file, unique_name
 from .options import Options
 from .pipeline import Enhancer
 
@@ -155,7 +155,7 @@ def run_batch(
         written: list[Path] = []
         used: set[str] = set()
         for index, (display, path) in enumerate(items):
-            stem = unique_name(f"{safe_stem(display)}_{options.model}", used)
+            stem = unique_name(output_stem(safe_stem(display), options), used)
             used.add(stem)
 
             def file_progress(fraction: float, desc: str | None = None, index: int = index, display: str = display):

@@ -2,7 +2,8 @@
 
 A drop-in for the official ``inference_realesrgan.py``: its option names work too
 (``-n/--model_name``, ``-s/--outscale``, ``-dn/--denoise_strength``, ``--face_enhance``,
-``--fp32``, ``--suffix``, ``--ext``, ``-i/--input``).
+``--fp32``, ``--suffix``, ``--ext``, ``-i/--input``, ``-t/--tile``, ``--tile_pad``,
+``--pre_pad``, ``--alpha_upsampler``, ``-g/--gpu-id``), with their official meanings.
 
 Exit codes: 0 every image was remastered; 1 some (or all) failed, each named on stderr;
 2 bad usage (an unknown option or model, an option out of range, no input images).
@@ -19,12 +20,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import image_io
 from .errors import InvalidOptionError, RemasterError
-from .options import DEFAULT_FACE_STRENGTH, PRECISIONS, STILL_FORMATS, Options
+from .options import ALPHA_UPSAMPLERS, DEFAULT_FACE_STRENGTH, PRECISIONS, STILL_FORMATS, Options
 from .registry import DEFAULT_FACE_MODEL, model_names
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .pipeline import Enhancer
 
 __all__ = ["add_options", "checked_options", "collect_inputs", "main", "options_from", "parse_args", "settings_from"]
 
@@ -81,6 +86,38 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="output format; auto keeps JPEG and WebP inputs' format, PNG otherwise (and for transparency or 16 bits)",
     )
     parser.add_argument("--quality", type=int, default=None, help="JPEG or lossy WebP quality, 1-100")
+    parser.add_argument(
+        "--tile_pad",
+        "--tile-pad",
+        type=int,
+        default=None,
+        dest="tile_pad",
+        help="overlap between tiles, as the official script (raised to the model's own where smaller, so tiles "
+        "stay invisible; default: the model's own)",
+    )
+    parser.add_argument(
+        "--pre_pad",
+        "--pre-pad",
+        type=int,
+        default=0,
+        dest="pre_pad",
+        help="pixels of reflected border added at the bottom and right for the network, then cropped (default: 0)",
+    )
+    parser.add_argument(
+        "--alpha_upsampler",
+        "--alpha-upsampler",
+        choices=ALPHA_UPSAMPLERS,
+        default="realesrgan",
+        dest="alpha_upsampler",
+        help="how transparency is enlarged: by the model, or bicubic (OpenCV's linear resize, as the official "
+        "script) (default: realesrgan)",
+    )
+    parser.add_argument(
+        "-g", "--gpu-id", "--gpu_id", type=int, default=None, dest="gpu_id", help="the CUDA GPU to use (default: 0)"
+    )
+    parser.add_argument(
+        "--model_path", "--model-path", default=None, dest="model_path", help=argparse.SUPPRESS
+    )  # the official script's own model file: refused with a clear message, below
     parser.add_argument("--weights-dir", type=Path, default=None, help="a folder of .pth files (REMASTER_WEIGHTS_DIR)")
 
 
@@ -88,6 +125,12 @@ def checked_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     """:func:`options_from` the parsed ``args``; a bad value exits through ``parser.error`` (status 2)."""
     if args.quality is not None and not 1 <= args.quality <= 100:
         parser.error(f"--quality must be from 1 to 100, not {args.quality}")
+    if args.model_path is not None:
+        parser.error(
+            f"--model_path {args.model_path}: loading a model file of your own is not supported yet; choose one of "
+            f"the models with -n ({', '.join(model_names('upscaler'))}), or put the file under the official name in "
+            "a folder and pass --weights-dir"
+        )
     try:
         return options_from(args)
     except InvalidOptionError as error:
@@ -95,10 +138,23 @@ def checked_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         raise  # parser.error exits; this line is never reached
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    """The :class:`Settings` of the environment, with the command line's own overrides applied."""
-    overrides = {"weights_dir": args.weights_dir} if args.weights_dir else {}
-    return Settings.from_env(**overrides)
+def settings_from(args: argparse.Namespace) -> tuple[Settings, list[str]]:
+    """The :class:`Settings` of the environment with the command line's own overrides, and notes on them.
+
+    ``-g/--gpu-id`` picks that CUDA GPU; where there is none, the work runs where it would
+    have run anyway, as in the official script, and a note says so.
+    """
+    overrides: dict[str, object] = {"weights_dir": args.weights_dir} if args.weights_dir else {}
+    notes = []
+    gpu = getattr(args, "gpu_id", None)
+    if gpu is not None:
+        import torch
+
+        if torch.cuda.is_available() and 0 <= gpu < torch.cuda.device_count():
+            overrides["device"] = f"cuda:{gpu}"
+        else:
+            notes.append(f"there is no CUDA GPU {gpu} here, so --gpu-id is ignored")
+    return Settings.from_env(**overrides), notes
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -114,7 +170,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-i", "--input", action="append", default=[], help="another input (as the official script)")
     parser.add_argument("-o", "--output", type=Path, default=Path("results"), help="output folder (default: results)")
     add_options(parser)
-    parser.add_argument("--suffix", default="out", help="added to output names: NAME_SUFFIX.EXT (default: out)")
+    parser.add_argument(
+        "--suffix",
+        default=None,
+        help="name results NAME_SUFFIX.EXT, as the official script does with its default 'out' "
+        "(default: NAME_MODEL_xSCALE.EXT, as the page and batches name them)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     args.inputs = [*args.inputs, *args.input]
@@ -142,6 +203,9 @@ def options_from(args: argparse.Namespace) -> Options:
         output_format=args.ext,
         animation_format=args.ext,
         quality=args.quality,
+        alpha_upsampler=args.alpha_upsampler,
+        tile_pad=args.tile_pad,
+        pre_pad=args.pre_pad,
     )
 
 
@@ -177,25 +241,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from tqdm import tqdm
 
-    from .files import remaster_file, unique_name
     from .pipeline import Enhancer
 
-    enhancer = Enhancer(settings_from(args))
-    failures = [(pattern, "no such file, folder or match") for pattern in missing]
+    settings, notes = settings_from(args)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    for pattern in missing:
+        print(f"error: {pattern}: no such file, folder or match", file=sys.stderr)
+    enhancer = Enhancer(settings)
     written: set[str] = set()
+    failed = len(missing)
     bar = tqdm(sources, unit="image", disable=args.quiet, file=sys.stderr)
     for source in bar:
         bar.set_postfix_str(source.name)
-        name = f"{source.stem}{'_' + args.suffix if args.suffix else ''}"
-        try:
-            done = remaster_file(enhancer, source, args.output / unique_name(name, written), args.options)
-            written.add(done.path.stem)
-            bar.write(f"{source} → {done.path} ({done.report.summary()})", file=sys.stderr)
-        except (RemasterError, OSError, ValueError) as error:
-            failures.append((str(source), str(error)))
-            bar.write(f"error: {source}: {error}", file=sys.stderr)
+        line = _remaster_one(enhancer, source, args, written)
+        failed += line.startswith("error:")
+        bar.write(line, file=sys.stderr)
     bar.close()
-    print(f"{len(written)} remastered, {len(failures)} failed", file=sys.stderr)
-    for name, message in failures:
-        print(f"  failed: {name}: {message}", file=sys.stderr)
-    return 1 if failures else 0
+    print(f"{len(written)} remastered, {failed} failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _remaster_one(enhancer: Enhancer, source: Path, args: argparse.Namespace, written: set[str]) -> str:
+    """Remaster one file; the line that says what came of it. Nothing a file does ends the run."""
+    from .files import output_stem, remaster_file, unique_name
+
+    stem = unique_name(output_stem(source.stem, args.options, args.suffix), written)
+    try:
+        done = remaster_file(enhancer, source, args.output / stem, args.options)
+    except (RemasterError, OSError, ValueError) as error:
+        return f"error: {source}: {error}"
+    except Exception as error:  # noqa: BLE001 - a fault of ours with one file: say so, and go on with the rest
+        logging.getLogger(__name__).debug("remastering %s failed", source, exc_info=True)
+        return f"error: {source}: an unexpected {type(error).__name__}: {error} (please report it)"
+    written.add(done.path.stem)
+    return f"{source} → {done.path} ({done.summary()})"

@@ -1,7 +1,9 @@
 """Remastering files: a still image or every frame of an animation in, a written file out.
 
 The command line, the page and batches all come through :func:`remaster_file`, so a
-file is read, limited, remastered and written the same way wherever it comes from.
+file is read, limited, remastered, named and written the same way wherever it comes from.
+Results are named ``NAME_MODEL_xSCALE.EXT`` (:func:`output_stem`); the command line's
+``--suffix`` (the official script's option) makes it ``NAME_SUFFIX.EXT`` instead.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import image_io
+from . import animation, image_io
 from .image_io import Picture
 from .options import Options
 from .pipeline import Enhancer, Report
 
-__all__ = ["FileResult", "remaster_file", "unique_name"]
+__all__ = ["FileResult", "output_stem", "remaster_file", "unique_name"]
 
 _KEEPS = {".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
 
@@ -32,6 +34,20 @@ class FileResult:
     report: Report
     first_input: Picture
     first_output: Image.Image | np.ndarray
+    notes: tuple[str, ...] = ()
+    """What the output could not keep as asked, a sentence each (a format changed, EXIF left out)."""
+
+    def summary(self) -> str:
+        """The report's line, followed by the notes on the file."""
+        return "".join([self.report.summary(), *(f" Note: {note}." for note in self.notes)])
+
+
+def output_stem(stem: str, options: Options, suffix: str | None = None) -> str:
+    """The result's name without its extension, from the input's: ``NAME_MODEL_xSCALE``, or ``NAME_SUFFIX``
+    when a suffix is given."""
+    if suffix is not None:
+        return f"{stem}_{suffix}" if suffix else stem
+    return f"{stem}_{options.model}_x{options.outscale:g}"
 
 
 def remaster_file(
@@ -60,31 +76,42 @@ def remaster_file(
     """
     options = options if options is not None else Options()
     source = Path(source)
-    animation = image_io.read_animation(source, enhancer.settings.max_input_pixels)
-    if animation is not None:
-        requested = options.animation_format
-        fmt = image_io.animation_format(animation) if requested == "auto" else requested
-        if fmt not in image_io.ANIMATION_FORMATS:
-            raise ValueError(f"{fmt.upper()} cannot hold an animation; use gif, webp or png")
-        frames, report = enhancer.run_animation(animation, options, progress=progress, cancel=cancel)
-        path = image_io.save_animation(
-            frames,
-            _with_suffix(target, fmt),
-            fmt,
-            animation.durations,
-            animation.loop,
-            options.quality,
-            report.description(),
-        )
-        first = image_io.decode(animation.frames[0], max_pixels=enhancer.settings.max_input_pixels)
-        return FileResult(path, report, first, frames[0])
+    frames = animation.read_animation(source, enhancer.settings.max_input_pixels)
+    if frames is not None:
+        return _remaster_animation(enhancer, frames, target, options, progress, cancel)
     picture = image_io.decode(source, enhancer.settings.max_input_pixels)
     result, report = enhancer.run(picture, options, progress=progress, cancel=cancel)
-    fmt = _still_format(options.output_format, source, result)
+    notes: list[str] = []
+    fmt = _still_format(options.output_format, source, result, notes)
     path = image_io.save(
-        result, _with_suffix(target, fmt), fmt, quality=options.quality, description=report.description()
+        result, _with_suffix(target, fmt), fmt, quality=options.quality, description=report.description(), notes=notes
     )
-    return FileResult(path, report, picture, result)
+    return FileResult(path, report, picture, result, tuple(notes))
+
+
+def _remaster_animation(
+    enhancer: Enhancer,
+    frames: animation.Animation,
+    target: Path,
+    options: Options,
+    progress: Callable[..., object] | None,
+    cancel: threading.Event | None,
+) -> FileResult:
+    requested = options.animation_format
+    fmt = animation.animation_format(frames) if requested == "auto" else requested
+    if fmt not in animation.ANIMATION_FORMATS:
+        raise ValueError(f"{fmt.upper()} cannot hold an animation; use gif, webp or png")
+    results, report = enhancer.run_animation(frames, options, progress=progress, cancel=cancel)
+    path = animation.save_animation(
+        results, _with_suffix(target, fmt), fmt, frames.durations, frames.loop, options.quality, report.description()
+    )
+    first = image_io.decode(frames.frames[0], max_pixels=enhancer.settings.max_input_pixels)
+    notes = ("16-bit frames were written at 8 bits, which GIF and WebP hold",) if _deep(first) and fmt != "png" else ()
+    return FileResult(path, report, first, results[0], notes)
+
+
+def _deep(picture: Picture) -> bool:
+    return picture.pixels.dtype != np.uint8
 
 
 def unique_name(stem: str, taken: Collection[str]) -> str:
@@ -95,12 +122,24 @@ def unique_name(stem: str, taken: Collection[str]) -> str:
     return candidate
 
 
-def _still_format(requested: str, source: Path, result: Image.Image | np.ndarray) -> str:
-    if requested != "auto":
-        return requested
-    fmt = _KEEPS.get(source.suffix.lower(), "png")
-    lossless_only = isinstance(result, np.ndarray) or result.mode in ("RGBA", "LA", "I;16")
-    return "png" if fmt == "jpg" and lossless_only else fmt
+def _still_format(requested: str, source: Path, result: Image.Image | np.ndarray, notes: list[str]) -> str:
+    """The format to write: the one asked for, unless it cannot hold the result (then PNG, or TIFF for float)."""
+    deep = isinstance(result, np.ndarray) or result.mode in ("I;16", "F")
+    transparent = (isinstance(result, np.ndarray) and result.shape[2] in (2, 4)) or (
+        isinstance(result, Image.Image) and result.mode in ("RGBA", "LA")
+    )
+    floating = isinstance(result, Image.Image) and result.mode == "F"
+    if requested == "auto":
+        fmt = _KEEPS.get(source.suffix.lower(), "png")
+        if floating:
+            return "tiff"
+        return "png" if fmt == "jpg" and (deep or transparent) else fmt
+    if requested == "jpg" and transparent:
+        notes.append("JPEG cannot hold transparency, so the result was written as PNG")
+        return "png"
+    if requested in ("jpg", "webp") and deep:
+        notes.append(f"{requested.upper()} holds 8 bits per channel, so the 16-bit or float result was reduced to 8")
+    return requested
 
 
 def _with_suffix(target: Path, fmt: str) -> Path:

@@ -16,6 +16,7 @@ from .errors import InvalidOptionError
 from .registry import DEFAULT_FACE_MODEL, get_model
 
 __all__ = [
+    "ALPHA_UPSAMPLERS",
     "ANIMATION_CHOICES",
     "DEFAULT_FACE_STRENGTH",
     "MAX_OUTSCALE",
@@ -35,8 +36,10 @@ DEFAULT_FACE_STRENGTH = 0.7
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
-STILL_FORMATS: tuple[str, ...] = ("png", "jpg", "webp")
+STILL_FORMATS: tuple[str, ...] = ("png", "jpg", "webp", "tiff")
 ANIMATION_CHOICES: tuple[str, ...] = ("gif", "webp", "png")
+ALPHA_UPSAMPLERS: tuple[str, ...] = ("realesrgan", "bicubic")
+MAX_PAD = 1024
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,19 @@ class Options:
     face_strength: float = DEFAULT_FACE_STRENGTH
     """0 gives the plain upscale exactly, 1 the restored faces in full."""
     output_format: str = "auto"
-    """For stills: png, jpg, webp, or auto (JPEG and WebP inputs keep theirs, PNG otherwise)."""
+    """For stills: png, jpg, webp, tiff, or auto (JPEG and WebP inputs keep theirs, float ones become a float TIFF,
+    others PNG)."""
     animation_format: str = "auto"
     """For animations: gif, webp, png (APNG), or auto (the input's own); a still format is refused per file."""
     quality: int | None = None
     """For JPEG and lossy WebP, 1–100; None for lossless WebP and JPEG's default."""
+    alpha_upsampler: str = "realesrgan"
+    """How transparency is enlarged: by the model (``realesrgan``) or resized (``bicubic``, the official script's
+    spelling for OpenCV's linear resize)."""
+    tile_pad: int | None = None
+    """The official script's overlap between tiles; None (or less than the model needs) uses the model's own."""
+    pre_pad: int = 0
+    """Pixels of reflected border the network sees beyond the bottom and right edges, cropped away again."""
 
     def __post_init__(self) -> None:
         get_model(self.model, "upscaler")
@@ -83,6 +94,10 @@ class Options:
         _choice("animation_format", self.animation_format, ("auto", *ANIMATION_CHOICES, *STILL_FORMATS))
         if self.quality is not None:
             self._set("quality", int(_number("quality", self.quality, 1, 100, whole=True)))
+        _choice("alpha_upsampler", self.alpha_upsampler, ALPHA_UPSAMPLERS)
+        if self.tile_pad is not None:
+            self._set("tile_pad", int(_number("tile_pad", self.tile_pad, 0, MAX_PAD, whole=True)))
+        self._set("pre_pad", int(_number("pre_pad", self.pre_pad, 0, MAX_PAD, whole=True)))
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)

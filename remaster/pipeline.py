@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from . import image_io, pixels
+from .animation import Animation
 from .engine import Engine
 from .errors import ImageTooLargeError, StoppedError
 from .faces import FaceRestorer
@@ -65,14 +66,17 @@ class Report:
     faces_restored: int = 0
     frames: int = 1
     """Frames of an animation, each remastered."""
+    notes: tuple[str, ...] = ()
+    """Where an option was changed to give a right result, a sentence each."""
 
     def summary(self) -> str:
         """One line: sizes, mode, model, device, faces and time."""
         (w, h), (ow, oh) = self.input_size, self.output_size
         frames = f" · {self.frames} frames" if self.frames > 1 else ""
+        notes = "".join(f" Note: {note}." for note in self.notes)
         return (
             f"{w}×{h} → {ow}×{oh} ({self.mode}){frames} · {self.model} · {self.device}, {self.precision}"
-            f"{self._faces()} · {self.seconds:.1f} s"
+            f"{self._faces()} · {self.seconds:.1f} s{notes}"
         )
 
     def description(self) -> str:
@@ -180,7 +184,7 @@ class Enhancer:
         network = self.engine.network(spec, options.precision, options.denoise_strength, waiting)
         if options.face_enhance:
             self.faces.prepare(options.face_model, waiting)
-        output, faces = self._remaster(network, picture, size, options, report, check)
+        output, faces, notes = self._remaster(network, picture, size, options, report, check)
         report(1.0, "Done")
         summary = Report(
             input_size=(picture.width, picture.height),
@@ -192,6 +196,7 @@ class Enhancer:
             seconds=time.perf_counter() - started,
             faces_found=faces[0],
             faces_restored=faces[1],
+            notes=tuple(notes),
         )
         log.info("%s", summary.summary())
         return output, summary
@@ -213,23 +218,16 @@ class Enhancer:
         options: Options,
         report: Callable[[float, str], None],
         check: Callable[[], None],
-    ) -> tuple[Image.Image | np.ndarray, tuple[int | None, int]]:
-        """Upscale the colour and the alpha, resize, restore faces; the result and (faces found, restored)."""
+    ) -> tuple[Image.Image | np.ndarray, tuple[int | None, int], list[str]]:
+        """Upscale, resize, restore faces: the result, (faces found, restored) and notes on what was changed."""
         channels = picture.color_channels
-        native = (picture.height * network.scale, picture.width * network.scale, picture.pixels.shape[2])
-        direct = size == (native[1], native[0]) and not options.face_enhance
-        upscaled = result_array(network.device, native, picture.pixels.dtype if direct else np.float32)
-        passes = [("image", slice(0, channels))] + ([("alpha", slice(channels, None))] if picture.has_alpha else [])
+        direct = size == (picture.width * network.scale, picture.height * network.scale) and not options.face_enhance
         share = 0.8 if options.face_enhance else 0.95
-        tile = options.tile if options.tile is not None else self.settings.tile
-        for index, (what, part) in enumerate(passes):
-
-            def tile_done(fraction: float, index: int = index, what: str = what) -> None:
-                report(share * (index + fraction) / len(passes), f"Upscaling the {what}")
-
-            upscale(network, picture.pixels[:, :, part], tile, tile_done, check, out=upscaled[:, :, part])
+        notes: list[str] = []
+        dtype = picture.pixels.dtype if direct else np.dtype(np.float32)
+        upscaled = self._upscale(network, picture, dtype, options, notes, check, report)
         if direct:
-            return image_io.encode(upscaled, picture), (None, 0)
+            return image_io.encode(upscaled, picture), (None, 0), notes
         report(share, "Resizing")
         final = pixels.resize(upscaled, size)
         del upscaled
@@ -243,17 +241,60 @@ class Enhancer:
             faces = self.faces.enhance(
                 color, final[:, :, :channels], options, self.settings.max_faces, face_progress, check
             )
-        return image_io.encode(pixels.from_float(final, picture.pixels.dtype), picture), faces
+        return image_io.encode(pixels.from_float(final, picture.pixels.dtype), picture), faces, notes
+
+    def _upscale(
+        self,
+        network: Network,
+        picture: Picture,
+        dtype: np.dtype,
+        options: Options,
+        notes: list[str],
+        check: Callable[[], None],
+        report: Callable[[float, str], None] | None = None,
+    ) -> np.ndarray:
+        """The colour, and the alpha (by the network, or resized), at the network's scale, ``options.pre_pad``
+        pixels of reflected border added for the network and cropped away again, as the official script does."""
+        scale, pad = network.scale, options.pre_pad
+        source = picture.pixels
+        if pad:
+            mode = "reflect" if pad < min(picture.height, picture.width) else "edge"
+            source = np.pad(source, ((0, pad), (0, pad), (0, 0)), mode=mode)
+        height, width = source.shape[:2]
+        full = result_array(network.device, (height * scale, width * scale, source.shape[2]), dtype)
+        overlap = network.overlap
+        if options.tile_pad is not None:
+            if options.tile_pad < network.overlap:
+                notes.append(
+                    f"tile_pad {options.tile_pad} was raised to {network.overlap}, the overlap this model's tiles "
+                    "need to stay invisible"
+                )
+            overlap = max(options.tile_pad, network.overlap)
+        channels = picture.color_channels
+        passes = [("image", slice(0, channels))] + ([("alpha", slice(channels, None))] if picture.has_alpha else [])
+        share = 0.8 if options.face_enhance else 0.95
+        tile = options.tile if options.tile is not None else self.settings.tile
+        for index, (what, part) in enumerate(passes):
+
+            def tile_done(fraction: float, index: int = index, what: str = what) -> None:
+                if report is not None:
+                    report(share * (index + fraction) / len(passes), f"Upscaling the {what}")
+
+            if what == "alpha" and options.alpha_upsampler == "bicubic":
+                full[:, :, part] = pixels.resize_alpha(source[:, :, part], (width * scale, height * scale), dtype)
+            else:
+                upscale(network, source[:, :, part], tile, tile_done, check, out=full[:, :, part], overlap=overlap)
+        return np.ascontiguousarray(full[: picture.height * scale, : picture.width * scale]) if pad else full
 
     def run_animation(
         self,
-        animation: image_io.Animation,
+        animation: Animation,
         options: Options | None = None,
         *,
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
-    ) -> tuple[list[Image.Image], Report]:
-        """Remaster every frame of an animation (from :func:`remaster.image_io.read_animation`).
+    ) -> tuple[list[Image.Image | np.ndarray], Report]:
+        """Remaster every frame of an animation (from :func:`remaster.animation.read_animation`).
 
         Returns the frames, in order, and one :class:`Report` for them all. The output
         pixel limit counts every frame, and is checked before any work.

@@ -17,6 +17,7 @@ __all__ = [
     "from_float",
     "output_size",
     "resize",
+    "resize_alpha",
     "to_eight_bit",
     "to_float",
     "to_float_scale",
@@ -93,3 +94,12 @@ def from_float(pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return pixels.astype(dtype, copy=False)
     scaled = pixels * to_float_scale(dtype)
     return np.rint(scaled, out=scaled).astype(dtype)
+
+
+def resize_alpha(alpha: np.ndarray, size: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    """An ``(H, W, 1)`` alpha channel resized to ``size`` (width, height) as the official script's
+    ``--alpha_upsampler bicubic`` does it (OpenCV's linear interpolation), in ``dtype``."""
+    import cv2
+
+    out = cv2.resize(alpha, size, interpolation=cv2.INTER_LINEAR).reshape(size[1], size[0], 1)
+    return out if out.dtype == np.dtype(dtype) else from_float(to_float(out), dtype)

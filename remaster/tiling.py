@@ -17,7 +17,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -311,6 +311,7 @@ def upscale(
     *,
     uniform: bool | None = None,
     batch: int | None = None,
+    overlap: int | None = None,
 ) -> np.ndarray:
     """Upscale ``(H, W, C)`` pixels, C = 1 (gray) or 3 (RGB), of any dtype remaster reads.
 
@@ -329,6 +330,8 @@ def upscale(
         uniform: make every window the same size so equal ones can run together
             (default: on CUDA, where batches pay).
         batch: most windows at once (default: on CUDA, as many as the free memory holds).
+        overlap: context each window borrows on every side (default: the network's own, which
+            keeps tiles invisible; less than that shows seams).
 
     Returns:
         ``out``.
@@ -339,6 +342,8 @@ def upscale(
     height, width, channels = pixels.shape
     if out is None:
         out = result_array(network.device, (height * network.scale, width * network.scale, channels), np.float32)
+    if overlap is not None and overlap != network.overlap:
+        network = replace(network, overlap=overlap)
     uniform = network.device.type == "cuda" if uniform is None else uniform
     tiles: Tile = auto_tile(network, height, width, reserved=out.nbytes) if tile is None else tile
     if batch is None:

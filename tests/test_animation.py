@@ -10,7 +10,8 @@ import pytest
 from PIL import Image, ImageSequence
 
 import remaster
-from remaster import Options, image_io
+from remaster import Options
+from remaster.animation import animation_format, read_animation, save_animation
 
 from . import images
 
@@ -35,21 +36,21 @@ def frames_of(path: Path) -> tuple[list[Image.Image], list[int], int]:
 @pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
 def test_animations_are_read_with_their_timing_and_stills_are_not(tmp_path, fmt):
     path = animated(tmp_path / f"a.{fmt.lower()}", fmt, loop=2)
-    animation = image_io.read_animation(path, max_pixels=10**6)
+    animation = read_animation(path, max_pixels=10**6)
     assert len(animation.frames) == 3 and animation.durations == [100, 150, 200] and animation.loop == 2
-    assert animation.size == (20, 16) and image_io.animation_format(animation) == fmt.lower()
-    assert image_io.read_animation(images.save(images.rgb(), tmp_path / "still.png"), 10**6) is None
+    assert animation.size == (20, 16) and animation_format(animation) == fmt.lower()
+    assert read_animation(images.save(images.rgb(), tmp_path / "still.png"), 10**6) is None
 
 
 def test_the_input_limit_counts_every_frame(tmp_path):
     path = animated(tmp_path / "long.gif", "GIF", frames=5, size=(20, 20))
-    assert image_io.read_animation(path, max_pixels=2000) is not None
+    assert read_animation(path, max_pixels=2000) is not None
     with pytest.raises(remaster.ImageTooLargeError, match="5 frames of 20×20, 0.0 MP in all"):
-        image_io.read_animation(path, max_pixels=1999)
+        read_animation(path, max_pixels=1999)
 
 
 def test_every_frame_is_remastered_and_the_output_limit_counts_them_all(enhancer, tmp_path):
-    animation = image_io.read_animation(animated(tmp_path / "a.webp", "WEBP"), max_pixels=10**6)
+    animation = read_animation(animated(tmp_path / "a.webp", "WEBP"), max_pixels=10**6)
     frames, report = enhancer.run_animation(animation, Options("tiny-srvgg", precision="fp32"))
     assert [frame.size for frame in frames] == [(80, 64)] * 3 and report.frames == 3
     assert "3 frames" in report.summary() and ", 3 frames" in report.description()
@@ -65,15 +66,13 @@ def test_every_frame_is_remastered_and_the_output_limit_counts_them_all(enhancer
 @pytest.mark.parametrize("fmt", ["gif", "webp", "png"])
 def test_saved_animations_keep_frame_count_timing_and_loop(tmp_path, fmt):
     frames = [images.rgb(16, 20, seed=seed) for seed in range(4)]
-    path = image_io.save_animation(
-        frames, tmp_path / f"out.{fmt}", fmt, [100, 200, 300, 400], loop=3, description="Remastered"
-    )
+    path = save_animation(frames, tmp_path / f"out.{fmt}", fmt, [100, 200, 300, 400], loop=3, description="Remastered")
     read, durations, loop = frames_of(path)
     assert len(read) == 4 and durations == [100, 200, 300, 400] and loop == 3
     if fmt != "gif":  # GIF has 256 colours a frame
         assert np.array_equal(np.asarray(read[2]), np.asarray(frames[2]))
     with pytest.raises(ValueError, match="JPG cannot hold an animation"):
-        image_io.save_animation(frames, tmp_path / "x.jpg", "jpg", [100] * 4, 0)
+        save_animation(frames, tmp_path / "x.jpg", "jpg", [100] * 4, 0)
 
 
 def test_a_truncated_animation_is_a_clear_error(tmp_path):
@@ -81,7 +80,7 @@ def test_a_truncated_animation_is_a_clear_error(tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])
     with pytest.raises(remaster.InvalidImageError, match="truncated or corrupt"):
-        image_io.read_animation(path, max_pixels=10**6)
+        read_animation(path, max_pixels=10**6)
 
 
 def test_the_library_function_gives_the_first_frame(enhancer, tmp_path):

@@ -93,15 +93,15 @@ def test_a_batch_survives_bad_files_and_zips_the_results(enhancer, tmp_path):
     with zipfile.ZipFile(result.archive) as archive:
         names = sorted(archive.namelist())
         assert names == [
-            "deep_tiny-srvgg.png",
+            "deep_tiny-srvgg_x4.png",
             "errors.txt",
-            "one_copy_tiny-srvgg.png",
-            "one_tiny-srvgg.png",
-            "wave_tiny-srvgg.gif",
+            "one_copy_tiny-srvgg_x4.png",
+            "one_tiny-srvgg_x4.png",
+            "wave_tiny-srvgg_x4.gif",
         ]
         assert "corrupt.png" in archive.read("errors.txt").decode()
-        archive.extract("wave_tiny-srvgg.gif", tmp_path)
-    assert len(frames_of(tmp_path / "wave_tiny-srvgg.gif")[0]) == 3
+        archive.extract("wave_tiny-srvgg_x4.gif", tmp_path)
+    assert len(frames_of(tmp_path / "wave_tiny-srvgg_x4.gif")[0]) == 3
     assert any(desc.startswith("3 of 5: wave.gif") for desc in progress)
     assert "4 remastered, 1 failed" in result.summary()
     assert list((tmp_path / "out").iterdir()) == [result.archive], "nothing half-written beside it"
@@ -125,8 +125,8 @@ def test_the_batch_endpoint(client, tmp_path):
         [handle_file(str(first)), handle_file(str(second))], "tiny-srvgg", 2, False, api_name="/remaster_batch"
     )
     with zipfile.ZipFile(archive) as results:
-        assert sorted(results.namelist()) == ["first_tiny-srvgg.png", "second_tiny-srvgg.png"]
-        assert Image.open(results.open("second_tiny-srvgg.png")).size == (48, 40)
+        assert sorted(results.namelist()) == ["first_tiny-srvgg_x2.png", "second_tiny-srvgg_x2.png"]
+        assert Image.open(results.open("second_tiny-srvgg_x2.png")).size == (48, 40)
     assert "2 remastered, 0 failed" in report
 
 

@@ -21,14 +21,19 @@ from . import images
 from .conftest import run_module
 
 
-@pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory):
-    """Random weights for realesr-animevideov3 under its official name: small, fast, needs no network."""
-    folder = tmp_path_factory.mktemp("weights")
+def weights_for_cli(folder: Path) -> Path:
+    """Random weights for realesr-animevideov3 under its official name, in ``folder``/weights: small, fast, offline."""
+    folder = folder / "weights"
+    folder.mkdir(exist_ok=True)
     spec = remaster.get_model("realesr-animevideov3")
     torch.manual_seed(0)
     torch.save({"params": build_network(spec).state_dict()}, folder / spec.weights.filename)
     return folder
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory):
+    return weights_for_cli(tmp_path_factory.mktemp("cli"))
 
 
 def run_cli(*args: str, weights_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
@@ -47,12 +52,12 @@ def test_a_folder_with_a_good_a_corrupt_and_a_16_bit_file(weights_dir, tmp_path)
     assert "corrupt.png" in done.stderr and "truncated or corrupt" in done.stderr
     assert "2 remastered, 1 failed" in done.stderr
     outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert outputs == ["deep_out.png", "good_out.jpg"]
-    with Image.open(tmp_path / "out" / "good_out.jpg") as good:
+    assert outputs == ["deep_realesr-animevideov3_x4.png", "good_realesr-animevideov3_x4.jpg"], "the page's names"
+    with Image.open(tmp_path / "out" / "good_realesr-animevideov3_x4.jpg") as good:
         assert good.size == (96, 80) and good.format == "JPEG"
-    upscaled = cv2.imread(str(tmp_path / "out" / "deep_out.png"), cv2.IMREAD_UNCHANGED)
+    upscaled = cv2.imread(str(tmp_path / "out" / "deep_realesr-animevideov3_x4.png"), cv2.IMREAD_UNCHANGED)
     assert upscaled.dtype == np.uint16 and upscaled.shape == (deep.shape[0] * 4, deep.shape[1] * 4, 3)
-    assert oct((tmp_path / "out" / "good_out.jpg").stat().st_mode & 0o777) != oct(0o600), "usual permissions"
+    assert oct((tmp_path / "out" / "good_realesr-animevideov3_x4.jpg").stat().st_mode & 0o777) != oct(0o600)
 
 
 def test_all_good_is_exit_status_zero_with_the_official_option_names(weights_dir, tmp_path):
@@ -115,7 +120,7 @@ def test_animations_stay_animated_and_cannot_become_jpeg(weights_dir, tmp_path):
     animated(tmp_path / "loop.webp", "WEBP", frames=3)
     done = run_cli("loop.webp", "-n", "realesr-animevideov3", "-q", weights_dir=weights_dir, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    frames, durations, _ = frames_of(tmp_path / "results" / "loop_out.webp")
+    frames, durations, _ = frames_of(tmp_path / "results" / "loop_realesr-animevideov3_x4.webp")
     assert len(frames) == 3 and frames[0].size == (80, 64) and durations == [100, 150, 200]
     refused = run_cli(
         "loop.webp", "--ext", "jpg", "-n", "realesr-animevideov3", "-q", weights_dir=weights_dir, cwd=tmp_path

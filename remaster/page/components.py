@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
-from PIL import Image
 
 from .. import image_io
+from ..animation import read_animation
 from ..errors import RemasterError
 
 __all__ = ["ImageUpload"]
@@ -19,10 +21,12 @@ class ImageUpload(gr.Image):
     def preprocess(self, payload):  # noqa: ANN001, ANN201 - Gradio's own signature
         try:
             return super().preprocess(payload)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-            # Gradio opens the upload with PIL first; let remaster's decoder say what is wrong.
+        except Exception as error:  # noqa: BLE001 - Gradio opens the upload with PIL; anything PIL raises lands here
+            # Let remaster's own reading say what is wrong: the same words as the command line's.
+            path = Path(payload.path)
             try:
-                image_io.decode(payload.path, max_pixels=1 << 62)
+                image_io.decode(path, max_pixels=1 << 62)
+                read_animation(path, max_pixels=1 << 62)
             except RemasterError as precise:
                 raise gr.Error(str(precise)) from None
-            raise gr.Error(f"The uploaded file could not be read as an image ({error})") from None
+            raise gr.Error(str(image_io.unreadable(error, path))) from None

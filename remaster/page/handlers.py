@@ -26,7 +26,7 @@ from .. import image_io
 from ..batch import BatchResult, run_batch
 from ..errors import RemasterError
 from ..fetch import fetch_image
-from ..files import remaster_file
+from ..files import output_stem, remaster_file
 from ..options import DEFAULT_FACE_STRENGTH, MAX_TILE, MIN_TILE, Options
 from ..pipeline import Enhancer
 from ..registry import DEFAULT_FACE_MODEL
@@ -212,12 +212,12 @@ class Handlers:
     def _remaster(
         self, image: str, options: Options, progress: Callable[..., object] | None, cancel: threading.Event
     ) -> tuple[str, Pair, str]:
-        target = _output_folder() / f"{Path(image).stem}_{options.model}_x{options.outscale:g}"
+        target = _output_folder() / output_stem(Path(image).stem, options)
         with user_errors():
             done = _remaster_file(self.enhancer, image, target, options, progress=progress, cancel=cancel)
             pair, detail = result_views(done)
         self.details.add(str(done.path), detail)
-        return str(done.path), pair, done.report.summary()
+        return str(done.path), pair, done.summary()
 
     def detail(self, image: str | None, download: str | None) -> Pair | None:
         """The centre of the latest result at 100%, beside the same region of the input."""
