@@ -22,7 +22,7 @@ from torch import nn
 from .architectures import recognise
 from .compiled import BackgroundCompiled, can_compile_in_background
 from .errors import WeightsUnavailableError, brief
-from .network import Network, count_macs, resolve_dtype
+from .network import Network, add_stop_points, count_macs, resolve_dtype
 from .registry import ModelSpec, WeightFile
 from .settings import Settings
 from .weights import WeightStore
@@ -207,6 +207,8 @@ class Engine:
         _load_strict(module, state, spec)
         module.eval().requires_grad_(False)
         module = module.to(device=self.device, dtype=dtype, memory_format=torch.channels_last)
+        if not self.compile:
+            add_stop_points(module)
         itemsize = torch.finfo(dtype).bits // 8
         # Beside the features: the float32 result and its quantised core, per output pixel.
         result_bytes = 3 * spec.scale**2 * (4 + 4)
@@ -221,6 +223,7 @@ class Engine:
             bytes_per_pixel=architecture.feature_bytes_per_pixel(kwargs, spec.scale, itemsize) + result_bytes,
             in_channels=in_channels,
             compiled=BackgroundCompiled(module, f"{spec.name} ({dtype})") if self.compile else None,
+            stoppable=not self.compile,
         )
 
 

@@ -194,7 +194,7 @@ def _free_ram() -> int:
 
 
 def run_windows(
-    network: Callable[[torch.Tensor], torch.Tensor],
+    network: Network,
     pixels: np.ndarray,
     windows: list[Window],
     out: np.ndarray,
@@ -211,12 +211,13 @@ def run_windows(
     window's raw pixels travel there, and only the finished, quantised core comes back.
 
     Args:
-        network: maps an ``(N, C, h, w)`` float batch in 0–1 to ``(N, C, h·s, w·s)``.
+        network: maps an ``(N, C, h, w)`` float batch in 0–1 to ``(N, C, h·s, w·s)``; given ``check``
+            to call between its layers.
         pixels: ``(H, W, C)``, C = 1 or 3.
         windows: from :func:`plan_windows`; those of one size run ``batch`` at a time.
         out: ``(H·s, W·s, C)`` uint8, uint16 or float32 (0–1).
         progress: told the fraction of windows done after each batch.
-        check: called before each batch; raises to stop the work.
+        check: called before each batch and inside the network between its layers; raises to stop the work.
     """
     value_scale = 1.0 / to_float_scale(pixels.dtype)
     pinned = device.type == "cuda"
@@ -228,7 +229,7 @@ def run_windows(
         if pinned:
             host = host.pin_memory()
         inputs = host.to(device, non_blocking=pinned).permute(0, 3, 1, 2).to(torch.float32).mul_(value_scale)
-        results = network(inputs)
+        results = network(inputs, check)
         for index, window in enumerate(group):
             _write_core(results[index], window, out, scale)
         done += len(group)

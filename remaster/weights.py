@@ -46,6 +46,7 @@ __all__ = [
     "WeightStore",
     "fetch_weight",
     "find_on_disk",
+    "hub_unreachable",
     "verify_file",
     "weight_sources",
 ]
@@ -135,6 +136,18 @@ def fetch_weight(weight: WeightFile, settings: Settings, offline_reason: str | N
     if offline_reason is None and all(isinstance(e, Unreachable) for s, e in failures if s.kind != "local"):
         raise WeightsUnreachableError(message)
     raise WeightsUnavailableError(message)
+
+
+def hub_unreachable(settings: Settings, timeout: float) -> str | None:
+    """Why the Hugging Face Hub (``HF_ENDPOINT``) does not answer, or None when it does (with any HTTP status)."""
+    import httpx
+
+    endpoint = settings.hub_endpoint or "https://huggingface.co"
+    try:
+        httpx.head(endpoint, timeout=timeout)
+    except httpx.HTTPError as error:
+        return f"the Hugging Face Hub ({endpoint}) did not answer when remaster started ({brief(error, 120)})"
+    return None
 
 
 def find_on_disk(weight: WeightFile, settings: Settings) -> Path | None:
@@ -306,10 +319,14 @@ class WeightStore:
     disk, so that they fail at once instead of each waiting out the timeouts again.
     """
 
-    def __init__(self, settings: Settings, retry_network_after: float = 60.0) -> None:
+    def __init__(self, settings: Settings, retry_network_after: float = 60.0, probe_timeout: float = 5.0) -> None:
         self.settings = settings
         self.retry_network_after = retry_network_after
+        self.probe_timeout = probe_timeout
         self._network_down_until = 0.0
+        self._down_reason = ""
+        self._probed = threading.Event()
+        self._probed.set()
         self._lock = threading.Lock()
         self._ready: dict[WeightFile, Path] = {}
         self._in_flight: dict[WeightFile, Future[Path]] = {}
@@ -345,7 +362,7 @@ class WeightStore:
             path = fetch_weight(weight, self.settings, reason)
         except BaseException as error:
             if isinstance(error, WeightsUnreachableError):
-                self._network_down_until = time.monotonic() + self.retry_network_after
+                self._network_down("the network could not be reached a moment ago")
             with self._lock:
                 if download:
                     self._failed[weight] = str(error)
@@ -359,10 +376,38 @@ class WeightStore:
         future.set_result(path)
         return path
 
+    def _network_down(self, why: str) -> None:
+        self._down_reason = f"{why} (it is tried again after {self.retry_network_after:.0f} s)"
+        self._network_down_until = time.monotonic() + self.retry_network_after
+
     def _offline_reason(self) -> str | None:
+        self._probed.wait(self.probe_timeout + 1)  # a request that comes while the Hub is asked waits for the answer
         if time.monotonic() < self._network_down_until:
-            return f"the network could not be reached a moment ago (tried again after {self.retry_network_after:.0f} s)"
+            return self._down_reason
         return None
+
+    def probe_hub(self) -> threading.Thread | None:
+        """Ask the Hub once, in the background, whether it answers (None when offline: nothing to ask).
+
+        Until it has answered, requests that need a download wait for the answer (at most
+        ``probe_timeout`` seconds); if it does not answer, they keep to the files on disk and
+        fail at once with the fix in the message, instead of each waiting out the Hub's retries.
+        """
+        if self.settings.offline:
+            return None
+        self._probed.clear()
+        thread = threading.Thread(target=self._probe, name="remaster-hub-probe", daemon=True)
+        thread.start()
+        return thread
+
+    def _probe(self) -> None:
+        try:
+            why = hub_unreachable(self.settings, self.probe_timeout)
+            if why is not None:
+                log.warning("%s; only weight files on disk are used for now", why)
+                self._network_down(why)
+        finally:
+            self._probed.set()
 
     def on_disk(self, weight: WeightFile) -> bool:
         """Whether ``weight`` is ready or lies on disk already (see :func:`find_on_disk`), without fetching."""
@@ -387,12 +432,15 @@ class WeightStore:
     def prefetch(self, models: Iterable[ModelSpec]) -> threading.Thread:
         """Fetch every file of ``models`` in a background thread, and return the thread.
 
-        Files already on disk are taken first, all of them, so that they are ready at
-        once; then the rest are downloaded in the order given.
+        The Hub is asked first whether it answers (:meth:`probe_hub`). Files already on
+        disk are taken meanwhile, all of them, so that they are ready at once; then the rest
+        are downloaded in the order given.
         """
         weights = [w for spec in models for w in spec.weight_files]
         with self._lock:
             self._queued.update(weights)
+
+        self.probe_hub()
 
         def run() -> None:
             for weight in weights:

@@ -148,3 +148,37 @@ def test_parsing_and_bad_usage_never_import_torch(tmp_path):
     assert nothing.returncode == 2 and "no input images found" in nothing.stderr
     table = python("-c", "import remaster, remaster.registry, remaster.settings; print(len(remaster.MODELS))")
     assert table.returncode == 0 and int(table.stdout) >= 6, table.stderr
+
+
+def test_the_official_scripts_other_options_work_and_errors_are_told_once(weights_dir, tmp_path):
+    images.save(images.rgba(16, 20), tmp_path / "sticker.png")
+    images.truncated(tmp_path / "cut.png", images.rgb(64, 64), "PNG")
+    done = run_cli(
+        "sticker.png",
+        "cut.png",
+        "--alpha_upsampler",
+        "bicubic",
+        "--tile_pad",
+        "10",
+        "--pre_pad",
+        "4",
+        "-t",
+        "32",
+        "-g",
+        "0",
+        "--ext",
+        "jpg",
+        "-n",
+        "realesr-animevideov3",
+        weights_dir=weights_dir,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1 and "unrecognized" not in done.stderr, done.stderr
+    assert "note: there is no CUDA GPU 0 here" in done.stderr
+    result = tmp_path / "results" / "sticker_realesr-animevideov3_x4.png"
+    assert Image.open(result).mode == "RGBA", "transparency asked to become JPEG stays PNG"
+    assert "JPEG cannot hold transparency" in done.stderr and "tile_pad 10 was raised to 24" in done.stderr
+    assert done.stderr.count("truncated or corrupt") == 1, "each failure is told once"
+    assert "1 remastered, 1 failed" in done.stderr
+    refused = run_cli("sticker.png", "--model_path", "weights/mine.pth", weights_dir=weights_dir, cwd=tmp_path)
+    assert refused.returncode == 2 and "--model_path weights/mine.pth: loading a model file" in refused.stderr

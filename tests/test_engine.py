@@ -22,8 +22,15 @@ from remaster.tiling import plan_windows
 from .images import gradient, to_uint8, to_uint16
 
 
-def official(enhancer: remaster.Enhancer, name: str, image: np.ndarray, dni: float | None = None) -> np.ndarray:
-    """The official pipeline: RealESRGANer, whole image, no pre-pad, fp32, BGR in and out."""
+def official(
+    enhancer: remaster.Enhancer,
+    name: str,
+    image: np.ndarray,
+    dni: float | None = None,
+    pre_pad: int = 0,
+    alpha_upsampler: str = "realesrgan",
+) -> np.ndarray:
+    """The official pipeline: RealESRGANer, whole image, fp32, BGR in and out."""
     spec = remaster.get_model(name)
     model_path = str(enhancer.store.path(spec.weights))
     dni_weight = None
@@ -36,13 +43,13 @@ def official(enhancer: remaster.Enhancer, name: str, image: np.ndarray, dni: flo
         dni_weight=dni_weight,
         model=build_network(spec),
         tile=0,
-        pre_pad=0,
+        pre_pad=pre_pad,
         half=False,
         device=torch.device("cpu"),
     )
     if image.ndim == 3:
         order = [2, 1, 0, 3][: image.shape[2]]
-        output, _ = upsampler.enhance(np.ascontiguousarray(image[:, :, order]))
+        output, _ = upsampler.enhance(np.ascontiguousarray(image[:, :, order]), alpha_upsampler=alpha_upsampler)
         return output[:, :, order] if output.ndim == 3 else output
     output, _ = upsampler.enhance(image)
     return output
@@ -225,3 +232,31 @@ def test_gray_output_uses_the_official_luminance_weights(enhancer):
     colour = enhancer.enhance(np.repeat(image[:, :, None], 3, axis=2), model="tiny-srvgg", precision="fp32", tile=0)
     assert gray.ndim == 2
     assert max_diff(gray, cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY)) <= 1
+
+
+@pytest.mark.parametrize(("name", "pre_pad"), [("tiny-rrdb-x4", 10), ("tiny-rrdb-x2", 7), ("tiny-srvgg", 3)])
+def test_pre_pad_has_the_official_meaning(enhancer, name, pre_pad):
+    image = to_uint8(gradient(19, 26, seed=pre_pad))
+    scale = remaster.get_model(name).scale
+    padded = enhancer.run(image, Options(model=name, outscale=scale, tile=0, precision="fp32", pre_pad=pre_pad))[0]
+    assert max_diff(padded, official(enhancer, name, image, pre_pad=pre_pad)) <= 1
+    plain = enhancer.run(image, Options(model=name, outscale=scale, tile=0, precision="fp32"))[0]
+    assert max_diff(padded, plain) > 1, "the border the network saw changed the edge"
+
+
+def test_the_bicubic_alpha_upsampler_has_the_official_meaning(enhancer):
+    image = to_uint8(gradient(17, 21, 4, seed=2))
+    options = Options(model="tiny-srvgg", tile=0, precision="fp32", alpha_upsampler="bicubic")
+    ours = enhancer.run(image, options)[0]
+    assert max_diff(ours, official(enhancer, "tiny-srvgg", image, alpha_upsampler="bicubic")) <= 1
+    by_model = enhancer.run(image, Options(model="tiny-srvgg", tile=0, precision="fp32"))[0]
+    assert max_diff(ours[:, :, :3], by_model[:, :, :3]) == 0 and max_diff(ours[:, :, 3], by_model[:, :, 3]) > 1
+
+
+def test_a_tile_pad_smaller_than_the_model_needs_is_raised_and_said(enhancer):
+    image = gradient(90, 70, seed=8)
+    whole = enhancer.run(image, Options(model="tiny-rrdb-x4", tile=0, precision="fp32"))[0]
+    raised, report = enhancer.run(image, Options(model="tiny-rrdb-x4", tile=32, precision="fp32", tile_pad=2))
+    assert np.abs(raised - whole).max() < 1e-4 and "tile_pad 2 was raised to 24" in report.summary()
+    wider, report = enhancer.run(image, Options(model="tiny-rrdb-x4", tile=32, precision="fp32", tile_pad=40))
+    assert np.abs(wider - whole).max() < 1e-4 and "Note" not in report.summary()

@@ -230,3 +230,19 @@ def test_full_size_architectures_tile_without_seams(full_size, official, height,
     tiled = enhancer.enhance(image, model=name, precision="fp32", tile=tile, outscale=scale)
     assert tiled.shape == whole.shape == (height * scale, width * scale, 3)
     assert np.abs(tiled - whole).max() < 1e-4
+
+
+def test_a_stop_ends_the_work_inside_a_tile_between_the_networks_layers(enhancer):
+    network = enhancer.engine.network(remaster.get_model("tiny-rrdb-x4"), "fp32")
+    convolutions = [layer for layer in network.module.modules() if isinstance(layer, nn.Conv2d)]
+    cancel, ran = threading.Event(), []
+    hooks = [layer.register_forward_hook(lambda layer, inputs, output: ran.append(layer)) for layer in convolutions]
+    hooks.append(convolutions[3].register_forward_hook(lambda *args: cancel.set()))
+    try:
+        with pytest.raises(remaster.StoppedError, match="cancelled"):
+            enhancer.run(gradient(40, 40), Options(model="tiny-rrdb-x4", tile=0, precision="fp32"), cancel=cancel)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(ran) == 4 < len(convolutions), "stopped at the next layer of the one window, not at its end"
+    assert enhancer.enhance(gradient(8, 8), model="tiny-rrdb-x4").shape == (32, 32, 3), "and runs again after"

@@ -205,3 +205,27 @@ def test_files_with_only_an_md5_are_verified_by_it(settings, hub, x4):
     wrong = replace(by_md5, md5="0" * 32, url="http://127.0.0.1:9/x.pth")
     with pytest.raises(remaster.WeightsUnavailableError, match="MD5"):
         fetch_weight(wrong, replace(settings, hub_cache_dir=settings.hub_cache_dir / "other"))
+
+
+def _dead_endpoint() -> str:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def test_the_hub_is_asked_once_at_start_and_requests_then_fail_at_once(settings, x4, tiny_models):
+    store = WeightStore(replace(settings, hub_endpoint=_dead_endpoint()))
+    store.probe_hub().join(timeout=10)
+    started = time.monotonic()
+    with pytest.raises(remaster.WeightsUnavailableError, match="did not answer when remaster started"):
+        store.path(x4.spec.weights)
+    assert time.monotonic() - started < 3, "no wait for the Hub's own retries (about 23 s)"
+
+
+def test_when_the_hub_answers_the_probe_downloads_go_ahead(settings, hub, x4):
+    store = WeightStore(settings)
+    store.probe_hub()
+    assert store.path(x4.spec.weights).read_bytes() == x4.files["tiny-rrdb-x4.pth"]
+    assert store.probe_hub() is not None and WeightStore(replace(settings, offline=True)).probe_hub() is None
