@@ -163,7 +163,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     Exits with status 2 (bad usage) on an error.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m remaster",
+        prog="remaster",
         description="Remaster images with the official Real-ESRGAN models: upscale, sharpen, clean, restore faces.",
     )
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")

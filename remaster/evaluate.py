@@ -141,12 +141,14 @@ def evaluate(
     Returns the scores and the problems met (unreadable images, unavailable models).
     """
     problems: list[str] = []
+    skipped: dict[str, str] = {}
     images: dict[str, np.ndarray] = {}
     for path in hr_paths:
         try:
             images[path.name] = load_hr(path, scale)
         except RemasterError as error:
             problems.append(f"{path.name}: {error}")
+            skipped[path.name] = str(error)
     methods = [BICUBIC, *models]
     scores: list[Score] = []
     crops: dict[tuple[str, str], np.ndarray] = {}
@@ -171,6 +173,7 @@ def evaluate(
             except RemasterError as error:
                 unavailable.add(method)
                 problems.append(f"{method}: {error}")
+                skipped[method] = str(error)
                 steps.update()
                 continue
             seconds = time.perf_counter() - started
@@ -182,7 +185,7 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     ran = [method for method in methods if method not in unavailable]
     _write_csv(scores, out / "results.csv")
-    _write_markdown(scores, list(images), ran, scale, degradation, strength, out / "results.md")
+    _write_markdown(scores, list(images), ran, scale, degradation, strength, out / "results.md", skipped)
     if images:
         _write_figure(crops, list(images), ran, out / "crops.png")
     return scores, problems
@@ -212,6 +215,7 @@ def _write_markdown(
     degradation: str,
     strength: float | None,
     path: Path,
+    skipped: dict[str, str],
 ) -> None:
     strength = DEGRADATIONS[degradation] if strength is None else strength
     how = f"{degradation}" + (f" (strength {strength:g})" if strength is not None else "")
@@ -233,6 +237,8 @@ def _write_markdown(
             values = [getattr(s, metric) for s in scores if s.method == method and getattr(s, metric) is not None]
             means.append(_cell(float(np.mean(values)) if values else None, digits))
         lines.append("| **mean** | " + " | ".join(means) + " |")
+    if skipped:
+        lines += ["", "## Not evaluated", ""] + [f"- **{name}**: {reason}" for name, reason in skipped.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

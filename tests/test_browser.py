@@ -82,6 +82,20 @@ def test_the_page_fits_a_phone_screen(page_url, tmp_path):
         phone.goto(page_url)
         expect(phone.get_by_role("button", name="Remaster")).to_be_visible()
         overflow = phone.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        # A wide examples table is cut off by its own box without the page itself overflowing.
+        cut_off = phone.evaluate(
+            """() => {
+                 const labels = [...document.querySelectorAll('div.label')];
+                 const block = labels.find(e => e.textContent.includes('Examples: a photo')).parentElement;
+                 const edge = block.getBoundingClientRect();
+                 return [...block.querySelectorAll('*')]
+                     .map(e => e.getBoundingClientRect())
+                     .filter(box => box.width > 0 && (box.right > edge.right + 1 || box.left < edge.left - 1)).length;
+             }"""
+        )
+        labels = phone.get_by_text("A photo ·").count() if not cut_off else 0
         phone.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
         browser.close()
     assert overflow <= 0, "nothing sticks out sideways on a 390-pixel-wide screen"
+    assert cut_off == 0, "every example is within the screen's width"
+    assert labels == 1, "each example says what it is and which model shows it"

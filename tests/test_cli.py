@@ -182,3 +182,39 @@ def test_the_official_scripts_other_options_work_and_errors_are_told_once(weight
     assert "1 remastered, 1 failed" in done.stderr
     refused = run_cli("sticker.png", "--model_path", "weights/mine.pth", weights_dir=weights_dir, cwd=tmp_path)
     assert refused.returncode == 2 and "--model_path weights/mine.pth: loading a model file" in refused.stderr
+
+
+def test_the_package_installs_with_a_remaster_command_that_works_from_any_folder(tmp_path):
+    """What the README's install command does (``pip install -e .``), as a wheel built offline."""
+    import shutil
+    import zipfile
+
+    root = Path(__file__).resolve().parent.parent
+    source = tmp_path / "source"
+    shutil.copytree(root / "remaster", source / "remaster", ignore=shutil.ignore_patterns("__pycache__", "*.pyi"))
+    for name in ("pyproject.toml", "requirements.txt", "README.md"):
+        shutil.copy(root / name, source / name)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(source)],
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    wheel = next(tmp_path.glob("remaster-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+        metadata = archive.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert "remaster = remaster.cli:main" in entry_points
+    assert "remaster/page/layout.py" in names and "remaster/animation.py" in names
+    assert "Requires-Dist: gradio[mcp]" in metadata and f"Version: {remaster.__version__}" in metadata
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    helped = subprocess.run(
+        [sys.executable, "-c", "import sys; from remaster.cli import main; sys.exit(main(['--help']))"],
+        cwd=elsewhere,
+        env={**os.environ, "PYTHONPATH": str(wheel)},
+        capture_output=True,
+        text=True,
+    )
+    assert helped.returncode == 0 and "Remaster images" in helped.stdout, helped.stderr

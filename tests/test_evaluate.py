@@ -130,6 +130,10 @@ def test_unreadable_files_and_unavailable_models_are_named_and_the_rest_is_evalu
         ("chelsea.png", "bicubic"),
         ("chelsea.png", "realesr-animevideov3"),
     }
+    report = (tmp_path / "report" / "results.md").read_text()
+    skipped = report.split("## Not evaluated", 1)[1]
+    assert "- **RealESRGAN_x2plus**: RealESRGAN_x2plus.pth is not available" in skipped
+    assert "- **broken.png**: Expected an image" in skipped
 
 
 def test_an_empty_folder_is_a_clear_error(weights_dir, tmp_path):

@@ -20,13 +20,13 @@ __all__ = ["EXAMPLES", "EXAMPLES_DIR", "build_demo", "launch_options"]
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
 EXAMPLES = [
-    ("photo_astronaut.jpg", "RealESRGAN_x4plus"),
-    ("photo_coffee.jpg", "realesr-general-x4v3"),
-    ("drawing_lighthouse.png", "RealESRGAN_x4plus_anime_6B"),
-    ("scan_text.png", "realesr-general-x4v3"),
-    ("anime_frame.png", "realesr-animevideov3"),
+    ("photo_astronaut.jpg", "RealESRGAN_x4plus", "A photo"),
+    ("photo_coffee.jpg", "realesr-general-x4v3", "An old compressed photo"),
+    ("drawing_lighthouse.png", "RealESRGAN_x4plus_anime_6B", "A drawing"),
+    ("scan_text.png", "realesr-general-x4v3", "A scan"),
+    ("anime_frame.png", "realesr-animevideov3", "An anime frame"),
 ]
-"""Each example and the model it shows best, used when that model's weights are on disk."""
+"""Each example, the model it shows best (used when that model's weights are on disk), and its label."""
 
 
 def launch_options(settings: Settings) -> dict[str, object]:
@@ -41,15 +41,17 @@ def _prefetch(enhancer: Enhancer, first: str) -> None:
     enhancer.store.prefetch([MODELS[name] for name in (*upscalers, DEFAULT_FACE_MODEL, DETECTOR, PARSER)])
 
 
-def _examples(enhancer: Enhancer, fallback: str) -> list[list[object]]:
-    rows = []
-    for name, preferred in EXAMPLES:
+def _examples(enhancer: Enhancer, fallback: str) -> tuple[list[list[object]], list[str]]:
+    """The example rows (image, model, scale) and their labels, which fit a phone's width where a table would not."""
+    rows, labels = [], []
+    for name, preferred, label in EXAMPLES:
         if not (EXAMPLES_DIR / name).is_file():
             continue
         ready = preferred in MODELS and all(enhancer.store.on_disk(w) for w in MODELS[preferred].weight_files)
         model = preferred if ready else fallback
         rows.append([str(EXAMPLES_DIR / name), model, float(MODELS[model].scale)])
-    return rows
+        labels.append(f"{label} · {model} ×{MODELS[model].scale}")
+    return rows, labels
 
 
 def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr.Blocks:
@@ -175,8 +177,10 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
             async def remaster_example(image: str, model: str, outscale: float, progress: gr.Progress = gr.Progress()):  # noqa: B008
                 return await handlers.remaster_image(image, model, outscale, "auto", False, 0.5, progress=progress)
 
+            examples, labels = _examples(enhancer, first)
             gr.Examples(
-                examples=_examples(enhancer, first),
+                examples=examples,
+                example_labels=labels,
                 inputs=[image, model, outscale],
                 outputs=outputs,
                 fn=remaster_example,
