@@ -1,12 +1,10 @@
 """The remaster web app: ``python app.py``, or the entry point of a Hugging Face Space."""
 
-import logging
-
-from remaster import Enhancer
+from remaster import Enhancer, logs
 from remaster.page import build_demo, launch_options
 
-# Before the page starts its downloads in the background, so their messages are formatted like the rest.
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+# Before the page starts its downloads in the background, so their messages come out like the rest.
+logs.configure()
 
 enhancer = Enhancer()
 demo = build_demo(enhancer)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import image_io
+from . import image_io, logs
 from .errors import InvalidOptionError, RemasterError
 from .options import ALPHA_UPSAMPLERS, DEFAULT_FACE_STRENGTH, PRECISIONS, STILL_FORMATS, Options
 from .registry import DEFAULT_FACE_MODEL, model_names
@@ -234,7 +234,7 @@ def collect_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(logging.WARNING, "%(levelname)s %(name)s: %(message)s")
     sources, missing = collect_inputs(args.inputs)
     if not sources:
         print(f"error: no input images found in {', '.join(args.inputs)}", file=sys.stderr)

@@ -79,3 +79,16 @@ def test_basicsr_imports_through_the_torchvision_alias(monkeypatch):
     assert hasattr(alias, "rgb_to_grayscale")
     degradations = importlib.reload(importlib.import_module("basicsr.data.degradations"))
     assert degradations.rgb_to_grayscale is alias.rgb_to_grayscale
+
+
+def test_a_programs_log_prints_each_of_the_hubs_messages_once():
+    import subprocess
+
+    script = (
+        "from remaster import logs; logs.configure(); import logging, huggingface_hub.file_download; "
+        "logging.getLogger('huggingface_hub.file_download').warning('the Hub says hello')"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True)
+    assert done.stderr.count("the Hub says hello") == 1, done.stderr
+    assert "WARNING huggingface_hub.file_download: the Hub says hello" in done.stderr
