@@ -82,6 +82,9 @@ def remaster_file(
     picture = image_io.decode(source, enhancer.settings.max_input_pixels)
     result, report = enhancer.run(picture, options, progress=progress, cancel=cancel)
     notes: list[str] = []
+    pages = image_io.page_count(source)
+    if pages > 1:
+        notes.append(f"the file holds {pages} images (pages or layers); the first was remastered")
     fmt = _still_format(options.output_format, source, result, notes)
     path = image_io.save(
         result, _with_suffix(target, fmt), fmt, quality=options.quality, description=report.description(), notes=notes

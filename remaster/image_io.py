@@ -38,6 +38,7 @@ __all__ = [
     "atomic_file",
     "decode",
     "encode",
+    "page_count",
     "png_text",
     "save",
     "unreadable",
@@ -148,6 +149,15 @@ def decode(image: object, max_pixels: int) -> Picture:
     raise InvalidImageError(
         f"Expected an image as a PIL image, a numpy array or a file path, but got {type(image).__name__}"
     )
+
+
+def page_count(path: Path) -> int:
+    """How many images a still file holds (the pages of a TIFF, the layers of a PSD, an MPO's views); 1 if unknown."""
+    try:
+        with Image.open(path) as im:
+            return int(getattr(im, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - a file that cannot be opened says so when it is decoded
+        return 1
 
 
 def unreadable(error: BaseException, path: Path | None = None, frame: int | None = None) -> RemasterError:

@@ -233,3 +233,11 @@ def test_the_page_remasters_a_float_image(page, tmp_path):
     with Image.open(download) as result:
         assert result.size == (40, 48) and result.mode.startswith("I;16"), "the page's PNG: 16-bit gray"
     assert "float" in info
+
+
+def test_a_file_of_several_pages_says_that_its_first_was_remastered(enhancer, tmp_path):
+    source = tmp_path / "pages.tif"
+    pages = [images.rgb(12, 10, seed=seed) for seed in range(3)]
+    pages[0].save(source, save_all=True, append_images=pages[1:])
+    done = remaster_to(enhancer, source, tmp_path / "out")
+    assert done.report.output_size == (40, 48) and "holds 3 images" in done.summary()
