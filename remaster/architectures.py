@@ -55,6 +55,31 @@ class Architecture:
         """A freshly initialised network, on the CPU unless the architecture must be built on ``device``."""
         raise NotImplementedError
 
+    def load(
+        self, kwargs: Mapping[str, Any], state: Mapping[str, Any], device: torch.device | None = None
+    ) -> nn.Module:
+        """A network holding the weights ``state``.
+
+        Raises:
+            RuntimeError: the weights do not fit the network (missing, unexpected or misshapen tensors).
+        """
+        network = self.build(kwargs, device)
+        network.load_state_dict(state, strict=True)
+        return network
+
+    def supported_precisions(self, kwargs: Mapping[str, Any]) -> tuple[str, ...]:
+        """The precisions a network of these settings gives right results in."""
+        return self.precisions
+
+    def tiling(self, kwargs: Mapping[str, Any]) -> str:
+        """``supported``, or ``discouraged`` (the whole image at once where memory allows) or ``internal``
+        (the network tiles itself: never cut it)."""
+        return "supported"
+
+    def minimum_size(self, kwargs: Mapping[str, Any]) -> int:
+        """The smallest input side the network takes (the network pads smaller inputs itself)."""
+        return 0
+
     def input_multiple(self, kwargs: Mapping[str, Any], scale: int) -> int:
         """Input sides must be a multiple of this; the network pads them to it."""
         return 1

@@ -23,15 +23,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import image_io, logs
-from .errors import InvalidOptionError, RemasterError
+from .errors import InvalidOptionError, RemasterError, UnknownModelError
+from .model_files import is_reference
 from .options import ALPHA_UPSAMPLERS, DEFAULT_FACE_STRENGTH, PRECISIONS, STILL_FORMATS, Options
 from .registry import DEFAULT_FACE_MODEL, model_names
-from .settings import Settings
+from .settings import Settings, models_dir_from_env
 
 if TYPE_CHECKING:
     from .pipeline import Enhancer
 
-__all__ = ["add_options", "checked_options", "collect_inputs", "main", "options_from", "parse_args", "settings_from"]
+__all__ = [
+    "add_options",
+    "checked_options",
+    "collect_inputs",
+    "main",
+    "options_from",
+    "parse_args",
+    "resolved_options",
+    "settings_from",
+]
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -45,9 +55,10 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--model",
         "--model_name",
         default="RealESRGAN_x4plus",
-        choices=model_names("upscaler"),
         metavar="MODEL",
-        help=f"one of: {', '.join(model_names('upscaler'))} (default: RealESRGAN_x4plus)",
+        help=f"one of: {', '.join(model_names('upscaler'))}, a model file's stem in REMASTER_MODELS_DIR, or a model "
+        "file of any architecture spandrel knows: a path, hf://owner/repo/file.pth[@revision] or a URL "
+        "(default: RealESRGAN_x4plus)",
     )
     parser.add_argument("-s", "--outscale", type=float, default=4.0, help="output scale, 1 to 8 (default: 4)")
     parser.add_argument(
@@ -116,26 +127,53 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "-g", "--gpu-id", "--gpu_id", type=int, default=None, dest="gpu_id", help="the CUDA GPU to use (default: 0)"
     )
     parser.add_argument(
-        "--model_path", "--model-path", default=None, dest="model_path", help=argparse.SUPPRESS
-    )  # the official script's own model file: refused with a clear message, below
+        "--model_path", "--model-path", default=None, dest="model_path", help="a model file, as -n takes it"
+    )
     parser.add_argument("--weights-dir", type=Path, default=None, help="a folder of .pth files (REMASTER_WEIGHTS_DIR)")
 
 
-def checked_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Options:
-    """:func:`options_from` the parsed ``args``; a bad value exits through ``parser.error`` (status 2)."""
+def checked_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Options | None:
+    """:func:`options_from` the parsed ``args``; a bad value exits through ``parser.error`` (status 2).
+
+    None when the model is a file (or a stem in ``REMASTER_MODELS_DIR``), which only
+    :func:`resolved_options` can load: the other values are checked all the same.
+    """
     if args.quality is not None and not 1 <= args.quality <= 100:
         parser.error(f"--quality must be from 1 to 100, not {args.quality}")
     if args.model_path is not None:
+        args.model = args.model_path
+    deferred = args.model not in model_names("upscaler")
+    if deferred and not is_reference(args.model) and models_dir_from_env() is None:
         parser.error(
-            f"--model_path {args.model_path}: loading a model file of your own is not supported yet; choose one of "
-            f"the models with -n ({', '.join(model_names('upscaler'))}), or put the file under the official name in "
-            "a folder and pass --weights-dir"
+            f"argument -n/--model: invalid choice: {args.model!r} (choose from {', '.join(model_names('upscaler'))}, "
+            "or give a model file)"
         )
     try:
-        return options_from(args)
+        options = options_from(args, model="RealESRGAN_x4plus" if deferred else args.model)
     except InvalidOptionError as error:
         parser.error(str(error))
         raise  # parser.error exits; this line is never reached
+    return None if deferred else options
+
+
+def resolved_options(args: argparse.Namespace, settings: Settings) -> Options:
+    """The :class:`Options`, once the model file that ``-n`` names (if it names one) is loaded and registered.
+
+    Raises:
+        RemasterError: the model file cannot be used (the message says why), or no model has that name.
+    """
+    if args.options is not None:
+        return args.options
+    from .model_files import ModelFiles
+
+    files = ModelFiles(settings)
+    spec = files.load(args.model) if is_reference(args.model) else files.find(args.model)
+    if spec is None:
+        raise UnknownModelError(
+            f"Unknown model {args.model!r}: it is not one of {', '.join(model_names('upscaler'))}, and "
+            f"{settings.models_dir} holds no model file of that name"
+        )
+    return options_from(args, model=spec.name)
 
 
 def settings_from(args: argparse.Namespace) -> tuple[Settings, list[str]]:
@@ -185,14 +223,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def options_from(args: argparse.Namespace) -> Options:
-    """The request's :class:`Options` from parsed arguments.
+def options_from(args: argparse.Namespace, model: str | None = None) -> Options:
+    """The request's :class:`Options` from parsed arguments (``model`` in place of ``args.model``, if given).
 
     Raises:
         InvalidOptionError: a value is out of range.
     """
     return Options(
-        model=args.model,
+        model=model or args.model,
         outscale=args.outscale,
         tile=args.tile,
         face_enhance=args.face_enhance,
@@ -246,6 +284,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings, notes = settings_from(args)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+    try:
+        args.options = resolved_options(args, settings)
+    except RemasterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     for pattern in missing:
         print(f"error: {pattern}: no such file, folder or match", file=sys.stderr)
     enhancer = Enhancer(settings)

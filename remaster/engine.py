@@ -9,11 +9,13 @@ detector and parser) are kept as plain fp32 modules.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -23,8 +25,10 @@ from .architectures import recognise
 from .compiled import BackgroundCompiled, can_compile_in_background
 from .errors import WeightsUnavailableError, brief
 from .network import Network, add_stop_points, count_macs, resolve_dtype
+from .overlaps import OverlapCache
 from .registry import ModelSpec, WeightFile
 from .settings import Settings
+from .tiling import measure_overlap
 from .weights import WeightStore
 
 __all__ = ["MAX_BLENDS", "CachedNetwork", "Engine", "build_network", "canonical_state_dict", "load_checkpoint"]
@@ -64,7 +68,12 @@ def canonical_state_dict(checkpoint: object, key: str) -> dict[str, torch.Tensor
 
 
 def load_checkpoint(path: Path, key: str) -> dict[str, torch.Tensor]:
-    """Load a weight file safely (tensors only, no pickled code) and unwrap it."""
+    """Load a weight file safely and unwrap it: ``.safetensors`` as they are, anything else as a pickle
+    that may hold tensors and plain data only (``weights_only``: no code is ever run)."""
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
+
+        return canonical_state_dict(load_file(str(path)), key)
     return canonical_state_dict(torch.load(path, map_location="cpu", weights_only=True), key)
 
 
@@ -99,6 +108,8 @@ class Engine:
         """Least recently used first."""
         self._modules: dict[str, nn.Module] = {}
         self._state_dicts: dict[WeightFile, dict[str, torch.Tensor]] = {}
+        self.overlaps = OverlapCache(settings.cache_dir / "overlaps.json")
+        """Overlaps measured for models without one of their own, by weight-file SHA-256."""
 
     def cached(self) -> list[CachedNetwork]:
         """The networks kept now, least recently used first (helper modules not included)."""
@@ -112,6 +123,13 @@ class Engine:
             self._modules.clear()
             self._state_dicts.clear()
 
+    def forget(self, model: str) -> None:
+        """Let go of the kept networks of ``model`` (its entry changed, or it was unregistered)."""
+        with self._lock:
+            for key in [key for key in self._networks if key.model == model]:
+                del self._networks[key]
+            self._modules.pop(model, None)
+
     def module(self, spec: ModelSpec, on_wait: Callable[[str], None] | None = None) -> nn.Module:
         """The loaded fp32 module for a helper model (face restorer, detector, parser), kept once loaded.
 
@@ -123,8 +141,7 @@ class Engine:
         if cached is not None:
             return cached
         state = self._load(spec.weights, spec.state_dict_key, on_wait)
-        module = build_network(spec, self.device)
-        _load_strict(module, state, spec)
+        module = _load_strict(spec, state, self.device)
         module = module.eval().requires_grad_(False).to(self.device)
         with self._lock:
             module = self._modules.setdefault(spec.name, module)
@@ -148,7 +165,9 @@ class Engine:
             InvalidOptionError: ``precision`` is not one remaster knows.
             WeightsUnavailableError: the weights could not be found or downloaded.
         """
-        dtype = resolve_dtype(precision, self.device, supported=spec.architecture.precisions)
+        dtype = resolve_dtype(
+            precision, self.device, supported=spec.architecture.supported_precisions(spec.arch_kwargs)
+        )
         key = CachedNetwork(spec.name, dtype, float(denoise_strength) if spec.supports_denoise else 1.0)
         with self._lock:
             cached = self._networks.get(key)
@@ -200,11 +219,10 @@ class Engine:
 
     def _make_network(self, spec: ModelSpec, state: dict[str, torch.Tensor], dtype: torch.dtype) -> Network:
         architecture, kwargs = spec.architecture, spec.arch_kwargs
-        module = build_network(spec)
+        module = _load_strict(spec, state)
         multiple = architecture.input_multiple(kwargs, spec.scale)
         in_channels = architecture.in_channels(kwargs)
-        macs = count_macs(module, multiple, in_channels)
-        _load_strict(module, state, spec)
+        macs = count_macs(module.eval(), multiple, in_channels, architecture.minimum_size(kwargs))
         module.eval().requires_grad_(False)
         module = module.to(device=self.device, dtype=dtype, memory_format=torch.channels_last)
         if not self.compile:
@@ -212,24 +230,48 @@ class Engine:
         itemsize = torch.finfo(dtype).bits // 8
         # Beside the features: the float32 result and its quantised core, per output pixel.
         result_bytes = 3 * spec.scale**2 * (4 + 4)
-        return Network(
+        network = Network(
             module=module,
             scale=spec.scale,
             multiple=multiple,
             device=self.device,
             dtype=dtype,
-            overlap=spec.tile_overlap,
+            overlap=spec.tile_overlap or 0,
             macs_per_pixel=macs,
             bytes_per_pixel=architecture.feature_bytes_per_pixel(kwargs, spec.scale, itemsize) + result_bytes,
             in_channels=in_channels,
             compiled=BackgroundCompiled(module, f"{spec.name} ({dtype})") if self.compile else None,
             stoppable=not self.compile,
+            tiling=architecture.tiling(kwargs),
         )
+        return network if spec.tile_overlap is not None else replace(network, overlap=self._overlap(spec, network))
+
+    def _overlap(self, spec: ModelSpec, network: Network) -> int:
+        """The overlap of a model that brought none: measured in fp32 the first time its weights are seen, then kept."""
+        key = spec.weights.sha256 or spec.weights.md5 or spec.name
+        overlap = self.overlaps.get(key)
+        if overlap is None:
+            exact = network
+            if network.dtype != torch.float32 or network.compiled is not None:
+                exact = replace(
+                    network, module=copy.deepcopy(network.module).float(), dtype=torch.float32, compiled=None
+                )
+            started = time.perf_counter()
+            overlap = measure_overlap(exact)
+            log.info(
+                "%s: tiles need %d pixels of overlap (measured in %.1f s)",
+                spec.name,
+                overlap,
+                time.perf_counter() - started,
+            )
+            self.overlaps.put(key, overlap)
+        return overlap
 
 
-def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], spec: ModelSpec) -> None:
+def _load_strict(spec: ModelSpec, state: dict[str, torch.Tensor], device: torch.device | None = None) -> nn.Module:
+    """``spec``'s network holding ``state``, or the reason the weights do not fit it."""
     try:
-        module.load_state_dict(state, strict=True)
+        return spec.architecture.load(spec.arch_kwargs, state, device)
     except RuntimeError as error:
         found = recognise(state.keys())
         kind = (

@@ -9,6 +9,7 @@ __all__ = [
     "is_out_of_memory",
     "ImageTooLargeError",
     "InvalidImageError",
+    "InvalidModelError",
     "InvalidOptionError",
     "OutOfMemoryError",
     "RemasterError",
@@ -45,6 +46,10 @@ class WeightsUnavailableError(RemasterError):
 
 class WeightsUnreachableError(WeightsUnavailableError):
     """A model's weights are not on disk and the network could not be reached to download them."""
+
+
+class InvalidModelError(InvalidOptionError):
+    """A model file or reference cannot be used: not a model, an architecture not known, unsafe, changed, too large."""
 
 
 class OutOfMemoryError(RemasterError):

@@ -17,9 +17,9 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from .errors import InvalidImageError
+from .errors import InvalidImageError, RemasterError
 
-__all__ = ["fetch_image", "is_public_address"]
+__all__ = ["fetch_url", "is_public_address"]
 
 _MAX_REDIRECTS = 5
 _TIMEOUT = httpx.Timeout(20.0, connect=10.0)
@@ -35,27 +35,32 @@ def is_public_address(address: str) -> bool:
     )
 
 
-def fetch_image(
+def fetch_url(
     url: str,
     folder: Path,
     max_bytes: int,
     allowed: Callable[[str], bool] = is_public_address,
+    what: str = "image",
+    error: type[RemasterError] = InvalidImageError,
 ) -> Path:
     """Download ``url`` into ``folder`` (under a generated name) and return the file's path.
 
     Args:
         allowed: which resolved addresses may be contacted; public ones only, unless a
-            test says otherwise.
+            test (or the command line, on the user's own machine) says otherwise.
+        what: what the URL should hold ("image", "model file"), for messages.
+        error: the error to raise.
 
     Raises:
-        InvalidImageError: not an http(s) URL, a host that resolves to a non-public address,
+        RemasterError: (``error``) not an http(s) URL, a host that resolves to a non-public address,
             a failed request, or more than ``max_bytes``; the message says which.
     """
     for _ in range(_MAX_REDIRECTS + 1):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidImageError(f"Only http and https image URLs can be fetched, not {url!r}")
-        address = _checked_address(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), allowed)
+            raise error(f"Only http and https {what} URLs can be fetched, not {url!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        address = _checked_address(parts.hostname, port, allowed, what, error)
         host = f"[{address}]" if ":" in address else address
         direct = parts._replace(netloc=f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}").geturl()
         headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "User-Agent": "remaster"}
@@ -68,31 +73,35 @@ def fetch_image(
                     url = urljoin(url, response.headers["location"])
                     continue
                 if response.status_code != 200:
-                    raise InvalidImageError(f"The image URL answered HTTP {response.status_code}")
+                    raise error(f"The {what} URL answered HTTP {response.status_code}")
                 declared = int(response.headers.get("content-length") or 0)
                 if declared > max_bytes:
-                    raise InvalidImageError(_too_large(max_bytes))
-                return _save(response, folder, max_bytes, Path(parts.path).suffix[:8])
-        except httpx.HTTPError as error:
-            raise InvalidImageError(f"The image URL could not be fetched ({error})") from None
-    raise InvalidImageError(f"The image URL redirected more than {_MAX_REDIRECTS} times")
+                    raise error(_too_large(max_bytes, what))
+                return _save(response, folder, max_bytes, Path(parts.path).suffix[:12], what, error)
+        except httpx.HTTPError as failure:
+            raise error(f"The {what} URL could not be fetched ({failure})") from None
+    raise error(f"The {what} URL redirected more than {_MAX_REDIRECTS} times")
 
 
-def _checked_address(hostname: str, port: int, allowed: Callable[[str], bool]) -> str:
+def _checked_address(
+    hostname: str, port: int, allowed: Callable[[str], bool], what: str, error: type[RemasterError]
+) -> str:
     try:
         answers = {info[4][0] for info in socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)}
     except socket.gaierror:
-        raise InvalidImageError(f"The image URL's host {hostname!r} could not be found") from None
+        raise error(f"The {what} URL's host {hostname!r} could not be found") from None
     refused = sorted(address for address in answers if not allowed(address))
     if refused or not answers:
-        raise InvalidImageError(
-            f"The image URL's host {hostname!r} is not a public internet address ({', '.join(refused)}); "
+        raise error(
+            f"The {what} URL's host {hostname!r} is not a public internet address ({', '.join(refused)}); "
             "only public URLs can be fetched"
         )
     return sorted(answers)[0]
 
 
-def _save(response: httpx.Response, folder: Path, max_bytes: int, suffix: str) -> Path:
+def _save(
+    response: httpx.Response, folder: Path, max_bytes: int, suffix: str, what: str, error: type[RemasterError]
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"url-{uuid.uuid4().hex}{suffix.lower() if suffix.isascii() else ''}"
     received = 0
@@ -101,7 +110,7 @@ def _save(response: httpx.Response, folder: Path, max_bytes: int, suffix: str) -
             for chunk in response.iter_bytes():
                 received += len(chunk)
                 if received > max_bytes:
-                    raise InvalidImageError(_too_large(max_bytes))
+                    raise error(_too_large(max_bytes, what))
                 out.write(chunk)
     except BaseException:
         path.unlink(missing_ok=True)
@@ -109,5 +118,6 @@ def _save(response: httpx.Response, folder: Path, max_bytes: int, suffix: str) -
     return path
 
 
-def _too_large(max_bytes: int) -> str:
-    return f"The image at that URL is larger than {max_bytes / 2**20:.0f} MB, the limit (REMASTER_MAX_UPLOAD_MB)"
+def _too_large(max_bytes: int, what: str) -> str:
+    limit = "REMASTER_MAX_MODEL_MB" if what == "model file" else "REMASTER_MAX_UPLOAD_MB"
+    return f"The {what} at that URL is larger than {max_bytes / 2**20:.0f} MB, the limit ({limit})"

@@ -90,6 +90,9 @@ class Network:
     """Runs ``module``, compiled in the background where settings ask for it."""
     stoppable: bool = False
     """Whether ``module`` has stop points (:func:`add_stop_points`) between its layers."""
+    tiling: str = "supported"
+    """The architecture's advice: ``supported``, ``discouraged`` (whole images unless asked) or ``internal``
+    (the network tiles itself: never cut)."""
 
     def __call__(self, batch: torch.Tensor, check: Callable[[], None] | None = None) -> torch.Tensor:
         """Upscale an ``(N, C, H, W)`` batch in 0–1 on :attr:`device`, C = 1 or 3, any size.
@@ -113,6 +116,9 @@ class Network:
         channels = batch.shape[1]
         pad_h, pad_w = -height % self.multiple, -width % self.multiple
         with torch.inference_mode():
+            if channels == 3 and self.in_channels == 1:  # a gray network: each colour on its own
+                count = batch.shape[0]
+                return self._run(batch.reshape(count * 3, 1, height, width)).reshape(count, 3, *_scaled(self, batch))
             if channels != self.in_channels:
                 batch = _to_channels(batch, self.in_channels)
             if pad_h or pad_w:
@@ -122,6 +128,10 @@ class Network:
             out = forward(batch.to(self.dtype).contiguous(memory_format=torch.channels_last))
             out = out[..., : height * self.scale, : width * self.scale].float().clamp_(0.0, 1.0)
             return _to_channels(out, channels) if out.shape[1] != channels else out
+
+
+def _scaled(network: Network, batch: torch.Tensor) -> tuple[int, int]:
+    return batch.shape[-2] * network.scale, batch.shape[-1] * network.scale
 
 
 _stopping = threading.local()
@@ -154,9 +164,9 @@ def _to_channels(batch: torch.Tensor, channels: int) -> torch.Tensor:
     return (batch * luma).sum(dim=1, keepdim=True)
 
 
-def count_macs(module: nn.Module, multiple: int = 1, channels: int = 3) -> float:
-    """Multiply-adds per input pixel of ``module``, counted over its convolutions on a small input."""
-    side = 8 * multiple
+def count_macs(module: nn.Module, multiple: int = 1, channels: int = 3, minimum: int = 0) -> float:
+    """Multiply-adds per input pixel of ``module``, counted over its convolutions and linear layers on a small input."""
+    side = max(8 * multiple, -(-minimum // multiple) * multiple)
     total = 0
 
     def hook(layer: nn.Conv2d, _inputs: object, output: torch.Tensor) -> None:
@@ -164,7 +174,12 @@ def count_macs(module: nn.Module, multiple: int = 1, channels: int = 3) -> float
         kernel = layer.kernel_size[0] * layer.kernel_size[1] * layer.in_channels // layer.groups
         total += output.numel() * kernel
 
+    def linear(layer: nn.Linear, _inputs: object, output: torch.Tensor) -> None:
+        nonlocal total
+        total += output.numel() * layer.in_features
+
     handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d)]
+    handles += [m.register_forward_hook(linear) for m in module.modules() if isinstance(m, nn.Linear)]
     try:
         with torch.inference_mode():
             module(torch.zeros(1, channels, side, side))

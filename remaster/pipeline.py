@@ -274,6 +274,8 @@ class Enhancer:
         passes = [("image", slice(0, channels))] + ([("alpha", slice(channels, None))] if picture.has_alpha else [])
         share = 0.8 if options.face_enhance else 0.95
         tile = options.tile if options.tile is not None else self.settings.tile
+        if network.tiling == "internal" or (network.tiling == "discouraged" and options.tile is None):
+            tile = 0  # the network's own advice: it tiles itself, or tiles would show
         for index, (what, part) in enumerate(passes):
 
             def tile_done(fraction: float, index: int = index, what: str = what) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
@@ -56,6 +57,8 @@ class WeightFile:
     hub_mirrors: tuple[str, ...] = ()
     """Further Hub repos holding the same file, tried in order after ``hub_repo``."""
     md5: str | None = None
+    path: Path | None = None
+    """A file of the user's own on disk (a model file they brought): the only source, used as it is."""
 
     def __post_init__(self) -> None:
         if not self.sha256 and not self.md5:
@@ -74,11 +77,12 @@ class ModelSpec:
     state_dict_key: str
     weights: WeightFile
     description: str
-    tile_overlap: int
+    tile_overlap: int | None
     """Input pixels each tile borrows from its neighbours and crops away, so tiles cannot be seen.
 
     Measured with the real weights: the smallest overlap at which tiled output stays within
-    2/255 of whole-image output on photos with fine texture (fur is the hardest case).
+    2/255 of whole-image output on photos with fine texture (fur is the hardest case). None
+    for a model file of someone's own: measured when its weights are first loaded, and kept.
     """
     license: str = "BSD-3-Clause"
     denoise_weights: WeightFile | None = field(default=None)

@@ -9,6 +9,11 @@ Variable                    Meaning
 =========================== =====================================================
 ``REMASTER_WEIGHTS_DIR``    A folder of weight files (``RealESRGAN_x4plus.pth`` …)
                             tried before any download. Files there are trusted.
+``REMASTER_MODELS_DIR``     A folder of model files of your own (any architecture spandrel
+                            knows); each becomes a model named by its file's stem.
+``REMASTER_MAX_MODEL_MB``   Largest model file downloaded or uploaded (default 2048).
+``REMASTER_ALLOW_MODEL_UPLOAD`` ``1`` or ``0``: the page takes model files uploaded by visitors
+                            (default: off on a Space, on elsewhere).
 ``REMASTER_CACHE_DIR``      Where weights downloaded from the GitHub fallback are
                             kept (default ``$XDG_CACHE_HOME/remaster``).
 ``REMASTER_HUB_REPO``       A Hub repo that holds every weight file, instead of
@@ -44,7 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-__all__ = ["DeviceDefaults", "Settings", "device_defaults", "detect_device"]
+__all__ = ["DeviceDefaults", "Settings", "device_defaults", "detect_device", "models_dir_from_env"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -119,6 +124,11 @@ class Settings:
     download_timeout: float = 30.0
     compile: bool = False
     """Compile networks in the background and use the compiled graph where it is faster."""
+    models_dir: Path | None = None
+    """A folder of model files of the user's own, each a model named by its file stem."""
+    max_model_mb: int = 2048
+    allow_model_upload: bool = True
+    """Whether the page takes model files that visitors upload."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -154,6 +164,9 @@ class Settings:
             hub_revision=env.get("REMASTER_HUB_REVISION") or None,
             offline=env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE,
             compile=_compile(env, device),
+            models_dir=models_dir_from_env(env),
+            max_model_mb=_positive_int(env, "REMASTER_MAX_MODEL_MB", 2048),
+            allow_model_upload=_flag(env, "REMASTER_ALLOW_MODEL_UPLOAD", not env.get("SPACE_ID")),
         )
         return replace(settings, **overrides) if overrides else settings
 
@@ -181,6 +194,21 @@ def _compile(env: Mapping[str, str], device: str) -> bool:
         return raw in _TRUE
     zero_gpu = env.get("SPACES_ZERO_GPU", "").strip().lower() in _TRUE
     return device.split(":", 1)[0] == "cuda" and not zero_gpu
+
+
+def models_dir_from_env(env: Mapping[str, str] | None = None) -> Path | None:
+    """``REMASTER_MODELS_DIR`` as a path (read without anything else, for the command line's parsing)."""
+    env = os.environ if env is None else env
+    return _optional_path(env.get("REMASTER_MODELS_DIR"))
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in _TRUE | _FALSE:
+        raise ValueError(f"{name} must be 1 or 0, but it is {raw!r}")
+    return raw in _TRUE
 
 
 def _optional_path(raw: str | None) -> Path | None:

@@ -37,6 +37,7 @@ __all__ = [
     "available_memory",
     "batch_size",
     "choose_tiles",
+    "measure_overlap",
     "plan_windows",
     "result_array",
     "run_windows",
@@ -369,6 +370,60 @@ def upscale(
             if not is_out_of_memory(error):
                 raise
             tiles, batch = _after_out_of_memory(error, network.device, tiles, batch, (height, width))
+
+
+def measure_overlap(network: Network, limit: float = 1 / 255, seed: int = 0, largest: int = 512) -> int:
+    """How many pixels of context a tile of ``network`` needs so that it cannot be told from the whole image.
+
+    A textured probe image (ripples at many frequencies, an edge, noise) is upscaled whole, and
+    its central half alone, as a tile would be: the alone result differs from the whole one
+    near its edges, where the network saw its zero padding instead of the picture. The overlap
+    is the distance from the edge beyond which no output pixel differs by more than ``limit``.
+    The probe grows (up to ``largest`` pixels) until that distance fits well inside it.
+    Measure in fp32: reduced precision's own rounding would hide the answer.
+    """
+    step = 4 * network.multiple
+    side = math.ceil(128 / step) * step
+    while True:
+        probe = _probe_image(side, network.in_channels, seed)
+        start, stop = side // 4, side - side // 4
+        with torch.inference_mode():
+            whole = upscale(network, probe, tile=0, uniform=False)
+            alone = upscale(network, np.ascontiguousarray(probe[start:stop, start:stop]), tile=0, uniform=False)
+        scale = network.scale
+        region = whole[start * scale : stop * scale, start * scale : stop * scale]
+        differs = np.abs(alone - region).max(axis=2) > limit
+        needed = _margin(differs, scale)
+        if needed < (stop - start) // 2 - network.multiple or side >= largest:
+            if needed >= (stop - start) // 2 - network.multiple:
+                log.warning("Tiles of this network need more than %d pixels of context; prefer whole images", needed)
+            return math.ceil(max(needed, 1) / network.multiple) * network.multiple
+        side *= 2
+
+
+def _margin(differs: np.ndarray, scale: int) -> int:
+    """The largest distance, in input pixels, from the edge of ``differs`` to a pixel that differs, plus one."""
+    if not differs.any():
+        return 0
+    rows, cols = np.nonzero(differs)
+    height, width = differs.shape
+    distance = np.minimum.reduce([rows, cols, height - 1 - rows, width - 1 - cols])
+    return int(distance.max()) // scale + 1
+
+
+def _probe_image(side: int, channels: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side
+    planes = []
+    for _ in range(channels):
+        plane = np.zeros((side, side), np.float32)
+        for frequency in (2, 5, 11, 23, 47):
+            angle = rng.uniform(0, np.pi)
+            plane += np.sin(2 * np.pi * frequency * (x * np.cos(angle) + y * np.sin(angle)) + rng.uniform(0, 6))
+        plane = 0.5 + 0.08 * plane + 0.05 * rng.standard_normal((side, side)).astype(np.float32)
+        plane[side // 3 : side // 2, side // 4 : 3 * side // 4] += 0.3  # an edge
+        planes.append(plane)
+    return np.clip(np.stack(planes, axis=2), 0.0, 1.0)
 
 
 def _after_out_of_memory(

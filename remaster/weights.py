@@ -80,7 +80,9 @@ class Source:
 
 
 def weight_sources(weight: WeightFile, settings: Settings) -> list[Source]:
-    """The sources to try for ``weight``, in order."""
+    """The sources to try for ``weight``, in order (a user's own file: just that file)."""
+    if weight.path is not None:
+        return [Source("local", str(weight.path))]
     sources = []
     if settings.weights_dir is not None:
         sources.append(Source("local", str(settings.weights_dir / weight.filename)))

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., object])
 
+_HEAVY_MACS_PER_PIXEL = 18e6
+"""RealESRGAN_x4plus's multiply-adds per input pixel, assumed for networks not built until their weights load."""
 _ASSUMED_TFLOPS = 40.0  # what a ZeroGPU slice sustains on these networks, conservatively
 _MIN_SECONDS, _MAX_SECONDS = 15, 120
 _MAX_MANY_SECONDS = 600
@@ -55,7 +57,10 @@ def _macs_per_pixel(model: str) -> float:
 
     spec = get_model(model)
     architecture, kwargs = spec.architecture, spec.arch_kwargs
-    module = architecture.build(kwargs)
+    try:
+        module = architecture.build(kwargs)
+    except NotImplementedError:  # a network made from its weights (a model file): assume a heavy one
+        return _HEAVY_MACS_PER_PIXEL
     return count_macs(module, architecture.input_multiple(kwargs, spec.scale), architecture.in_channels(kwargs))
 
 

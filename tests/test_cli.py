@@ -181,7 +181,7 @@ def test_the_official_scripts_other_options_work_and_errors_are_told_once(weight
     assert done.stderr.count("truncated or corrupt") == 1, "each failure is told once"
     assert "1 remastered, 1 failed" in done.stderr
     refused = run_cli("sticker.png", "--model_path", "weights/mine.pth", weights_dir=weights_dir, cwd=tmp_path)
-    assert refused.returncode == 2 and "--model_path weights/mine.pth: loading a model file" in refused.stderr
+    assert refused.returncode == 2 and "error: No model file at weights/mine.pth" in refused.stderr
 
 
 def test_the_package_installs_with_a_remaster_command_that_works_from_any_folder(tmp_path):

@@ -12,7 +12,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 import remaster
-from remaster.fetch import fetch_image, is_public_address
+from remaster.fetch import fetch_url, is_public_address
 
 from . import images
 from .conftest import running_app
@@ -74,23 +74,23 @@ def test_only_public_addresses_are_allowed():
 def test_only_http_and_https_urls_are_fetched(tmp_path):
     for url in ("file:///etc/passwd", "ftp://example.com/a.png", "gopher://x", "not a url"):
         with pytest.raises(remaster.InvalidImageError, match="Only http and https"):
-            fetch_image(url, tmp_path, 10**6)
+            fetch_url(url, tmp_path, 10**6)
 
 
 def test_a_fetch_is_size_limited_and_follows_only_checked_redirects(hub, tmp_path):
     allow_loopback_v4 = lambda address: address == "127.0.0.1"  # noqa: E731 - the test server's own address
     hub.add("/small.png", png_bytes())
     hub.add("/big.png", png_bytes(400, 400))
-    fetched = fetch_image(f"{hub.url}/small.png", tmp_path / "in", 10**6, allowed=allow_loopback_v4)
+    fetched = fetch_url(f"{hub.url}/small.png", tmp_path / "in", 10**6, allowed=allow_loopback_v4)
     assert fetched.read_bytes() == png_bytes() and fetched.parent == tmp_path / "in"
     with pytest.raises(remaster.InvalidImageError, match="larger than"):
-        fetch_image(f"{hub.url}/big.png", tmp_path / "in", 1000, allowed=allow_loopback_v4)
+        fetch_url(f"{hub.url}/big.png", tmp_path / "in", 1000, allowed=allow_loopback_v4)
     assert sorted(p.name for p in (tmp_path / "in").iterdir()) == [fetched.name], "no partial download left"
     hub.faults["/hop"] = Fault(location="/small.png")
-    assert fetch_image(f"{hub.url}/hop", tmp_path, 10**6, allowed=allow_loopback_v4).read_bytes() == png_bytes()
+    assert fetch_url(f"{hub.url}/hop", tmp_path, 10**6, allowed=allow_loopback_v4).read_bytes() == png_bytes()
     port = hub.url.rsplit(":", 1)[1]
     hub.faults["/escape"] = Fault(location=f"http://[::1]:{port}/small.png")
     with pytest.raises(remaster.InvalidImageError, match="not a public internet address"):
-        fetch_image(f"{hub.url}/escape", tmp_path, 10**6, allowed=allow_loopback_v4)
+        fetch_url(f"{hub.url}/escape", tmp_path, 10**6, allowed=allow_loopback_v4)
     with pytest.raises(remaster.InvalidImageError, match="HTTP 404"):
-        fetch_image(f"{hub.url}/missing.png", tmp_path, 10**6, allowed=allow_loopback_v4)
+        fetch_url(f"{hub.url}/missing.png", tmp_path, 10**6, allowed=allow_loopback_v4)

@@ -25,7 +25,7 @@ from PIL import Image
 from .. import image_io
 from ..batch import BatchResult, run_batch
 from ..errors import RemasterError
-from ..fetch import fetch_image
+from ..fetch import fetch_url
 from ..files import output_stem, remaster_file
 from ..options import DEFAULT_FACE_STRENGTH, MAX_TILE, MIN_TILE, Options
 from ..pipeline import Enhancer
@@ -246,7 +246,7 @@ class Handlers:
         options = page_options(model=model, outscale=outscale, face_enhance=face_enhance)
         limit = self.enhancer.settings.max_upload_mb * 2**20
         with user_errors():
-            source = await anyio.to_thread.run_sync(fetch_image, image_url.strip(), _output_folder(), limit)
+            source = await anyio.to_thread.run_sync(fetch_url, image_url.strip(), _output_folder(), limit)
         path, _, summary = await cancellable(functools.partial(self._remaster, str(source), options, None))
         return path, summary
 
