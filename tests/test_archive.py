@@ -24,7 +24,7 @@ from PIL import Image
 import remaster
 from remaster import Options
 from remaster.archive import FOLDER, Workers, remaster_archive
-from remaster.archive.driver import _finished, _sizes
+from remaster.archive.driver import _dest_files, _finished, _sizes
 from remaster.archive.manifest import Manifest, options_key
 from remaster.archive.sources import SourceError, clashing, locate, output_stem
 from remaster.engine import build_network
@@ -279,7 +279,11 @@ def test_done_means_done_with_these_options_and_the_output_whole_in_dest(tmp_pat
     manifest.flush()
     (tmp_path / "out" / "deleted.png").unlink()
     (tmp_path / "out" / "resized.png").write_bytes(b"123")
-    assert _finished(manifest, dest, key) == {"/in/kept.png"}
+    left = tmp_path / "out" / "sub" / f".kept.png.{'0' * 32}.part"
+    left.parent.mkdir()
+    left.write_bytes(b"half")
+    assert _finished(manifest, _dest_files(dest), key) == {"/in/kept.png"}
+    assert not left.exists(), "what a killed run left half-written is removed"
     assert manifest.merge().endswith(f"{FOLDER}/manifest.parquet")
     assert len(read_manifest(tmp_path / "out")) == 5, "one row per source after merging"
 

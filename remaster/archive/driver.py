@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ __all__ = ["ArchiveSummary", "Workers", "remaster_archive"]
 
 log = logging.getLogger(__name__)
 
+_PARTIAL = re.compile(r"\..+\.[0-9a-f]{32}\.part")
+"""The name :func:`remaster.image_io.atomic_file` writes under before renaming."""
 _FORWARDED_PREFIXES = ("REMASTER_", "HF_")
 """Environment variables passed to every worker, wherever it runs, so it reads the settings the command was given."""
 
@@ -117,7 +120,7 @@ def remaster_archive(
     source_at, dest_at = locate(source, source_filesystem), locate(dest, dest_filesystem)
     listing = list_sources(source_at, dest_at)
     manifest = Manifest(dest_at)
-    finished = _finished(manifest, dest_at, options_key(options))
+    finished = _finished(manifest, _dest_files(dest_at), options_key(options))
     todo = [path for path in listing.paths if listing.location.uri(path) not in finished]
     counter = _Counter(manifest, progress, len(todo) + len(listing.missing))
     try:
@@ -145,20 +148,31 @@ def remaster_archive(
     )
 
 
-def _finished(manifest: Manifest, dest: Location, key: str) -> set[str]:
-    """Sources whose current row is done with these options and whose output is in DEST, whole."""
-    import pyarrow.fs as pafs
-
-    done = {row["output"]: row for row in manifest.latest().values() if row["status"] == "done"}
-    if not done:
-        return set()
-    selector = pafs.FileSelector(dest.path, recursive=True, allow_not_found=True)
-    sizes = {dest.uri(info.path): info.size for info in dest.filesystem.get_file_info(selector) if info.is_file}
+def _finished(manifest: Manifest, outputs: Mapping[str, int], key: str) -> set[str]:
+    """Sources whose current row is done with these options and whose output is in ``outputs`` (DEST's files and
+    their sizes), whole."""
     return {
         row["source"]
-        for output, row in done.items()
-        if row["options"] == key and sizes.get(output) == row["output_bytes"]
+        for row in manifest.latest().values()
+        if row["status"] == "done" and row["options"] == key and outputs.get(row["output"]) == row["output_bytes"]
     }
+
+
+def _dest_files(dest: Location) -> dict[str, int]:
+    """DEST's files and their sizes, by URI; temporary files that a killed run left behind are removed."""
+    import pyarrow.fs as pafs
+
+    selector = pafs.FileSelector(dest.path, recursive=True, allow_not_found=True)
+    files = {}
+    for info in dest.filesystem.get_file_info(selector):
+        if not info.is_file:
+            continue
+        if _PARTIAL.fullmatch(info.base_name):
+            log.info("removing %s, left unfinished by an earlier run", info.path)
+            dest.filesystem.delete_file(info.path)
+        else:
+            files[dest.uri(info.path)] = info.size
+    return files
 
 
 class _Counter:
@@ -231,7 +245,17 @@ def _execute(job: Job, todo: list[str], workers: Workers, counter: _Counter) -> 
     context.enable_progress_bars, context.max_errored_blocks = False, -1
     log.info("%d files on %d workers of %g CPUs and %g GPUs", len(todo), count, cpus, gpus)
     try:
-        files = ray.data.read_binary_files(todo, include_paths=True, filesystem=job.source.filesystem, num_cpus=0)
+        # Reading is I/O: it reserves no CPU, and a few reads at a time keep the workers fed without taking the
+        # cores they compute on. One block per batch: a batch's rows come back (and are kept) as soon as it is
+        # done, and a worker that dies costs one batch, not a block of thousands.
+        files = ray.data.read_binary_files(
+            todo,
+            include_paths=True,
+            filesystem=job.source.filesystem,
+            num_cpus=0,
+            concurrency=2 * count,
+            override_num_blocks=-(-len(todo) // workers.batch_size),
+        )
         rows = files.map_batches(
             ArchiveWorker,
             fn_constructor_kwargs={"job": Job(**{**job.__dict__, "threads": threads})},
