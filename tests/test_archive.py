@@ -139,13 +139,30 @@ def assert_complete(root: Path, dest: Path, good: dict, broken: dict) -> list[di
     return rows
 
 
-def test_a_folder_with_broken_files_and_a_worker_killed_mid_run(ray_address, weights, archive, tmp_path):
+def test_a_folder_interrupted_then_resumed_while_a_worker_is_killed(ray_address, weights, archive, tmp_path):
     root, good, broken = archive
     dest = tmp_path / "remastered"
-    seen, killed = [], []
+    first = []
+
+    def interrupt_after_ten(row: dict, total: int) -> None:
+        first.append((row["source"], total))
+        if len(first) == 10:
+            raise KeyboardInterrupt
+
+    # One worker taking the one (logical) GPU, interrupted as Ctrl-C would.
+    with pytest.raises(KeyboardInterrupt):
+        remaster_archive(str(root), str(dest), OPTIONS, settings=settings_for(weights), progress=interrupt_after_ten)
+    kept = read_manifest(dest)
+    assert sorted(row["source"] for row in kept) == sorted(source for source, _ in first), "what came back is kept"
+    assert not [p for p in dest.rglob("*.part")], "nothing half-written"
+    done_first = {row["source"] for row in kept if row["status"] == "done"}
+    assert done_first and {total for _, total in first} == {30}
+
+    # Run again, on two CPU workers, one of them killed when the first row comes back.
+    again, killed = [], []
 
     def kill_the_first_worker(row: dict, total: int) -> None:
-        seen.append((row["source"], total))
+        again.append((row, total))
         if not killed:
             killed.append(row["worker"])
             os.kill(int(row["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
@@ -154,39 +171,16 @@ def test_a_folder_with_broken_files_and_a_worker_killed_mid_run(ray_address, wei
         str(root), str(dest), OPTIONS, workers=TWO_CPU_WORKERS, settings=settings_for(weights),
         progress=kill_the_first_worker,
     )  # fmt: skip
-    assert (summary.done, summary.skipped, summary.failed) == (len(good), 0, len(broken))
+    todo = 30 - len(done_first)
+    assert (summary.done, summary.skipped, summary.failed) == (len(good) - len(done_first), len(done_first), 4)
+    assert f"{len(good) - len(done_first)} done, {len(done_first)} skipped, {len(broken)} failed" in summary.line()
     assert sorted(source for source, _ in summary.failures) == sorted(str(root / r) for r in broken)
-    assert f"{len(good)} done, 0 skipped, {len(broken)} failed" in summary.line()
-    assert len(seen) == 30 and {total for _, total in seen} == {30}, "each image came back once"
-    rows = assert_complete(root, dest, good, broken)
-    workers = {row["worker"] for row in rows}
-    assert killed[0] in workers and len(workers) == 3, f"two workers, and the killed one's restart: {workers}"
-
-
-def test_an_interrupted_run_goes_on_where_it_stopped(ray_address, weights, archive, tmp_path):
-    root, good, broken = archive
-    dest = tmp_path / "remastered"
-    seen = []
-
-    def interrupt_after_ten(row: dict, total: int) -> None:
-        seen.append(row["source"])
-        if len(seen) == 10:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        remaster_archive(str(root), str(dest), OPTIONS, settings=settings_for(weights), progress=interrupt_after_ten)
-    kept = read_manifest(dest)
-    assert sorted(row["source"] for row in kept) == sorted(seen), "every row that came back is kept"
-    assert not [p for p in dest.rglob("*.part")], "nothing half-written"
-    done_first = {row["source"] for row in kept if row["status"] == "done"}
-
-    again = []
-    summary = remaster_archive(
-        str(root), str(dest), OPTIONS, settings=settings_for(weights), progress=lambda row, _: again.append(row)
-    )
-    assert summary.skipped == len(done_first) and not done_first & {row["source"] for row in again}, "not redone"
-    assert summary.done + summary.skipped == len(good) and summary.failed == len(broken)
+    sources = [row["source"] for row, _ in again]
+    assert len(sources) == len(set(sources)) == todo and {total for _, total in again} == {todo}, "each once"
+    assert not done_first & set(sources), "the finished ones are not redone"
     assert_complete(root, dest, good, broken)
+    workers = {row["worker"] for row, _ in again}
+    assert killed[0] in workers and len(workers) == 3, f"two workers, and the killed one's restart: {workers}"
 
 
 def test_a_parquet_list_on_the_command_line_joining_a_cluster(ray_address, weights, archive, tmp_path):

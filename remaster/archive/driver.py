@@ -10,7 +10,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -239,10 +239,11 @@ def _execute(job: Job, todo: list[str], workers: Workers, counter: _Counter) -> 
     count, cpus, gpus = _sizes(workers, ray.cluster_resources(), ray.nodes())
     threads = None if gpus else max(1, int(cpus))
     context = DataContext.get_current()
-    saved = context.enable_progress_bars, context.max_errored_blocks
-    # Ray Data restarts a dead worker and retries its batch (its actors' default); a block that still fails (its
-    # files could not be read) is dropped and its files reported as failed, and the job goes on.
-    context.enable_progress_bars, context.max_errored_blocks = False, -1
+    saved = context.enable_progress_bars, context.print_on_execution_start, context.max_errored_blocks
+    # Progress is the caller's to show. Ray Data restarts a dead worker and retries its batch (its actors'
+    # default); a block that still fails (its files could not be read) is dropped and its files reported as
+    # failed, and the job goes on.
+    context.enable_progress_bars, context.print_on_execution_start, context.max_errored_blocks = False, False, -1
     log.info("%d files on %d workers of %g CPUs and %g GPUs", len(todo), count, cpus, gpus)
     try:
         # Reading is I/O: it reserves no CPU, and a few reads at a time keep the workers fed without taking the
@@ -258,7 +259,7 @@ def _execute(job: Job, todo: list[str], workers: Workers, counter: _Counter) -> 
         )
         rows = files.map_batches(
             ArchiveWorker,
-            fn_constructor_kwargs={"job": Job(**{**job.__dict__, "threads": threads})},
+            fn_constructor_kwargs={"job": replace(job, threads=threads)},
             batch_size=workers.batch_size,
             batch_format="numpy",
             compute=ActorPoolStrategy(min_size=1, max_size=count),
@@ -274,7 +275,7 @@ def _execute(job: Job, todo: list[str], workers: Workers, counter: _Counter) -> 
             if close is not None:
                 close()
     finally:
-        context.enable_progress_bars, context.max_errored_blocks = saved
+        context.enable_progress_bars, context.print_on_execution_start, context.max_errored_blocks = saved
     lost = [path for path in todo if job.source.uri(path) not in counter.seen]
     for path in lost:
         counter.row(

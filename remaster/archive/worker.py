@@ -28,7 +28,7 @@ __all__ = ["ArchiveWorker", "Job"]
 log = logging.getLogger(__name__)
 
 _EXPECTED = (RemasterError, OSError, ValueError)
-"""Errors of a file (unreadable, too large, unwritable), logged without a traceback; others are logged with one."""
+"""Errors of a file (unreadable, too large, unwritable): its row says it all. Others are logged with a traceback."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,10 @@ class ArchiveWorker:
         try:
             row.update(self._remaster(path, data))
         except Exception as error:  # noqa: BLE001 - one bad file is a row with its error, never a failed job
-            log.warning("%s: %s", row["source"], error, exc_info=not isinstance(error, _EXPECTED))
+            if isinstance(error, _EXPECTED):
+                log.info("%s: %s", row["source"], error)
+            else:
+                log.warning("%s: %s", row["source"], error, exc_info=True)
             row["error"] = brief(error, 1000)
         row["seconds"] = time.perf_counter() - started
         row["finished_at"] = time.time()
