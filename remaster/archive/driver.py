@@ -249,13 +249,14 @@ def _execute(job: Job, todo: list[str], workers: Workers, counter: _Counter) -> 
         # Reading is I/O: it reserves no CPU, and a few reads at a time keep the workers fed without taking the
         # cores they compute on. One block per batch: a batch's rows come back (and are kept) as soon as it is
         # done, and a worker that dies costs one batch, not a block of thousands.
+        blocks = -(-len(todo) // workers.batch_size)
         files = ray.data.read_binary_files(
             todo,
             include_paths=True,
             filesystem=job.source.filesystem,
             num_cpus=0,
-            concurrency=2 * count,
-            override_num_blocks=-(-len(todo) // workers.batch_size),
+            concurrency=min(2 * count, blocks),
+            override_num_blocks=blocks,
         )
         rows = files.map_batches(
             ArchiveWorker,
