@@ -26,7 +26,7 @@ from remaster import Options
 from remaster.archive import FOLDER, Workers, remaster_archive
 from remaster.archive.driver import _dest_files, _finished, _sizes
 from remaster.archive.manifest import Manifest, options_key
-from remaster.archive.sources import SourceError, clashing, locate, output_stem
+from remaster.archive.sources import SourceError, clashing, list_sources, locate, output_stem
 from remaster.engine import build_network
 
 from . import images
@@ -287,6 +287,28 @@ def test_output_names_keep_the_relative_path_and_clashing_stems_keep_their_whole
     clashes = clashing(relatives)
     assert clashes == {"a/scan.tif", "a/scan.png"}
     assert [output_stem(r, clashes) for r in relatives] == ["a/scan.tif", "a/scan.png", "a/other", "b/scan"]
+
+
+def test_globs_match_as_glob_does_and_csv_lists_are_relative_to_their_folder(tmp_path):
+    for name in ("a/x1.png", "a/deep/x2.png", "a/x3.jpg", "a/.hidden.png", "b/y.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        images.save(images.rgb(8, 8), tmp_path / name)
+    nowhere = locate(str(tmp_path / "out"))
+
+    def names(source: str) -> list[str]:
+        listing = list_sources(locate(source), nowhere)
+        return [listing.relative(path) for path in listing.paths]
+
+    assert names(str(tmp_path / "a" / "*.png")) == ["x1.png"], "* stays in its folder; hidden files are left out"
+    assert names(str(tmp_path / "a" / "**" / "*.png")) == ["deep/x2.png", "x1.png"]
+    assert names(str(tmp_path / "*" / "x[0-9].*")) == ["a/x1.png", "a/x3.jpg"]
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "wanted.csv").write_text(f"path\n../a/x1.png\n{tmp_path / 'b' / 'y.png'}\nmissing.png\n")
+    listing = list_sources(locate(str(tmp_path / "lists" / "wanted.csv")), nowhere)
+    assert [listing.relative(path) for path in listing.paths] == ["a/x1.png", "b/y.png"]
+    assert listing.missing == [str(tmp_path / "lists" / "missing.png")]
+    with pytest.raises(SourceError, match="No images matching"):
+        list_sources(locate(str(tmp_path / "a" / "*.tif")), nowhere)
 
 
 def test_workers_are_sized_to_the_cluster():

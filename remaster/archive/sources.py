@@ -7,9 +7,9 @@ libraries read them (for S3: ``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, ``AWS_ENDPO
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import posixpath
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -179,10 +179,33 @@ def _glob(source: Location, dest: Location) -> Listing:
 
 
 def _matches(relative: str, pattern: str) -> bool:
-    # fnmatch's * also crosses folders; "**/" may match no folder at all, as in glob.
-    return fnmatch.fnmatchcase(relative, pattern) or (
-        pattern.startswith("**/") and fnmatch.fnmatchcase(relative, pattern[3:])
-    )
+    return re.fullmatch(_glob_regex(pattern), relative) is not None
+
+
+def _glob_regex(pattern: str) -> str:
+    """``pattern`` as a regular expression with glob's meaning: ``*`` and ``?`` stay within a folder, ``**/``
+    is any number of folders (none too), ``[...]`` a set of characters (``[!...]`` its complement)."""
+    parts, index = [], 0
+    while index < len(pattern):
+        if pattern.startswith("**/", index):
+            parts.append("(?:.*/)?")
+            index += 3
+            continue
+        char = pattern[index]
+        end = pattern.find("]", index + 2) if char == "[" else -1
+        if pattern.startswith("**", index):
+            parts.append(".*")
+            index += 1
+        elif char in "*?":
+            parts.append("[^/]*" if char == "*" else "[^/]")
+        elif end > 0:
+            inside = pattern[index + 1 : end]
+            parts.append("[" + ("^" + inside[1:] if inside.startswith("!") else inside).replace("\\", "\\\\") + "]")
+            index = end
+        else:
+            parts.append(re.escape(char))
+        index += 1
+    return "".join(parts)
 
 
 def _list_file(source: Location) -> Listing:
