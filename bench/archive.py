@@ -1,0 +1,234 @@
+"""The same images through the plain command line and through the archive command on Ray, in one run.
+
+    python bench/archive.py                           # 100 images of 128², realesr-animevideov3, 1 and 2 workers
+    python bench/archive.py --images 200 --size 256 --model RealESRGAN_x4plus --workers 1 2 4
+
+Each command runs as a user runs it (``python -m remaster`` and ``python -m remaster.archive``, each
+starting fresh, the archive one starting its own local Ray), in turn, ``--repeats`` times. For each:
+
+- wall: seconds from start to exit, start-up included, and images/s over it;
+- steady: seconds per image from the first output written to the last (file times for the command
+  line, the manifest's ``finished_at`` for the archive), which leaves start-up out;
+- Ray's overhead per image: the archive's steady seconds per image less the command line's, and
+  its start-up: the archive's wall less its steady part, less the same for the command line;
+- peak memory: the largest total resident set of the command and every process under it (Ray's
+  GCS, raylet and workers included), sampled every 50 ms; shared pages count once per process.
+
+Weights: the real ones from --weights-dir (default: REMASTER_WEIGHTS_DIR, else ../shared/weights beside
+the repository) where present, random ones otherwise (speed does not depend on the values). On a CUDA
+machine the archive's workers take one GPU each and images/s per GPU is printed; on a CPU nothing is
+said about GPUs but that there are none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class Timing:
+    wall: float
+    steady_per_image: float
+    peak_bytes: int
+    images: int
+    status: int
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of ``root`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * _PAGE
+        except (OSError, IndexError, ValueError):
+            pass
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def run(command: list[str], env: dict[str, str]) -> tuple[float, int, int]:
+    """Run ``command``; its wall seconds, its process tree's peak resident bytes, its exit status."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], tree_rss(process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, stderr = process.communicate()
+    wall = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        print(f"  {' '.join(command[2:4])} exited {process.returncode}: {stderr.decode()[-800:]}", file=sys.stderr)
+    return wall, peak[0], process.returncode
+
+
+def make_images(folder: Path, count: int, size: int) -> None:
+    """``count`` different crops of scikit-image's astronaut photo, ``size``×``size``, as PNG."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    photo = np.asarray(Image.fromarray(data.astronaut()).resize((512, 512), Image.Resampling.BICUBIC))
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    for index in range(count):
+        y, x = rng.integers(0, 512 - size, 2) if size < 512 else (0, 0)
+        Image.fromarray(photo[y : y + size, x : x + size]).save(folder / f"image{index:04d}.png")
+
+
+def prepare_weights(model: str, weights_dir: Path | None, scratch: Path) -> tuple[Path, str]:
+    """A folder with ``model``'s weights: the real file where available, random otherwise."""
+    import torch
+
+    import remaster
+    from remaster.engine import build_network
+
+    folder = scratch / "weights"
+    folder.mkdir()
+    spec = remaster.get_model(model)
+    origin = "real"
+    for weight in spec.weight_files:
+        real = weights_dir / weight.filename if weights_dir else None
+        if real is not None and real.is_file():
+            (folder / weight.filename).symlink_to(real.resolve())
+        else:
+            torch.manual_seed(0)
+            torch.save({spec.state_dict_key: build_network(spec).state_dict()}, folder / weight.filename)
+            origin = "random"
+    return folder, origin
+
+
+def plain(source: Path, out: Path, model: str, env: dict[str, str]) -> Timing:
+    wall, peak, status = run([sys.executable, "-m", "remaster", str(source), "-o", str(out), "-n", model, "-q"], env)
+    times = sorted(p.stat().st_mtime for p in out.iterdir())
+    return Timing(wall, _steady(times), peak, len(times), status)
+
+
+def archive(source: Path, out: Path, model: str, workers: int, env: dict[str, str]) -> Timing:
+    import pyarrow.parquet as pq
+
+    command = [sys.executable, "-m", "remaster.archive", str(source), str(out), "-n", model, "-q"]
+    wall, peak, status = run([*command, "--workers", str(workers)], env)
+    rows = pq.read_table(out / "_remaster_manifest").to_pylist()
+    times = sorted(row["finished_at"].timestamp() for row in rows if row["status"] == "done")
+    return Timing(wall, _steady(times), peak, len(times), status)
+
+
+def _steady(times: list[float]) -> float:
+    return (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else float("nan")
+
+
+def median(timings: list[Timing], field: str) -> float:
+    return statistics.median(getattr(t, field) for t in timings)
+
+
+def report(results: dict[str, list[Timing]], images: int, gpus: int) -> None:
+    base = results["command line"]
+    base_wall, base_steady = median(base, "wall"), median(base, "steady_per_image")
+    base_start = base_wall - base_steady * (images - 1)
+    header = (
+        f"{'command':<22} {'wall s':>8} {'images/s':>9} {'steady s/img':>13} {'Ray s/img':>10} "
+        f"{'Ray start-up s':>15} {'peak MB':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, timings in results.items():
+        wall, steady = median(timings, "wall"), median(timings, "steady_per_image")
+        extra = steady - base_steady
+        start = wall - steady * (images - 1) - base_start
+        ray = "" if timings is base else f"{extra:>+10.4f} {start:>15.1f}"
+        rate = images / wall
+        print(
+            f"{name:<22} {wall:>8.1f} {rate:>9.2f} {steady:>13.4f} {ray:>26} "
+            f"{median(timings, 'peak_bytes') / 2**20:>8.0f}"
+        )
+        if gpus and timings is not base:
+            print(f"{'':<22} {rate / gpus:>18.2f} images/s per GPU")
+    for name, timings in results.items():
+        one = results.get("archive, 1 worker")
+        if one and name != "command line" and timings is not one:
+            wall_ratio = median(one, "wall") / median(timings, "wall")
+            steady_ratio = median(one, "steady_per_image") / median(timings, "steady_per_image")
+            print(f"{name}: {wall_ratio:.2f}× the wall rate of 1 worker, {steady_ratio:.2f}× its steady rate")
+    one = results.get("archive, 1 worker")
+    if one:
+        print(
+            f"archive with 1 worker vs the command line: wall {median(one, 'wall') / base_wall - 1:+.1%}, "
+            f"steady {median(one, 'steady_per_image') / base_steady - 1:+.1%}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--size", type=int, default=128, help="input edge in pixels (default 128)")
+    parser.add_argument("--model", default="realesr-animevideov3")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--weights-dir", type=Path, default=None)
+    args = parser.parse_args()
+    import torch
+
+    gpus = torch.cuda.device_count()
+    weights_dir = args.weights_dir or Path(os.environ.get("REMASTER_WEIGHTS_DIR") or ROOT.parent / "shared" / "weights")
+    with tempfile.TemporaryDirectory(prefix="remaster-bench-archive-") as scratch:
+        scratch = Path(scratch)
+        weights, origin = prepare_weights(args.model, weights_dir, scratch)
+        source = scratch / "images"
+        make_images(source, args.images, args.size)
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "REMASTER_WEIGHTS_DIR": str(weights), "PYTHONPATH": str(ROOT)}
+        env.pop("RAY_ADDRESS", None)
+        device = f"{gpus} CUDA GPU(s): {torch.cuda.get_device_name(0)}" if gpus else "no GPU"
+        print(
+            f"{args.images} images of {args.size}² → ×4, {args.model} ({origin} weights), {os.cpu_count()} CPUs, "
+            f"{device}; torch {torch.__version__}; {args.repeats} run(s) each, medians"
+        )
+        results: dict[str, list[Timing]] = {"command line": []}
+        results.update({f"archive, {n} worker{'s' if n > 1 else ''}": [] for n in args.workers})
+        for repeat in range(args.repeats):
+            for name in results:
+                out = scratch / f"out-{repeat}-{name.replace(' ', '').replace(',', '-')}"
+                if name == "command line":
+                    timing = plain(source, out, args.model, env)
+                else:
+                    timing = archive(source, out, args.model, int(name.split()[1]), env)
+                if timing.images != args.images or timing.status != 0:
+                    print(f"  {name}: {timing.images} of {args.images} images written", file=sys.stderr)
+                results[name].append(timing)
+                print(f"  {name}: {timing.wall:.1f} s", file=sys.stderr, flush=True)
+        report(results, args.images, gpus)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,333 @@
+"""Whole archives on a real local Ray: outputs at their relative paths, the manifest, dead workers, resuming, S3.
+
+One Ray (4 logical CPUs and 1 logical GPU, so the GPU scheduling path runs on a CPU machine) serves the
+whole session; the workers load random weights of realesr-animevideov3 under its official name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+import remaster
+from remaster import Options
+from remaster.archive import FOLDER, Workers, remaster_archive
+from remaster.archive.driver import _dest_files, _finished, _sizes
+from remaster.archive.manifest import Manifest, options_key
+from remaster.archive.sources import SourceError, clashing, list_sources, locate, output_stem
+from remaster.engine import build_network
+
+from . import images
+from .conftest import run_module
+from .test_animation import animated
+
+MODEL = "realesr-animevideov3"
+OPTIONS = Options(model=MODEL)
+TWO_CPU_WORKERS = Workers(count=2, cpus=2, gpus=0, batch_size=2)
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory) -> Path:
+    """Random weights for realesr-animevideov3 under its official name: small, fast, no network."""
+    folder = tmp_path_factory.mktemp("archive-weights")
+    spec = remaster.get_model(MODEL)
+    torch.manual_seed(0)
+    torch.save({"params": build_network(spec).state_dict()}, folder / spec.weights.filename)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """A local Ray for the whole session; its address, for a command that joins it."""
+    import ray
+
+    context = ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, logging_level="warning")
+    yield context.address_info["gcs_address"]
+    ray.shutdown()
+
+
+def settings_for(weights: Path) -> dict:
+    return {"weights_dir": weights, "offline": True}
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> tuple[Path, dict[str, tuple[int, int]], dict[str, str]]:
+    """A folder of 30 files in subfolders: 26 good images (two animated, two sharing a stem), 4 broken,
+    and files that are not images or are hidden. Returns it, the good ones' sizes and the broken ones' errors."""
+    root = tmp_path_factory.mktemp("archive") / "scans"
+    (root / "1970" / "summer").mkdir(parents=True)
+    (root / "1980").mkdir()
+    good: dict[str, tuple[int, int]] = {}
+    for index in range(10):
+        name = f"1970/summer/photo{index}.jpg"
+        good[name] = (20 + index, 16)
+        images.save(images.rgb(16, 20 + index, seed=index), root / name, quality=90)
+    for index in range(10):
+        name = f"1980/print{index}.png"
+        good[name] = (18, 14 + index)
+        images.save(images.rgba(14 + index, 18), root / name)
+    for index in range(3):
+        name = f"page{index}.webp"
+        good[name] = (16, 16)
+        images.save(images.rgb(16, 16, seed=index), root / name, lossless=True)
+    good["1980/clash.tif"] = (12, 10)
+    images.save(images.rgb(10, 12), root / "1980/clash.tif")
+    good["1980/clash.png"] = (10, 12)
+    images.save(images.rgb(12, 10), root / "1980/clash.png")
+    good["moving.gif"] = (20, 16)
+    animated(root / "moving.gif", "GIF")
+    broken = {
+        "1970/torn.png": "truncated or corrupt",
+        "1970/empty.jpg": "file is empty",
+        "notes.jpg": "not one remaster can read",
+        "1980/torn.gif": "truncated or corrupt",
+    }
+    images.truncated(root / "1970/torn.png", images.rgb(64, 64), "PNG")
+    (root / "1970/empty.jpg").write_bytes(b"")
+    (root / "notes.jpg").write_text("a text file named like a JPEG")
+    images.truncated(root / "1980/torn.gif", images.rgb(64, 64), "GIF")
+    (root / "readme.txt").write_text("not an image: left alone")
+    (root / ".thumbs").mkdir()
+    images.save(images.rgb(8, 8), root / ".thumbs" / "hidden.png")
+    assert len(good) + len(broken) == 30
+    return root, good, broken
+
+
+def read_manifest(dest: Path) -> list[dict]:
+    return pq.read_table(dest / FOLDER).to_pylist()
+
+
+def expected_output(relative: str) -> str:
+    stem = output_stem(relative, {"1980/clash.tif", "1980/clash.png"})
+    suffix = {".jpg": ".jpg", ".webp": ".webp", ".gif": ".gif"}.get(Path(relative).suffix, ".png")
+    return stem + suffix
+
+
+def assert_complete(root: Path, dest: Path, good: dict, broken: dict) -> list[dict]:
+    """Every good image written once at its relative path, 4× its size; every broken one a row with its error."""
+    rows = read_manifest(dest)
+    by_source = {row["source"]: row for row in rows}
+    assert len(by_source) == len(rows) == len(good) + len(broken), "one row per source"
+    for relative, (width, height) in good.items():
+        row = by_source[str(root / relative)]
+        output = dest / expected_output(relative)
+        assert row["status"] == "done" and row["output"] == str(output), row
+        with Image.open(output) as result:
+            assert result.size == (width * 4, height * 4)
+            assert getattr(result, "n_frames", 1) == (3 if relative.endswith(".gif") else 1)
+        data = output.read_bytes()
+        assert row["output_sha256"] == hashlib.sha256(data).hexdigest() and row["output_bytes"] == len(data)
+        assert row["input_bytes"] == (root / relative).stat().st_size and row["model"] == MODEL
+    for relative, message in broken.items():
+        row = by_source[str(root / relative)]
+        assert row["status"] == "failed" and message in row["error"] and row["output"] is None, row
+    written = {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file() and FOLDER not in p.parts}
+    assert written == {expected_output(relative) for relative in good}, "nothing else, nothing half-written"
+    assert [p.name for p in (dest / FOLDER).iterdir()] == ["manifest.parquet"], "parts merged at the end"
+    return rows
+
+
+def test_a_folder_interrupted_then_resumed_while_a_worker_is_killed(ray_address, weights, archive, tmp_path):
+    root, good, broken = archive
+    dest = tmp_path / "remastered"
+    first = []
+
+    def interrupt_after_ten(row: dict, total: int) -> None:
+        first.append((row["source"], total))
+        if len(first) == 10:
+            raise KeyboardInterrupt
+
+    # One worker taking the one (logical) GPU, interrupted as Ctrl-C would.
+    with pytest.raises(KeyboardInterrupt):
+        remaster_archive(str(root), str(dest), OPTIONS, settings=settings_for(weights), progress=interrupt_after_ten)
+    kept = read_manifest(dest)
+    assert sorted(row["source"] for row in kept) == sorted(source for source, _ in first), "what came back is kept"
+    assert not [p for p in dest.rglob("*.part")], "nothing half-written"
+    done_first = {row["source"] for row in kept if row["status"] == "done"}
+    assert done_first and {total for _, total in first} == {30}
+
+    # Run again, on two CPU workers, one of them killed when the first row comes back.
+    again, killed = [], []
+
+    def kill_the_first_worker(row: dict, total: int) -> None:
+        again.append((row, total))
+        if not killed:
+            killed.append(row["worker"])
+            os.kill(int(row["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+
+    summary = remaster_archive(
+        str(root), str(dest), OPTIONS, workers=TWO_CPU_WORKERS, settings=settings_for(weights),
+        progress=kill_the_first_worker,
+    )  # fmt: skip
+    todo = 30 - len(done_first)
+    assert (summary.done, summary.skipped, summary.failed) == (len(good) - len(done_first), len(done_first), 4)
+    assert f"{len(good) - len(done_first)} done, {len(done_first)} skipped, {len(broken)} failed" in summary.line()
+    assert sorted(source for source, _ in summary.failures) == sorted(str(root / r) for r in broken)
+    sources = [row["source"] for row, _ in again]
+    assert len(sources) == len(set(sources)) == todo and {total for _, total in again} == {todo}, "each once"
+    assert not done_first & set(sources), "the finished ones are not redone"
+    assert_complete(root, dest, good, broken)
+    workers = {row["worker"] for row, _ in again}
+    assert killed[0] in workers and len(workers) == 3, f"two workers, and the killed one's restart: {workers}"
+
+
+def test_a_parquet_list_on_the_command_line_joining_a_cluster(ray_address, weights, archive, tmp_path):
+    root, good, _ = archive
+    chosen = ["1970/summer/photo1.jpg", "1980/print2.png", "moving.gif"]
+    listed = [str(root / chosen[0]), str(root / chosen[1]), os.path.relpath(root / chosen[2], tmp_path), "gone.png"]
+    pq.write_table(pa.table({"path": listed}), tmp_path / "wanted.parquet")
+    done = run_module(
+        "remaster.archive", "wanted.parquet", "out", "-n", MODEL, "-s", "2", "--address", ray_address, "-q",
+        weights_dir=weights, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "3 done, 0 skipped, 1 failed" in done.stderr and "gone.png: No such file" in done.stderr
+    outputs = tmp_path / "out"
+    for relative in chosen:
+        with Image.open(outputs / expected_output(relative)) as result:
+            assert result.size == tuple(2 * side for side in good[relative])
+    rows = {Path(row["source"]).name: row for row in read_manifest(outputs)}
+    assert rows["gone.png"]["status"] == "failed" and rows["photo1.jpg"]["status"] == "done"
+
+    again = run_module(
+        "remaster.archive", "wanted.parquet", "out", "-n", MODEL, "-s", "2", "-q", "--workers", "1",
+        weights_dir=weights, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert "0 done, 3 skipped, 1 failed" in again.stderr, again.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_s3_bucket_in_and_out(ray_address, weights, tmp_path, monkeypatch):
+    import boto3
+    from moto.server import ThreadedMotoServer
+    from pyarrow.fs import S3FileSystem
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1")
+        s3.create_bucket(Bucket="museum")
+        for index in range(3):
+            image = tmp_path / f"plate{index}.png"
+            images.save(images.rgb(12, 10 + index, seed=index), image)
+            s3.upload_file(str(image), "museum", f"scans/box/plate{index}.png")
+        s3.put_object(Bucket="museum", Key="scans/broken.jpg", Body=b"not a JPEG")
+        fs = S3FileSystem(
+            endpoint_override=f"127.0.0.1:{port}", scheme="http", access_key="testing", secret_key="testing",
+            region="us-east-1",
+        )  # fmt: skip
+        run = {"source_filesystem": fs, "dest_filesystem": fs, "settings": settings_for(weights)}
+        summary = remaster_archive("s3://museum/scans", "s3://museum/remastered", OPTIONS, **run)
+        assert (summary.done, summary.failed) == (3, 1), summary.failures
+        listed = s3.list_objects_v2(Bucket="museum", Prefix="remastered/")["Contents"]
+        keys = {item["Key"] for item in listed if not item["Key"].endswith("/")}  # pyarrow's folder markers
+        assert keys == {f"remastered/box/plate{i}.png" for i in range(3)} | {f"remastered/{FOLDER}/manifest.parquet"}
+        for index in range(3):
+            body = s3.get_object(Bucket="museum", Key=f"remastered/box/plate{index}.png")["Body"].read()
+            with Image.open(io.BytesIO(body)) as result:
+                assert result.size == (4 * (10 + index), 48)
+        rows = pq.read_table(f"museum/remastered/{FOLDER}", filesystem=fs).to_pylist()
+        assert {row["source"] for row in rows if row["status"] == "done"} == {
+            f"s3://museum/scans/box/plate{i}.png" for i in range(3)
+        }
+        again = remaster_archive("s3://museum/scans", "s3://museum/remastered", OPTIONS, **run)
+        assert (again.done, again.skipped, again.failed) == (0, 3, 1)
+    finally:
+        server.stop()
+
+
+def test_done_means_done_with_these_options_and_the_output_whole_in_dest(tmp_path):
+    dest = locate(str(tmp_path / "out"))
+    manifest = Manifest(dest)
+    key, other = options_key(OPTIONS), options_key(Options(model=MODEL, outscale=2))
+    for name in ("kept", "deleted", "resized", "other-options"):
+        (tmp_path / "out").mkdir(exist_ok=True)
+        (tmp_path / "out" / f"{name}.png").write_bytes(b"12345")
+        manifest.add(
+            {"source": f"/in/{name}.png", "output": str(tmp_path / "out" / f"{name}.png"), "status": "done",
+             "output_bytes": 5, "options": other if name == "other-options" else key, "finished_at": 0.0}
+        )  # fmt: skip
+    manifest.add({"source": "/in/broken.png", "status": "failed", "error": "truncated", "options": key})
+    manifest.add({"source": "/in/kept.png", "output": str(tmp_path / "out" / "kept.png"), "status": "done",
+                  "output_bytes": 5, "options": key})  # fmt: skip
+    manifest.flush()
+    (tmp_path / "out" / "deleted.png").unlink()
+    (tmp_path / "out" / "resized.png").write_bytes(b"123")
+    left = tmp_path / "out" / "sub" / f".kept.png.{'0' * 32}.part"
+    left.parent.mkdir()
+    left.write_bytes(b"half")
+    assert _finished(manifest, _dest_files(dest), key) == {"/in/kept.png"}
+    assert not left.exists(), "what a killed run left half-written is removed"
+    assert manifest.merge().endswith(f"{FOLDER}/manifest.parquet")
+    assert len(read_manifest(tmp_path / "out")) == 5, "one row per source after merging"
+
+
+def test_output_names_keep_the_relative_path_and_clashing_stems_keep_their_whole_name():
+    relatives = ["a/scan.tif", "a/scan.png", "a/other.jpg", "b/scan.jpg"]
+    clashes = clashing(relatives)
+    assert clashes == {"a/scan.tif", "a/scan.png"}
+    assert [output_stem(r, clashes) for r in relatives] == ["a/scan.tif", "a/scan.png", "a/other", "b/scan"]
+
+
+def test_globs_match_as_glob_does_and_csv_lists_are_relative_to_their_folder(tmp_path):
+    for name in ("a/x1.png", "a/deep/x2.png", "a/x3.jpg", "a/.hidden.png", "b/y.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        images.save(images.rgb(8, 8), tmp_path / name)
+    nowhere = locate(str(tmp_path / "out"))
+
+    def names(source: str) -> list[str]:
+        listing = list_sources(locate(source), nowhere)
+        return [listing.relative(path) for path in listing.paths]
+
+    assert names(str(tmp_path / "a" / "*.png")) == ["x1.png"], "* stays in its folder; hidden files are left out"
+    assert names(str(tmp_path / "a" / "**" / "*.png")) == ["deep/x2.png", "x1.png"]
+    assert names(str(tmp_path / "*" / "x[0-9].*")) == ["a/x1.png", "a/x3.jpg"]
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "wanted.csv").write_text(f"path\n../a/x1.png\n{tmp_path / 'b' / 'y.png'}\nmissing.png\n")
+    listing = list_sources(locate(str(tmp_path / "lists" / "wanted.csv")), nowhere)
+    assert [listing.relative(path) for path in listing.paths] == ["a/x1.png", "b/y.png"]
+    assert listing.missing == [str(tmp_path / "lists" / "missing.png")]
+    with pytest.raises(SourceError, match="No images matching"):
+        list_sources(locate(str(tmp_path / "a" / "*.tif")), nowhere)
+
+
+def test_workers_are_sized_to_the_cluster():
+    nodes = [{"Alive": True, "Resources": {"CPU": 8.0}}, {"Alive": True, "Resources": {"CPU": 16.0}}]
+    assert _sizes(Workers(), {"CPU": 24.0}, nodes) == (3, 8.0, 0.0), "one worker per node's CPUs"
+    assert _sizes(Workers(), {"CPU": 24.0, "GPU": 4.0}, nodes) == (4, 6.0, 1.0), "one per GPU"
+    assert _sizes(Workers(gpus=0.5), {"CPU": 24.0, "GPU": 2.0}, nodes) == (4, 6.0, 0.5)
+    assert _sizes(Workers(count=3), {"CPU": 2.0}, nodes[:1]) == (3, 1.0, 0.0)
+
+
+def test_bad_usage_is_answered_without_starting_ray(weights, tmp_path):
+    done = run_module("remaster.archive", "nowhere", "out", "-n", MODEL, weights_dir=weights, cwd=tmp_path)
+    assert done.returncode == 2 and "No file, folder or match at" in done.stderr, done.stderr
+    (tmp_path / "same").mkdir()
+    images.save(images.rgb(8, 8), tmp_path / "same" / "a.png")
+    with pytest.raises(SourceError, match="DEST is SOURCE"):
+        remaster_archive(str(tmp_path / "same"), str(tmp_path / "same"), OPTIONS)
+    lazy = subprocess.run(
+        [sys.executable, "-c", "import sys, remaster.archive; print(sorted({'ray', 'torch'} & set(sys.modules)))"],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, check=True,
+    )  # fmt: skip
+    assert lazy.stdout.strip() == "[]"
