@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from .errors import (
     ImageTooLargeError,
     InvalidImageError,
+    InvalidModelError,
     InvalidOptionError,
     OutOfMemoryError,
     RemasterError,
@@ -36,6 +37,7 @@ __all__ = [
     "Enhancer",
     "ImageTooLargeError",
     "InvalidImageError",
+    "InvalidModelError",
     "InvalidOptionError",
     "ModelSpec",
     "Options",

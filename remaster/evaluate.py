@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from . import image_io, logs, pixels
 from ._compat import import_basicsr
-from .errors import RemasterError
+from .errors import RemasterError, UnknownModelError
 from .options import Options
 from .registry import model_names
 from .settings import Settings
@@ -284,10 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--models",
         nargs="+",
-        default=list(model_names("upscaler")),
-        choices=model_names("upscaler"),
+        default=None,
         metavar="MODEL",
-        help="models to evaluate (default: all)",
+        help=f"models to evaluate: of {', '.join(model_names('upscaler'))}, stems of REMASTER_MODELS_DIR's files, "
+        "or model files (paths, hf:// references, URLs) (default: all)",
     )
     parser.add_argument("--scale", type=int, default=4, choices=(2, 3, 4), help="down- and up-scaling factor")
     parser.add_argument("--degradation", choices=list(DEGRADATIONS), default="bicubic")
@@ -315,8 +315,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     overrides = {"weights_dir": args.weights_dir} if args.weights_dir else {}
     enhancer = Enhancer(Settings.from_env(**overrides))
+    try:
+        models = _models(args.models, enhancer.settings)
+    except RemasterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     scores, problems = evaluate(
-        paths, args.models, args.scale, args.degradation, args.strength, args.seed, args.out, enhancer, not args.quiet
+        paths, models, args.scale, args.degradation, args.strength, args.seed, args.out, enhancer, not args.quiet
     )
     for problem in problems:
         print(f"not evaluated: {problem}", file=sys.stderr)
@@ -325,6 +330,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"report written to {args.out}/ (results.md, results.csv, crops.png)", file=sys.stderr)
     return 1 if problems else 0
+
+
+def _models(asked: list[str] | None, settings: Settings) -> list[str]:
+    """The models to evaluate: every registered one (with REMASTER_MODELS_DIR's) by default; a model file
+    among ``asked`` is loaded and registered.
+
+    Raises:
+        RemasterError: a name no model has, or a model file that cannot be used.
+    """
+    from .model_files import ModelFiles, is_reference
+
+    files = ModelFiles(settings)
+    files.load_folder()
+    if asked is None:
+        return list(model_names("upscaler"))
+    models = []
+    for name in asked:
+        if name in model_names("upscaler"):
+            models.append(name)
+        elif is_reference(name):
+            models.append(files.load(name).name)
+        else:
+            raise UnknownModelError(f"Unknown model {name!r}. Choose one of: {', '.join(model_names('upscaler'))}.")
+    return models
 
 
 if __name__ == "__main__":

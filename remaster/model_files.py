@@ -38,7 +38,15 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["MODEL_SUFFIXES", "ModelFiles", "Reference", "SpandrelArchitecture", "is_reference", "parse_reference"]
+__all__ = [
+    "MODEL_SUFFIXES",
+    "ModelFiles",
+    "Reference",
+    "SpandrelArchitecture",
+    "is_reference",
+    "parse_reference",
+    "sha256_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +203,7 @@ class ModelFiles:
         """
         where = parse_reference(reference)
         path = self._file(where)
-        sha256 = _sha256(path)
+        sha256 = sha256_of(path)
         self._pin(where, sha256)
         existing = next((s for s in MODELS.values() if s.weights.sha256 == sha256 and s.kind == "upscaler"), None)
         if existing is not None:
@@ -395,7 +403,8 @@ def _made(folder: Path) -> Path:
     return folder
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256, read in chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
@@ -417,12 +426,15 @@ def _too_large(size: int, limit_mb: int) -> str:
 
 def _unreadable(path: Path, error: BaseException) -> str:
     text = str(error)
-    if "Weights only load failed" in text or "weights_only" in text:
+    if re.search(r"unsupported global", text, re.IGNORECASE):  # a pickle that imports and calls: code, not weights
         return (
             f"{path.name} holds more than weights (pickled code or objects), and remaster loads tensors only; it was "
             "refused without running anything. Use a .safetensors file, or one saved as a plain state dict"
         )
-    return f"{path.name} is not a model file remaster can read ({brief(error)})"
+    if "Weights only load failed" in text:
+        reason = text.split("from a trusted source.", 1)[-1].split("Check the documentation")[0]
+        return f"{path.name} is not a model file remaster can read ({brief(reason.strip() or error, 160)})"
+    return f"{path.name} is not a model file remaster can read ({brief(error, 160)})"
 
 
 def _licence(path: Path) -> str:
@@ -450,21 +462,23 @@ def _closest_architecture(keys: Collection[str]) -> str | None:
     """The spandrel architecture whose marker keys these weights come nearest to, with how near."""
     from spandrel import MAIN_REGISTRY
 
-    best: tuple[float, str] | None = None
+    best: tuple[tuple[float, int], str] | None = None
     for support in MAIN_REGISTRY:
         condition = getattr(support.architecture, "_detect", None)
-        score = _match(condition, set(keys)) if condition is not None else 0.0
-        if score > 0 and (best is None or score > best[0]):
+        score = _match(condition, set(keys)) if condition is not None else (0.0, 0)
+        if score[0] > 0 and (best is None or score > best[0]):
             best = (score, support.architecture.name)
-    return f"{best[1]} ({best[0]:.0%} of its marker keys)" if best else None
+    return f"{best[1]} ({best[0][0]:.0%} of its marker keys)" if best else None
 
 
-def _match(condition: Any, keys: set[str]) -> float:
-    """The share of a spandrel key condition's keys present (its best branch, for 'any')."""
+def _match(condition: Any, keys: set[str]) -> tuple[float, int]:
+    """The share and number of a spandrel key condition's keys present (of its best branch, for 'any')."""
     parts = getattr(condition, "_keys", None)
-    if parts is None:
-        return 0.0
-    scores = [(_match(part, keys) if not isinstance(part, str) else float(part in keys)) for part in parts]
-    if not scores:
-        return 0.0
-    return max(scores) if getattr(condition, "_kind", "all") == "any" else sum(scores) / len(scores)
+    if not parts:
+        return 0.0, 0
+    scores = [
+        _match(part, keys) if not isinstance(part, str) else (float(part in keys), int(part in keys)) for part in parts
+    ]
+    if getattr(condition, "_kind", "all") == "any":
+        return max(scores)
+    return sum(share for share, _ in scores) / len(scores), sum(count for _, count in scores)

@@ -12,8 +12,8 @@ Variable                    Meaning
 ``REMASTER_MODELS_DIR``     A folder of model files of your own (any architecture spandrel
                             knows); each becomes a model named by its file's stem.
 ``REMASTER_MAX_MODEL_MB``   Largest model file downloaded or uploaded (default 2048).
-``REMASTER_ALLOW_MODEL_UPLOAD`` ``1`` or ``0``: the page takes model files uploaded by visitors
-                            (default: off on a Space, on elsewhere).
+``REMASTER_ALLOW_MODEL_UPLOAD`` ``1`` to let the page take model files that visitors upload
+                            (default: off; Hub references and URLs always work).
 ``REMASTER_CACHE_DIR``      Where weights downloaded from the GitHub fallback are
                             kept (default ``$XDG_CACHE_HOME/remaster``).
 ``REMASTER_HUB_REPO``       A Hub repo that holds every weight file, instead of
@@ -127,8 +127,8 @@ class Settings:
     models_dir: Path | None = None
     """A folder of model files of the user's own, each a model named by its file stem."""
     max_model_mb: int = 2048
-    allow_model_upload: bool = True
-    """Whether the page takes model files that visitors upload."""
+    allow_model_upload: bool = False
+    """Whether the page takes model files that visitors upload (Hub references and URLs always work)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -166,7 +166,7 @@ class Settings:
             compile=_compile(env, device),
             models_dir=models_dir_from_env(env),
             max_model_mb=_positive_int(env, "REMASTER_MAX_MODEL_MB", 2048),
-            allow_model_upload=_flag(env, "REMASTER_ALLOW_MODEL_UPLOAD", not env.get("SPACE_ID")),
+            allow_model_upload=_flag(env, "REMASTER_ALLOW_MODEL_UPLOAD", False),
         )
         return replace(settings, **overrides) if overrides else settings
 

@@ -352,13 +352,22 @@ def running_app(enhancer: remaster.Enhancer, **changes: object) -> Iterator[str]
         demo.close()
 
 
-def run_module(module: str, *args: str, weights_dir: Path, cwd: Path, timeout: float = 600):
+def run_module(
+    module: str, *args: str, weights_dir: Path, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
+):
     """``python -m module args`` as a user runs it: offline, with ``weights_dir`` as REMASTER_WEIGHTS_DIR."""
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "REMASTER_WEIGHTS_DIR": str(weights_dir), "PYTHONPATH": str(root)}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "REMASTER_WEIGHTS_DIR": str(weights_dir),
+        "PYTHONPATH": str(root),
+        "REMASTER_CACHE_DIR": str(cwd / ".remaster-cache"),
+        **(env or {}),
+    }
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )

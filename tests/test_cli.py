@@ -36,8 +36,8 @@ def weights_dir(tmp_path_factory):
     return weights_for_cli(tmp_path_factory.mktemp("cli"))
 
 
-def run_cli(*args: str, weights_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
-    return run_module("remaster", *args, weights_dir=weights_dir, cwd=cwd, timeout=300)
+def run_cli(*args: str, weights_dir: Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return run_module("remaster", *args, weights_dir=weights_dir, cwd=cwd, timeout=300, env=env)
 
 
 def test_a_folder_with_a_good_a_corrupt_and_a_16_bit_file(weights_dir, tmp_path):

@@ -25,8 +25,9 @@ from PIL import Image
 from .. import image_io
 from ..batch import BatchResult, run_batch
 from ..errors import RemasterError
-from ..fetch import fetch_url
+from ..fetch import fetch_url, is_public_address
 from ..files import output_stem, remaster_file
+from ..model_files import ModelFiles, sha256_of
 from ..options import DEFAULT_FACE_STRENGTH, MAX_TILE, MIN_TILE, Options
 from ..pipeline import Enhancer
 from ..registry import DEFAULT_FACE_MODEL
@@ -110,6 +111,18 @@ async def cancellable(work: Callable[[threading.Event], T]) -> T:
         raise
 
 
+def _keep_upload(upload: Path, cache: Path) -> Path:
+    """An uploaded model file copied where it stays (Gradio deletes uploads after an hour), by its contents."""
+    import shutil
+
+    digest = sha256_of(upload)[:16]
+    kept = cache / "uploaded-models" / digest / upload.name
+    if not kept.is_file():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(upload, kept)
+    return kept
+
+
 def _output_folder() -> Path:
     """A fresh folder in Gradio's cache, which deletes it after an hour."""
     return Path(get_upload_folder()) / "remaster" / uuid.uuid4().hex
@@ -164,6 +177,38 @@ class Handlers:
     def __init__(self, enhancer: Enhancer) -> None:
         self.enhancer = enhancer
         self.details = DetailViews()
+        # Anyone may type a URL on a public page: only public addresses are fetched for it.
+        self.model_files = ModelFiles(enhancer.settings, allowed=is_public_address)
+
+    def load_model(self, reference: str | None, upload: str | None = None) -> tuple[str, str]:
+        """Load a model file of any architecture spandrel knows, so that every view and endpoint can use it.
+
+        Args:
+            reference: a Hub reference (hf://owner/repo/path/file.pth, optionally @revision) or an http(s) URL.
+            upload: a model file (.pth, .pt, .ckpt or .safetensors) uploaded instead, where the app allows it.
+
+        Returns:
+            The name the model is registered as, and a line on it: architecture, scale, licence, source.
+        """
+        settings = self.enhancer.settings
+        if upload:
+            if not settings.allow_model_upload:
+                raise gr.Error("This app does not take uploaded model files; give a Hub reference or a URL")
+            size = Path(upload).stat().st_size
+            if size > settings.max_model_mb * 2**20:
+                raise gr.Error(
+                    f"The model file is {size / 2**20:.0f} MB, more than the limit of {settings.max_model_mb} MB"
+                )
+            reference = str(_keep_upload(Path(upload), settings.cache_dir))
+        elif not reference or not reference.strip():
+            raise gr.Error("Give a Hub reference (hf://owner/repo/file.pth) or a URL of a model file")
+        elif not reference.strip().startswith(("hf://", "http://", "https://")):
+            raise gr.Error(
+                "Give a Hub reference (hf://owner/repo/file.pth) or an http(s) URL; paths are for the command line"
+            )
+        with user_errors():
+            spec = self.model_files.load(reference.strip())
+        return spec.name, f"**{spec.name}** — {spec.description}. Licence: {spec.license}."
 
     async def remaster_image(
         self,
@@ -197,6 +242,7 @@ class Handlers:
         """
         if image is None:
             raise gr.Error("Upload an image first")
+        self._check_size(image)
         options = page_options(
             output_format,
             tile,
@@ -218,6 +264,13 @@ class Handlers:
             pair, detail = result_views(done)
         self.details.add(str(done.path), detail)
         return str(done.path), pair, done.summary()
+
+    def _check_size(self, *files: str) -> None:
+        """Images are held to their own size limit where model uploads raise the page's."""
+        limit = self.enhancer.settings.max_upload_mb
+        for file in files:
+            if Path(file).stat().st_size > limit * 2**20:
+                raise gr.Error(f"{Path(file).name} is larger than {limit} MB, the limit (REMASTER_MAX_UPLOAD_MB)")
 
     def detail(self, image: str | None, download: str | None) -> Pair | None:
         """The centre of the latest result at 100%, beside the same region of the input."""
@@ -261,6 +314,7 @@ class Handlers:
         """Remaster several images (or zips of images) into one zip; returns it and a report of each file."""
         if not files:
             raise gr.Error("Add some images, or a zip of them, first")
+        self._check_size(*files)
         options = page_options(model=model, outscale=outscale, face_enhance=face_enhance)
         archive = _output_folder() / f"remastered_{options.model}_x{options.outscale:g}.zip"
 
@@ -286,6 +340,7 @@ class Handlers:
             raise gr.Error("Upload an image first")
         if not models:
             raise gr.Error("Choose at least one model")
+        self._check_size(image)
         options = [page_options(model=model, outscale=outscale) for model in models]
 
         def work(cancel: threading.Event) -> tuple[list[tuple[Image.Image, str]], list[str]]:

@@ -30,8 +30,13 @@ EXAMPLES = [
 
 
 def launch_options(settings: Settings) -> dict[str, object]:
-    """Keyword arguments for ``Blocks.launch`` that enforce the settings the queue cannot."""
-    return {"max_file_size": f"{settings.max_upload_mb}mb", "mcp_server": settings.mcp}
+    """Keyword arguments for ``Blocks.launch`` that enforce the settings the queue cannot.
+
+    Uploads may be as large as a model file where model uploads are allowed; images are then
+    held to their own limit by the handlers.
+    """
+    largest = max(settings.max_upload_mb, settings.max_model_mb if settings.allow_model_upload else 0)
+    return {"max_file_size": f"{largest}mb", "mcp_server": settings.mcp}
 
 
 def _prefetch(enhancer: Enhancer, first: str) -> None:
@@ -65,6 +70,7 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
     enhancer = enhancer if enhancer is not None else Enhancer()
     settings = enhancer.settings
     handlers = Handlers(enhancer)
+    handlers.model_files.load_folder()  # REMASTER_MODELS_DIR's files, each a model named by its stem
     first = starting_model(enhancer)
     if prefetch:
         _prefetch(enhancer, first)
@@ -96,9 +102,25 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                     model = gr.Dropdown(
                         choices=model_choices(enhancer, "upscaler"),
                         value=first,
+                        allow_custom_value=True,  # models loaded later are checked by the handlers, not the list
                         label="Model",
                         info="Each model is named with what it is for.",
                     )
+                    with gr.Accordion("Your own model file", open=False):
+                        model_reference = gr.Textbox(
+                            label="Hub reference or URL",
+                            placeholder="hf://owner/repo/4x-Model.pth or https://…/4x-Model.safetensors",
+                            info="Any architecture spandrel knows (ESRGAN, Compact, SPAN, SwinIR, HAT, DAT, "
+                            "Real-CUGAN…); it joins the model lists.",
+                        )
+                        model_upload = gr.File(
+                            label=f"…or upload one (up to {settings.max_model_mb} MB)",
+                            file_types=[".pth", ".pt", ".ckpt", ".safetensors"],
+                            visible=settings.allow_model_upload,
+                        )
+                        load_button = gr.Button("Load the model")
+                        loaded_name = gr.Textbox(label="Loaded as", visible=False)
+                        model_info = gr.Markdown()
                     outscale = gr.Slider(
                         MIN_OUTSCALE,
                         MAX_OUTSCALE,
@@ -201,6 +223,7 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                     batch_model = gr.Dropdown(
                         choices=model_choices(enhancer, "upscaler"),
                         value=first,
+                        allow_custom_value=True,
                         label="Model",
                         info="One model for every image; each is named with what it is for.",
                     )
@@ -230,9 +253,11 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                     compare_image = ImageUpload(
                         type="filepath", image_mode=None, label="Image", sources=["upload", "clipboard"]
                     )
-                    compare_models = gr.CheckboxGroup(
+                    compare_models = gr.Dropdown(
                         choices=model_choices(enhancer, "upscaler"),
                         value=[first],
+                        multiselect=True,
+                        allow_custom_value=True,
                         label="Models",
                         info="Each runs in turn; the slow RRDB models take longest.",
                     )
@@ -283,6 +308,17 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
             api_name="compare",
         )
         model.change(model_changed, inputs=model, outputs=[denoise, outscale], api_visibility="private", queue=False)
+
+        def select_loaded(name: str) -> tuple[dict, dict, dict]:
+            choices = model_choices(enhancer, "upscaler")
+            return gr.update(choices=choices, value=name), gr.update(choices=choices), gr.update(choices=choices)
+
+        load_button.click(
+            handlers.load_model,
+            inputs=[model_reference, model_upload],
+            outputs=[loaded_name, model_info],
+            api_name="load_model",
+        ).success(select_loaded, inputs=loaded_name, outputs=[model, batch_model, compare_models], queue=False)
         face_enhance.change(
             lambda on: gr.update(visible=on),
             inputs=face_enhance,
