@@ -236,7 +236,7 @@ class Engine:
             multiple=multiple,
             device=self.device,
             dtype=dtype,
-            overlap=spec.tile_overlap or 0,
+            overlap=spec.tile_overlap,
             macs_per_pixel=macs,
             bytes_per_pixel=architecture.feature_bytes_per_pixel(kwargs, spec.scale, itemsize) + result_bytes,
             in_channels=in_channels,
@@ -244,10 +244,13 @@ class Engine:
             stoppable=not self.compile,
             tiling=architecture.tiling(kwargs),
         )
-        return network if spec.tile_overlap is not None else replace(network, overlap=self._overlap(spec, network))
+        return network
 
-    def _overlap(self, spec: ModelSpec, network: Network) -> int:
-        """The overlap of a model that brought none: measured in fp32 the first time its weights are seen, then kept."""
+    def with_overlap(self, spec: ModelSpec, network: Network) -> Network:
+        """``network`` with its tiles' overlap: its own, or, for a model that brought none, measured in fp32 the
+        first time its weights are tiled, then kept by their SHA-256 (and by the network kept here)."""
+        if network.overlap is not None:
+            return network
         key = spec.weights.sha256 or spec.weights.md5 or spec.name
         overlap = self.overlaps.get(key)
         if overlap is None:
@@ -257,15 +260,16 @@ class Engine:
                     network, module=copy.deepcopy(network.module).float(), dtype=torch.float32, compiled=None
                 )
             started = time.perf_counter()
-            overlap = measure_overlap(exact)
-            log.info(
-                "%s: tiles need %d pixels of overlap (measured in %.1f s)",
-                spec.name,
-                overlap,
-                time.perf_counter() - started,
-            )
+            overlap = measure_overlap(replace(exact, overlap=0))
+            seconds = time.perf_counter() - started
+            log.info("%s: tiles need %d pixels of overlap (measured in %.1f s)", spec.name, overlap, seconds)
             self.overlaps.put(key, overlap)
-        return overlap
+        measured = replace(network, overlap=overlap)
+        with self._lock:
+            for cached, kept in self._networks.items():
+                if kept is network:
+                    self._networks[cached] = measured
+        return measured
 
 
 def _load_strict(spec: ModelSpec, state: dict[str, torch.Tensor], device: torch.device | None = None) -> nn.Module:

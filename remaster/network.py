@@ -79,8 +79,9 @@ class Network:
     """Input sides must be a multiple of this (pixel-unshuffling models); :meth:`__call__` pads them so."""
     device: torch.device
     dtype: torch.dtype
-    overlap: int
-    """Input pixels each tile borrows from its neighbours on every side and crops away."""
+    overlap: int | None
+    """Input pixels each tile borrows from its neighbours on every side and crops away; None until measured
+    (see :meth:`remaster.engine.Engine.with_overlap`)."""
     macs_per_pixel: float
     """Multiply-adds per input pixel."""
     bytes_per_pixel: float

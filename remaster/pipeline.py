@@ -22,7 +22,7 @@ from .network import Network
 from .options import DEFAULT_FACE_STRENGTH, Options
 from .registry import DEFAULT_FACE_MODEL, ModelSpec, get_model
 from .settings import Settings
-from .tiling import result_array, upscale
+from .tiling import auto_tile, result_array, upscale
 from .weights import WeightStore
 
 __all__ = ["Enhancer", "Report", "enhance"]
@@ -184,7 +184,7 @@ class Enhancer:
         network = self.engine.network(spec, options.precision, options.denoise_strength, waiting)
         if options.face_enhance:
             self.faces.prepare(options.face_model, waiting)
-        output, faces, notes = self._remaster(network, picture, size, options, report, check)
+        output, faces, notes = self._remaster(spec, network, picture, size, options, report, check)
         report(1.0, "Done")
         summary = Report(
             input_size=(picture.width, picture.height),
@@ -212,6 +212,7 @@ class Enhancer:
 
     def _remaster(
         self,
+        spec: ModelSpec,
         network: Network,
         picture: Picture,
         size: tuple[int, int],
@@ -225,7 +226,7 @@ class Enhancer:
         share = 0.8 if options.face_enhance else 0.95
         notes: list[str] = []
         dtype = picture.pixels.dtype if direct else np.dtype(np.float32)
-        upscaled = self._upscale(network, picture, dtype, options, notes, check, report)
+        upscaled = self._upscale(spec, network, picture, dtype, options, notes, check, report)
         if direct:
             return image_io.encode(upscaled, picture), (None, 0), notes
         report(share, "Resizing")
@@ -245,6 +246,7 @@ class Enhancer:
 
     def _upscale(
         self,
+        spec: ModelSpec,
         network: Network,
         picture: Picture,
         dtype: np.dtype,
@@ -262,6 +264,13 @@ class Enhancer:
             source = np.pad(source, ((0, pad), (0, pad), (0, 0)), mode=mode)
         height, width = source.shape[:2]
         full = result_array(network.device, (height * scale, width * scale, source.shape[2]), dtype)
+        tile = options.tile if options.tile is not None else self.settings.tile
+        if network.tiling == "internal" or (network.tiling == "discouraged" and options.tile is None):
+            tile = 0  # the network's own advice: it tiles itself, or tiles would show
+        if network.overlap is None:  # a model that brought none: measured, if this image is to be tiled
+            planned = tile if tile is not None else auto_tile(replace(network, overlap=0), height, width)
+            whole = planned in (0, (0, 0))
+            network = replace(network, overlap=0) if whole else self.engine.with_overlap(spec, network)
         overlap = network.overlap
         if options.tile_pad is not None:
             if options.tile_pad < network.overlap:
@@ -273,9 +282,6 @@ class Enhancer:
         channels = picture.color_channels
         passes = [("image", slice(0, channels))] + ([("alpha", slice(channels, None))] if picture.has_alpha else [])
         share = 0.8 if options.face_enhance else 0.95
-        tile = options.tile if options.tile is not None else self.settings.tile
-        if network.tiling == "internal" or (network.tiling == "discouraged" and options.tile is None):
-            tile = 0  # the network's own advice: it tiles itself, or tiles would show
         for index, (what, part) in enumerate(passes):
 
             def tile_done(fraction: float, index: int = index, what: str = what) -> None:

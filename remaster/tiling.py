@@ -346,6 +346,8 @@ def upscale(
         out = result_array(network.device, (height * network.scale, width * network.scale, channels), np.float32)
     if overlap is not None and overlap != network.overlap:
         network = replace(network, overlap=overlap)
+    if network.overlap is None:
+        raise ValueError("The network's overlap is not known yet: get it from Engine.with_overlap first")
     uniform = network.device.type == "cuda" if uniform is None else uniform
     tiles: Tile = auto_tile(network, height, width, reserved=out.nbytes) if tile is None else tile
     if batch is None:
