@@ -3,6 +3,7 @@
     python bench/benchmark.py                      # CPU, the default sizes and models
     python bench/benchmark.py --device cuda --half # a GPU, against RealESRGANer(half=True)
     python bench/benchmark.py --big                # also 1920×1080 → 7680×4320 with RealESRGAN_x4plus
+    python bench/benchmark.py --families           # only: one row per architecture family of model files
 
 Where networks are compiled (CUDA by default, or REMASTER_COMPILE=1), each model is warmed
 up at each size and its background compilation awaited before timing; the table then also
@@ -181,11 +182,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--compile-timeout", type=float, default=300, help="seconds to wait for a background compilation"
     )
+    parser.add_argument(
+        "--families",
+        action="store_true",
+        help="instead: one model file per architecture family (random weights at real sizes), remaster against "
+        "spandrel's own call on the whole image",
+    )
+    parser.add_argument("--family-size", type=int, default=64, help="the families' input side (default: 64)")
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    if args.families:
+        families(torch.device(args.device), args.family_size, args.repeats)
+        return
     device = torch.device(args.device)
     weights_dir = args.weights_dir or Path(os.environ.get("REMASTER_WEIGHTS_DIR") or ROOT.parent / "shared" / "weights")
     weights_dir = weights_dir if weights_dir.is_dir() else None
@@ -332,6 +343,76 @@ def big_image(enhancer: remaster.Enhancer) -> None:
         f"\n1920×1080 → {result.shape[1]}×{result.shape[0]} with RealESRGAN_x4plus ({report.precision}): "
         f"{seconds:.1f} s, peak {'GPU memory' if device.type == 'cuda' else 'RSS'} {peak / 2**30:.2f} GiB"
     )
+
+
+def _family_networks() -> dict[str, object]:
+    """A network of each architecture family of model files people bring, at a real size, random weights."""
+    from spandrel.architectures.DAT import DAT
+    from spandrel.architectures.HAT import HAT
+    from spandrel.architectures.OmniSR import OmniSR
+    from spandrel.architectures.PLKSR import PLKSR
+    from spandrel.architectures.RealCUGAN import UpCunet2x
+    from spandrel.architectures.SPAN import SPAN
+    from spandrel.architectures.SwinIR import SwinIR
+
+    rrdb = import_basicsr("basicsr.archs.rrdbnet_arch").RRDBNet
+    compact = import_basicsr("realesrgan.archs.srvgg_arch").SRVGGNetCompact
+    swinir = {"img_size": 64, "window_size": 8, "embed_dim": 180, "depths": [6] * 6, "num_heads": [6] * 6}
+    return {
+        "ESRGAN (4x, 23 blocks)": lambda: rrdb(3, 3, num_feat=64, num_block=23, num_grow_ch=32, scale=4),
+        "Compact (4x, 32 convs)": lambda: compact(num_feat=64, num_conv=32, upscale=4),
+        "SPAN (4x, 48 ch)": lambda: SPAN(num_in_ch=3, num_out_ch=3, feature_channels=48, upscale=4),
+        "Real-CUGAN (2x)": lambda: UpCunet2x(in_channels=3, out_channels=3),
+        "PLKSR (4x, 28 blocks)": lambda: PLKSR(dim=64, n_blocks=28, upscaling_factor=4),
+        "OmniSR (4x)": lambda: OmniSR(num_feat=64, up_scale=4),
+        "SwinIR-M (4x)": lambda: SwinIR(upscale=4, upsampler="pixelshuffle", mlp_ratio=2, **swinir),
+        "HAT-S-like (4x)": lambda: HAT(upscale=4, upsampler="pixelshuffle"),
+        "DAT (4x)": lambda: DAT(upscale=4),
+    }
+
+
+def families(device: torch.device, side: int, repeats: int) -> None:
+    """remaster (its engine, automatic precision, whole image) against spandrel's own call, same precision."""
+    from spandrel import ModelLoader
+
+    from remaster.model_files import ModelFiles
+
+    scratch = Path(tempfile.mkdtemp(prefix="remaster-families-"))
+    settings = Settings.from_env(device=str(device), offline=True, cache_dir=scratch)
+    enhancer = remaster.Enhancer(settings)
+    image = test_image(side)
+    print(
+        f"device: {device}; input {side}²; median of {repeats}; remaster in its automatic precision, spandrel the same\n"
+    )
+    print("| family | precision | spandrel s | remaster s | ratio | remaster TFLOP/s | max /255 between them |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for family, make in _family_networks().items():
+        torch.manual_seed(0)
+        path = scratch / f"{family.split()[0].lower()}.pth"
+        torch.save(make().state_dict(), path)
+        spec = ModelFiles(settings).load(str(path))
+        options = Options(model=spec.name, outscale=spec.scale, tile=0)
+        ours, report = enhancer.run(image, options)
+        network = enhancer.engine.network(spec)
+        descriptor = ModelLoader(device).load_from_file(path).eval().to(network.dtype)
+        batch = torch.from_numpy(image.transpose(2, 0, 1).copy())[None].to(device, network.dtype) / 255
+
+        def theirs(descriptor=descriptor, batch=batch):
+            with torch.inference_mode():
+                return descriptor(batch)
+
+        reference = (theirs()[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+        runs: dict[str, list[float]] = {"spandrel": [], "remaster": []}
+        for _ in range(repeats):
+            runs["spandrel"].append(timed(device, theirs)[0])
+            runs["remaster"].append(timed(device, enhancer.run, image, options)[0])
+        spandrel_s, remaster_s = (statistics.median(runs[key]) for key in ("spandrel", "remaster"))
+        tflops = 2 * network.macs_per_pixel * side * side / remaster_s / 1e12
+        print(
+            f"| {family} | {report.precision} | {spandrel_s:.3f} | {remaster_s:.3f} | "
+            f"**{spandrel_s / remaster_s:.2f}×** | {tflops:.2f} | {max_difference(ours, reference)} |",
+            flush=True,
+        )
 
 
 def network_alone(enhancer: remaster.Enhancer, names: list[str], sizes: list[int]) -> None:
