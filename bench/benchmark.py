@@ -382,7 +382,7 @@ def families(device: torch.device, side: int, repeats: int) -> None:
     enhancer = remaster.Enhancer(settings)
     image = test_image(side)
     print(
-        f"device: {device}; input {side}²; median of {repeats}; remaster in its automatic precision, spandrel the same\n"
+        f"device: {device}; input {side}²; median of {repeats}, alternating; both in remaster's automatic precision\n"
     )
     print("| family | precision | spandrel s | remaster s | ratio | remaster TFLOP/s | max /255 between them |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
