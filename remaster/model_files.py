@@ -374,6 +374,7 @@ class ModelFiles:
             raise InvalidModelError(_unreadable(path, error)) from None
         if not state:
             raise InvalidModelError(f"{path.name} holds no weights (no tensors); it is not a model file")
+        self._check_memory(path, state)
         try:
             return _spandrel_load(state)
         except UnsupportedModelError:
@@ -385,6 +386,20 @@ class ModelFiles:
             ) from None
         except Exception as error:  # noqa: BLE001 - spandrel found the architecture but the weights do not fit it
             raise InvalidModelError(f"{path.name} could not be loaded as a model ({brief(error)})") from None
+
+    def _check_memory(self, path: Path, state: Mapping[str, torch.Tensor]) -> None:
+        """Refuse weights that alone would fill the memory free on the device (in fp32, as they are loaded)."""
+        import torch
+
+        from .tiling import available_memory
+
+        needed = sum(tensor.numel() * 4 for tensor in state.values())
+        free = available_memory(torch.device(self.settings.device))
+        if needed > free:
+            raise InvalidModelError(
+                f"{path.name} needs {needed / 2**30:.1f} GB for its weights alone, and {free / 2**30:.1f} GB is free "
+                f"on {self.settings.device}; close other programs or use a machine with more memory"
+            )
 
     def _ledger(self) -> dict[str, dict[str, str]]:
         try:

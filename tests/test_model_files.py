@@ -300,3 +300,12 @@ def test_evaluate_takes_model_files_like_the_official_models(tmp_path):
     assert done.returncode == 0, done.stderr
     with (tmp_path / "report" / "results.csv").open() as f:
         assert {row["method"] for row in csv.DictReader(f)} == {"bicubic", "eval-compact"}
+
+
+def test_a_model_too_large_for_the_memory_free_is_refused(files, tmp_path, monkeypatch):
+    from remaster import tiling
+
+    path = save_model(tmp_path, "big", random_state(ARCHITECTURES["compact"][0]), ".pth")
+    monkeypatch.setattr(tiling, "available_memory", lambda device: 1000)
+    with pytest.raises(remaster.InvalidModelError, match="needs 0.0 GB for its weights alone"):
+        files.load(str(path))
