@@ -261,10 +261,10 @@ def speed_row(
     enhancer.enhance(image, model=name)  # load and warm up at the size measured
     network = enhancer.engine.network(spec, denoise_strength=DEFAULT_DENOISE)
     graph = "eager"
-    if network.compiled is not None:
-        network.compiled.wait(args.compile_timeout)
-        graph = f"{network.compiled.state} ({network.compiled.speedup or 0:.2f}×, "
-        graph += f"{sum(network.compiled.compile_seconds):.0f} s)"
+    if network.accelerated is not None:
+        network.accelerated.wait(args.compile_timeout)
+        graph = f"{network.accelerated.state} ({network.accelerated.speedup or 0:.2f}×, "
+        graph += f"{sum(network.accelerated.compile_seconds):.0f} s)"
     exact_result = uncompiled.enhance(image, model=name, precision="fp32")
     differences = " / ".join(
         str(max_difference(engine.enhance(image, model=name), exact_result))
@@ -282,7 +282,7 @@ def speed_row(
         runs["auto"].append(seconds)
         peaks["auto"] = max(peaks["auto"], peak)
         precision = report.precision
-        if network.compiled is not None:
+        if network.accelerated is not None:
             runs["eager"].append(timed(device, uncompiled.enhance, image, model=name)[0])
         seconds, _, _ = timed(device, uncompiled.enhance, image, model=name, precision="fp32")
         runs["fp32"].append(seconds)
@@ -422,16 +422,16 @@ def network_alone(enhancer: remaster.Enhancer, names: list[str], sizes: list[int
     print("| --- | --- | --- | --- | --- | --- |")
     for name in names:
         network = enhancer.engine.network(remaster.get_model(name))
-        if network.compiled is None or network.compiled.state != "compiled":
+        if network.accelerated is None or network.accelerated.state != "compiled":
             continue
         for size in sizes:
             with torch.inference_mode():  # as the engine calls it: dynamo's guards tell the modes apart
                 batch = torch.rand(1, 3, size, size, device=network.device).to(network.dtype)
                 batch = batch.contiguous(memory_format=torch.channels_last)
             cells = []
-            for forward in (network.module, network.compiled):
+            for forward in (network.module, network.accelerated):
                 with torch.inference_mode():
-                    if forward is network.compiled and not forward.accepts(batch):
+                    if forward is network.accelerated and not forward.accepts(batch):
                         cells.append("— | —")
                         continue
                     milliseconds = cuda_milliseconds(forward, batch)

@@ -112,7 +112,7 @@ def main() -> None:
     uncompiled = statistics.median(timed(cuda, enhancer.enhance, photo, model=MODEL)[0] for _ in range(3))
     compiling = enhancer.with_settings(compile=True)
     first = [timed(cuda, compiling.enhance, photo, model=MODEL)[0] for _ in range(3)]
-    state = compiling.engine.network(remaster.get_model(MODEL)).compiled.state
+    state = compiling.engine.network(remaster.get_model(MODEL)).accelerated.state
     print(
         f"| first 3 requests, 512², while compiling in the background ({state}) | "
         f"{', '.join(f'{seconds:.2f} s' for seconds in first)} (uncompiled, warm: {uncompiled:.2f} s) |"

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .architectures import recognise
+from .backends import Accelerated, BackendChoices, available, choose, openvino_runner, tensorrt_runner
 from .compiled import BackgroundCompiled, can_compile_in_background
 from .errors import WeightsUnavailableError, brief
 from .network import Network, add_stop_points, count_macs, resolve_dtype
@@ -103,6 +104,8 @@ class Engine:
         self.compile = settings.compile and can_compile_in_background()
         if settings.compile and not self.compile:
             log.warning("Networks run uncompiled: compiling in the background needs torch 2.6 or later")
+        self.backends = BackendChoices(settings.cache_dir / "backends.json")
+        """The backends measured faster (or not) for each network before, kept for later processes."""
         self._lock = threading.Lock()
         self._networks: OrderedDict[CachedNetwork, Network] = OrderedDict()
         """Least recently used first."""
@@ -225,7 +228,10 @@ class Engine:
         macs = count_macs(module.eval(), multiple, in_channels, architecture.minimum_size(kwargs))
         module.eval().requires_grad_(False)
         module = module.to(device=self.device, dtype=dtype, memory_format=torch.channels_last)
-        if not self.compile:
+        backend = choose(self.settings, self.device, dtype)
+        if backend == "compiled" and not self.compile:
+            backend = "torch"
+        if backend != "compiled":  # a compiled graph would have to trace the hooks
             add_stop_points(module)
         itemsize = torch.finfo(dtype).bits // 8
         # Beside the features: the float32 result and its quantised core, per output pixel.
@@ -240,11 +246,39 @@ class Engine:
             macs_per_pixel=macs,
             bytes_per_pixel=architecture.feature_bytes_per_pixel(kwargs, spec.scale, itemsize) + result_bytes,
             in_channels=in_channels,
-            compiled=BackgroundCompiled(module, f"{spec.name} ({dtype})") if self.compile else None,
-            stoppable=not self.compile,
+            accelerated=self._accelerated(backend, module, spec, dtype),
+            stoppable=backend != "compiled",
             tiling=architecture.tiling(kwargs),
         )
         return network
+
+    def _accelerated(
+        self, backend: str, module: nn.Module, spec: ModelSpec, dtype: torch.dtype
+    ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The runner of ``module`` on ``backend`` (built in the background), or None to run it on torch."""
+        label = f"{spec.name} ({dtype})"
+        if backend == "compiled":
+            return BackgroundCompiled(module, label)
+        if backend == "torch":
+            return None
+        if not available(backend):
+            log.warning("%s runs on torch: REMASTER_BACKEND asks for %s, which is not installed", label, backend)
+            return None
+        cache = self.settings.cache_dir / backend
+        if backend == "openvino":
+            threads = torch.get_num_threads()
+
+            def build(module: nn.Module, example: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+                return openvino_runner(module, example, dtype, threads, cache)
+
+        else:
+
+            def build(module: nn.Module, example: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+                return tensorrt_runner(module, example, cache)
+
+        key = f"{spec.name}|{spec.weights.sha256 or spec.weights.md5}|{self.device}|{str(dtype).removeprefix('torch.')}"
+        measure = self.settings.backend == "auto"
+        return Accelerated(module, label, backend, build, self.backends, key, measure=measure)
 
     def with_overlap(self, spec: ModelSpec, network: Network) -> Network:
         """``network`` with its tiles' overlap: its own, or, for a model that brought none, measured in fp32 the
@@ -255,9 +289,9 @@ class Engine:
         overlap = self.overlaps.get(key)
         if overlap is None:
             exact = network
-            if network.dtype != torch.float32 or network.compiled is not None:
+            if network.dtype != torch.float32 or network.accelerated is not None:
                 exact = replace(
-                    network, module=copy.deepcopy(network.module).float(), dtype=torch.float32, compiled=None
+                    network, module=copy.deepcopy(network.module).float(), dtype=torch.float32, accelerated=None
                 )
             started = time.perf_counter()
             overlap = measure_overlap(replace(exact, overlap=0))

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from .errors import InvalidOptionError
 from .options import PRECISIONS
 
-__all__ = ["DTYPES", "Network", "add_stop_points", "count_macs", "cpu_flags", "resolve_dtype"]
+__all__ = ["DTYPES", "Network", "add_stop_points", "count_macs", "cpu_flags", "current_check", "resolve_dtype"]
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _LUMA = (0.299, 0.587, 0.114)  # OpenCV's RGB→gray weights, as the official script uses
@@ -87,8 +87,8 @@ class Network:
     bytes_per_pixel: float
     """Working memory per input pixel of a window, estimated generously."""
     in_channels: int = 3
-    compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
-    """Runs ``module``, compiled in the background where settings ask for it."""
+    accelerated: Callable[[torch.Tensor], torch.Tensor] | None = None
+    """Runs ``module`` on another backend (``torch.compile``, OpenVINO, TensorRT) where one was chosen for it."""
     stoppable: bool = False
     """Whether ``module`` has stop points (:func:`add_stop_points`) between its layers."""
     tiling: str = "supported"
@@ -125,7 +125,7 @@ class Network:
             if pad_h or pad_w:
                 mode = "reflect" if pad_h < height and pad_w < width else "replicate"
                 batch = F.pad(batch, (0, pad_w, 0, pad_h), mode=mode)
-            forward = self.compiled or self.module
+            forward = self.accelerated or self.module
             out = forward(batch.to(self.dtype).contiguous(memory_format=torch.channels_last))
             out = out[..., : height * self.scale, : width * self.scale].float().clamp_(0.0, 1.0)
             return _to_channels(out, channels) if out.shape[1] != channels else out
@@ -137,6 +137,11 @@ def _scaled(network: Network, batch: torch.Tensor) -> tuple[int, int]:
 
 _stopping = threading.local()
 """The stop check of the request this thread runs, read by the stop points."""
+
+
+def current_check() -> Callable[[], None] | None:
+    """The stop check of the request this thread runs inside a network, if any (for backends that wait)."""
+    return getattr(_stopping, "check", None)
 
 
 def _stop_point(layer: nn.Module, inputs: object) -> None:

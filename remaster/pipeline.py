@@ -46,7 +46,7 @@ _STORE_SETTINGS = frozenset(
     }
 )
 """The settings a :class:`WeightStore` reads."""
-_ENGINE_SETTINGS = frozenset({"device", "compile"})
+_ENGINE_SETTINGS = frozenset({"device", "compile", "backend", "cache_dir"})
 """The settings an :class:`Engine` reads (besides its store's)."""
 
 

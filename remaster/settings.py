@@ -35,6 +35,9 @@ Variable                    Meaning
                             (default 500).
 ``REMASTER_COMPILE``        ``1`` or ``0``: compile networks with ``torch.compile`` in the
                             background (default: on with CUDA, except on ZeroGPU).
+``REMASTER_BACKEND``        ``auto`` (measure: OpenVINO on CPUs, TensorRT or compiled on CUDA,
+                            where faster), or force ``torch``, ``compiled``, ``openvino``,
+                            ``tensorrt``.
 ``REMASTER_CONCURRENCY``    How many requests the app runs at once.
 ``REMASTER_QUEUE_SIZE``     How many requests may wait; more are turned away.
 ``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``
@@ -124,6 +127,8 @@ class Settings:
     download_timeout: float = 30.0
     compile: bool = False
     """Compile networks in the background and use the compiled graph where it is faster."""
+    backend: str = "auto"
+    """Which inference backend networks run on: ``auto`` (measured per network) or a forced one."""
     models_dir: Path | None = None
     """A folder of model files of the user's own, each a model named by its file stem."""
     max_model_mb: int = 2048
@@ -164,6 +169,7 @@ class Settings:
             hub_revision=env.get("REMASTER_HUB_REVISION") or None,
             offline=env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE,
             compile=_compile(env, device),
+            backend=_choice(env, "REMASTER_BACKEND", BACKENDS, "auto"),
             models_dir=models_dir_from_env(env),
             max_model_mb=_positive_int(env, "REMASTER_MAX_MODEL_MB", 2048),
             allow_model_upload=_flag(env, "REMASTER_ALLOW_MODEL_UPLOAD", False),
@@ -200,6 +206,16 @@ def models_dir_from_env(env: Mapping[str, str] | None = None) -> Path | None:
     """``REMASTER_MODELS_DIR`` as a path (read without anything else, for the command line's parsing)."""
     env = os.environ if env is None else env
     return _optional_path(env.get("REMASTER_MODELS_DIR"))
+
+
+BACKENDS = ("auto", "torch", "compiled", "openvino", "tensorrt")
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, but it is {raw!r}")
+    return raw
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -214,6 +214,7 @@ def settings(hub: hubserver.HubServer, tmp_path: Path) -> Settings:
         hub_cache_dir=tmp_path / "hub-cache",
         cache_dir=tmp_path / "url-cache",
         download_timeout=5.0,
+        backend="torch",  # the backends get tests of their own (test_backends.py)
     )
 
 
@@ -230,6 +231,7 @@ def enhancer(hub: hubserver.HubServer, tiny_models: dict[str, TinyModel]) -> rem
             hub_cache_dir=cache / "hub",
             cache_dir=cache / "url",
             download_timeout=5.0,
+            backend="torch",  # the backends get tests of their own (test_backends.py)
         )
     )
 
@@ -366,6 +368,7 @@ def run_module(
         "REMASTER_WEIGHTS_DIR": str(weights_dir),
         "PYTHONPATH": str(root),
         "REMASTER_CACHE_DIR": str(cwd / ".remaster-cache"),
+        "REMASTER_BACKEND": "torch",
         **(env or {}),
     }
     return subprocess.run(

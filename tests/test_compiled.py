@@ -192,22 +192,22 @@ def test_a_torch_without_the_run_only_mode_runs_uncompiled(tiny_network, enhance
     assert forward.state == "failed" and forward.wait(timeout=1) and forward.compile_seconds == []
     assert forward.calls == {"compiled": 0, "eager": 2} and not forward.accepts(inputs)
     assert "needs torch 2.6 or later" in caplog.text
-    engine = enhancer.with_settings(compile=True).engine
+    engine = enhancer.with_settings(compile=True, backend="auto").engine
     assert not engine.compile and "Networks run uncompiled" in caplog.text
-    assert engine.network(remaster.get_model("tiny-srvgg"), "fp32").compiled is None
+    assert engine.network(remaster.get_model("tiny-srvgg"), "fp32").accelerated is None
 
 
 def test_the_engine_compiles_kept_networks_when_settings_ask(enhancer):
-    compiling = remaster.Enhancer(replace(enhancer.settings, compile=True), enhancer.store)
+    compiling = remaster.Enhancer(replace(enhancer.settings, compile=True, backend="auto"), enhancer.store)
     image = to_uint8(gradient(26, 34, seed=5))
     expected = enhancer.enhance(image, model="tiny-srvgg", precision="fp32")
     result = compiling.enhance(image, model="tiny-srvgg", precision="fp32")
     network = compiling.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
-    assert isinstance(network.compiled, BackgroundCompiled) and network.compiled.calls["eager"] == 1
-    assert enhancer.engine.network(remaster.get_model("tiny-srvgg"), "fp32").compiled is None, "off on a CPU"
-    assert network.compiled.wait(timeout=300) and network.compiled.state in ("compiled", "slower")
-    network.compiled.min_speedup = 0.0  # whatever this machine measured, run it compiled from here on
-    network.compiled.state = "compiled"
+    assert isinstance(network.accelerated, BackgroundCompiled) and network.accelerated.calls["eager"] == 1
+    assert enhancer.engine.network(remaster.get_model("tiny-srvgg"), "fp32").accelerated is None, "off on a CPU"
+    assert network.accelerated.wait(timeout=300) and network.accelerated.state in ("compiled", "slower")
+    network.accelerated.min_speedup = 0.0  # whatever this machine measured, run it compiled from here on
+    network.accelerated.state = "compiled"
     again = compiling.enhance(image, model="tiny-srvgg", precision="fp32")
-    assert network.compiled.calls["compiled"] >= 1
+    assert network.accelerated.calls["compiled"] >= 1
     assert np.abs(again.astype(int) - expected).max() <= 1 and np.array_equal(result, expected)

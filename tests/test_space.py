@@ -52,8 +52,9 @@ def test_preloaded_weights_are_exactly_what_the_app_downloads_at_start():
     assert set(config["models"]) >= set(expected)
 
 
-OPTIONAL_IMPORTS = {"spaces"}
-"""Imported only where present: Hugging Face's ``spaces`` exists on Spaces alone."""
+OPTIONAL_IMPORTS = {"spaces", "torch_tensorrt"}
+"""Imported only where present: Hugging Face's ``spaces`` exists on Spaces alone, torch-tensorrt is an optional
+install for NVIDIA GPUs (README)."""
 
 
 def _requirement_names(path: Path) -> set[str]:

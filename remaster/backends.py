@@ -1,0 +1,302 @@
+"""Inference backends under a network: torch as it is, ``torch.compile``, OpenVINO on CPUs, TensorRT on NVIDIA GPUs.
+
+Which one runs is decided per model, device and precision by measuring, the way
+compilation is: a network starts on torch, another backend is built in a background
+thread from the first real input, timed against torch on a window of it, and used only
+if it is faster; the decision is kept in ``backends.json`` in ``REMASTER_CACHE_DIR`` and
+reused by later processes. ``REMASTER_BACKEND`` forces one. Whatever fails (the library
+missing, a network that does not convert, a run that raises) falls back to torch for that
+network, and the log says so. Tiling, overlaps, the precision's meaning (``fp32`` is exact:
+OpenVINO gets an f32 hint) and the out-of-memory retry are the tile scheduler's, the same
+for every backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.util
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch import nn
+
+from .errors import StoppedError, brief, is_out_of_memory
+from .image_io import atomic_file
+from .network import current_check
+from .settings import BACKENDS
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+__all__ = ["BACKENDS", "Accelerated", "BackendChoices", "available", "choose", "openvino_runner", "tensorrt_runner"]
+
+log = logging.getLogger(__name__)
+
+
+Runner = Callable[[torch.Tensor], torch.Tensor]
+AcceleratedState = Literal["waiting", "building", "chosen", "torch", "failed"]
+
+_MEASURE_SIDE = 128
+"""Backends are timed on a window of the first real input of at most this side, so that a minute-long tile is not."""
+_TIMING_RUNS = 3
+_WAIT_STEP_MS = 100
+
+
+def available(name: str) -> bool:
+    """Whether the library a backend needs is installed here (``torch`` and ``compiled`` always are)."""
+    module = {"openvino": "openvino", "tensorrt": "torch_tensorrt"}.get(name)
+    return module is None or importlib.util.find_spec(module) is not None
+
+
+class BackendChoices:
+    """Decisions already measured, by model weights, device and precision, in a JSON file; thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        """The backend chosen for ``key`` before, if one was."""
+        with self._lock:
+            return self._read().get(key)
+
+    def put(self, key: str, backend: str) -> None:
+        """Keep the choice of ``backend`` for ``key``."""
+        with self._lock:
+            table = self._read()
+            table[key] = backend
+            try:
+                with atomic_file(self.path) as partial:
+                    Path(partial).write_text(json.dumps(table, indent=1, sort_keys=True), encoding="utf-8")
+            except OSError as error:
+                log.warning("Could not keep the backend chosen in %s (%s)", self.path, error)
+
+    def _read(self) -> dict[str, str]:
+        try:
+            table = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return table if isinstance(table, dict) else {}
+
+
+class Accelerated:
+    """Runs ``module`` on torch until another backend, built in the background, has measured faster; then on that.
+
+    Args:
+        module: the network on its device and dtype, in eval mode.
+        label: names it in log messages.
+        backend: the backend's name, for messages and the kept decision.
+        build: makes the backend's runner from ``module`` and an example input (slow: it runs in a thread).
+        choices: where decisions are kept, with ``key`` naming this network's; a kept ``torch`` means
+            nothing is built, a kept ``backend`` means it is built and used without measuring again.
+        measure: time the backend against torch before using it; off when the backend is forced.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        label: str,
+        backend: str,
+        build: Callable[[nn.Module, torch.Tensor], Runner],
+        choices: BackendChoices | None = None,
+        key: str = "",
+        measure: bool = True,
+    ) -> None:
+        self.module = module
+        self.label = label
+        self.backend = backend
+        self.speedup: float | None = None
+        self.calls = {"backend": 0, "torch": 0}
+        self._build = build
+        self._choices = choices
+        self._key = key
+        self._runner: Runner | None = None
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        kept = choices.get(key) if choices is not None and key else None
+        self._measure = measure and kept != backend
+        self.state: AcceleratedState = "torch" if measure and kept == "torch" else "waiting"
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.state == "chosen" and self._runner is not None:
+            try:
+                result = self._runner(batch)
+            except Exception as error:  # noqa: BLE001 - a broken backend must not break requests
+                if is_out_of_memory(error) or isinstance(error, StoppedError):
+                    raise  # the tile scheduler retries with smaller tiles; a stop is a stop
+                log.warning(
+                    "%s on %s failed; it runs on torch from now on (%s)", self.label, self.backend, brief(error)
+                )
+                self.state = "failed"
+            else:
+                self.calls["backend"] += 1
+                return result
+        if self.state == "waiting":
+            self._start(batch)
+        self.calls["torch"] += 1
+        return self.module(batch)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until no build is running; False if ``timeout`` passed first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self.state != "building", timeout)
+
+    def _start(self, batch: torch.Tensor) -> None:
+        with self._lock:
+            if self.state != "waiting":
+                return
+            self.state = "building"
+        height, width = (min(side, _MEASURE_SIDE) for side in batch.shape[-2:])
+        example = batch[:1, :, :height, :width].detach().clone()
+        threading.Thread(target=self._work, args=(example,), name=f"{self.backend} {self.label}", daemon=True).start()
+
+    def _work(self, example: torch.Tensor) -> None:
+        state: AcceleratedState = "failed"
+        try:
+            started = time.perf_counter()
+            runner = self._build(self.module, example)
+            log.info("%s: built on %s in %.0f s", self.label, self.backend, time.perf_counter() - started)
+            state = "chosen"
+            if self._measure:
+                self.speedup = self._time(runner, example)
+                state = "chosen" if self.speedup >= 1.0 else "torch"
+                log.info(
+                    "%s on %s runs %.2f× torch's speed: %s",
+                    self.label,
+                    self.backend,
+                    self.speedup,
+                    f"using {self.backend}" if state == "chosen" else "staying on torch",
+                )
+            self._runner = runner
+            if self._choices is not None and self._key:
+                self._choices.put(self._key, self.backend if state == "chosen" else "torch")
+        except Exception as error:  # noqa: BLE001 - any failure to build means: stay on torch
+            log.warning("%s runs on torch: %s could not take it (%s)", self.label, self.backend, brief(error))
+        finally:
+            with self._idle:
+                self.state = state
+                self._idle.notify_all()
+
+    def _time(self, runner: Runner, example: torch.Tensor) -> float:
+        """Torch's seconds over the backend's on ``example``: the fastest of a few alternating runs of each."""
+        times: dict[str, list[float]] = {"torch": [], "backend": []}
+        with torch.inference_mode():
+            for repeat in range(_TIMING_RUNS + 1):
+                for name, run in (("torch", self.module), ("backend", runner)):
+                    _synchronize(example.device)
+                    started = time.perf_counter()
+                    run(example)
+                    _synchronize(example.device)
+                    if repeat:
+                        times[name].append(time.perf_counter() - started)
+        return min(times["torch"]) / min(times["backend"])
+
+
+def openvino_runner(module: nn.Module, example: torch.Tensor, dtype: torch.dtype, threads: int, cache: Path) -> Runner:
+    """``module`` converted by OpenVINO for the CPU, with any batch, height and width, in ``dtype``'s precision.
+
+    bf16 gets OpenVINO's bf16 hint, fp32 its f32 one (exact). A run waits for its result in short
+    steps, so Stop ends it between them (OpenVINO cancels the work), as the stop points do in torch.
+
+    Raises:
+        ValueError: a precision OpenVINO does not take here (fp16 on a CPU).
+    """
+    import openvino as ov
+
+    hints = {torch.float32: "f32", torch.bfloat16: "bf16"}
+    if dtype not in hints:
+        raise ValueError(f"OpenVINO on a CPU takes fp32 or bf16, not {dtype}")
+    plain = copy.deepcopy(module).float().to(memory_format=torch.contiguous_format)
+    channels = example.shape[1]
+    with torch.inference_mode(False), torch.no_grad(), _root_logger_kept():
+        converted = ov.convert_model(
+            plain, example_input=example.float(), input=[ov.PartialShape([-1, channels, -1, -1])]
+        )
+    cache.mkdir(parents=True, exist_ok=True)
+    config = {"INFERENCE_PRECISION_HINT": hints[dtype], "INFERENCE_NUM_THREADS": threads, "CACHE_DIR": str(cache)}
+    compiled = ov.Core().compile_model(converted, "CPU", config)
+    requests = threading.local()
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        request = getattr(requests, "request", None)
+        if request is None:
+            request = requests.request = compiled.create_infer_request()
+        request.start_async({0: batch.float().contiguous().cpu().numpy()})
+        check = current_check()
+        while not request.wait_for(_WAIT_STEP_MS):
+            if check is not None:
+                try:
+                    check()
+                except BaseException:
+                    request.cancel()
+                    raise
+        return torch.from_numpy(request.get_output_tensor(0).data.copy()).to(batch.device)
+
+    return run
+
+
+@contextlib.contextmanager
+def _root_logger_kept() -> Iterator[None]:
+    """Put the root logger back as it was: OpenVINO's converter sets it to ERROR and, when a conversion
+    fails, leaves it so, which would silence the app's log from then on."""
+    root = logging.getLogger()
+    level, filters, handlers = root.level, list(root.filters), list(root.handlers)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.filters, root.handlers = filters, handlers
+
+
+def tensorrt_runner(module: nn.Module, example: torch.Tensor, cache: Path, largest: int = 1024) -> Runner:
+    """``module`` built by TensorRT (torch-tensorrt) in fp16 for inputs from 16 to ``largest`` pixels a side,
+    batches of up to 16; the engine is kept on disk by the module's weights and the shape range."""
+    import torch_tensorrt
+
+    channels = example.shape[1]
+    minimum, optimum = (1, channels, 16, 16), (1, channels, 512, 512)
+    maximum = (16, channels, largest, largest)
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"{_weights_key(module)}-{largest}.ep"
+    if path.is_file():
+        return torch.export.load(str(path)).module()
+    inputs = [torch_tensorrt.Input(min_shape=minimum, opt_shape=optimum, max_shape=maximum, dtype=torch.half)]
+    built = torch_tensorrt.compile(module.half(), ir="dynamo", inputs=inputs, enabled_precisions={torch.half})
+    torch_tensorrt.save(built, str(path), inputs=[example.half()])
+    return built
+
+
+def _weights_key(module: nn.Module) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes()[:4096])
+    return digest.hexdigest()[:16]
+
+
+def choose(settings: Settings, device: torch.device, dtype: torch.dtype) -> str:
+    """The backend a network on ``device`` in ``dtype`` gets: the forced one, else by device and what is installed."""
+    forced = settings.backend
+    if forced != "auto":
+        return forced
+    if device.type == "cuda" and available("tensorrt") and dtype == torch.float16:
+        return "tensorrt"
+    if settings.compile:  # on by default with CUDA; REMASTER_COMPILE=1 asks for it elsewhere
+        return "compiled"
+    if device.type == "cpu" and available("openvino") and dtype in (torch.float32, torch.bfloat16):
+        return "openvino"
+    return "torch"
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

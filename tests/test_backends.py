@@ -1,0 +1,131 @@
+"""Inference backends: OpenVINO gives torch's pixels, a network it cannot take stays on torch, choices are kept."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import remaster
+from remaster import Options
+from remaster.architectures import ARCHITECTURES, SRVGGNetCompact, register_architecture
+from remaster.backends import Accelerated, available
+
+from .images import gradient, to_uint8
+
+pytestmark = pytest.mark.skipif(not available("openvino"), reason="OpenVINO is a requirement; this runs where it is")
+
+
+def backend_enhancer(enhancer, tmp_path, backend: str) -> remaster.Enhancer:
+    return enhancer.with_settings(backend=backend, cache_dir=tmp_path / "cache")
+
+
+def settle(engine, spec, precision: str) -> Accelerated:
+    accelerated = engine.network(spec, precision).accelerated
+    assert isinstance(accelerated, Accelerated)
+    assert accelerated.wait(timeout=300)
+    return accelerated
+
+
+@pytest.mark.parametrize("name", ["tiny-rrdb-x4", "tiny-rrdb-x2", "tiny-srvgg"])
+def test_openvino_gives_torchs_result_whole_and_tiled(enhancer, tmp_path, name):
+    forced = backend_enhancer(enhancer, tmp_path, "openvino")
+    spec = remaster.get_model(name)
+    scale = spec.scale
+    first = gradient(20, 24, seed=1)
+    forced.run(first, Options(model=name, outscale=scale, precision="fp32"))  # on torch, while OpenVINO builds
+    accelerated = settle(forced.engine, spec, "fp32")
+    assert accelerated.state == "chosen", "forced: used without measuring"
+    for height, width, tile in ((33, 45, 0), (70, 50, 32), (1, 40, 0)):
+        image = gradient(height, width, seed=height)
+        options = Options(model=name, outscale=scale, precision="fp32", tile=tile)
+        ours, report = forced.run(image, options)
+        torch_result = enhancer.run(image, options)[0]
+        assert np.abs(ours - torch_result).max() < 1e-4, "fp32 is exact on every backend"
+    assert accelerated.calls["backend"] >= 3
+    image = to_uint8(gradient(28, 30, seed=4))
+    forced.run(image, Options(model=name, outscale=scale, precision="bf16"))
+    bf16 = settle(forced.engine, spec, "bf16")
+    reduced = forced.run(image, Options(model=name, outscale=scale, precision="bf16"))[0]
+    exact = enhancer.run(image, Options(model=name, outscale=scale, precision="fp32"))[0]
+    assert bf16.calls["backend"] >= 1 and np.abs(reduced.astype(int) - exact).max() <= 8
+
+
+class _Unconvertible(nn.Module):
+    """A network that runs in Python but refuses to be traced or exported (and cannot be scripted: *rest)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, batch: torch.Tensor, *rest: object) -> torch.Tensor:
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            raise RuntimeError("this network cannot be converted")
+        return self.inner(batch)
+
+
+class _Untraceable(SRVGGNetCompact):
+    name = "SRVGGNetCompact, untraceable (tests)"
+
+    def load(self, kwargs, state, device=None):
+        return _Unconvertible(super().load(kwargs, state, device))
+
+
+def test_a_network_openvino_cannot_take_stays_on_torch_and_the_request_succeeds(
+    enhancer, tiny_models, tmp_path, caplog
+):
+    if _Untraceable.name not in ARCHITECTURES:
+        register_architecture(_Untraceable())
+    spec = replace(tiny_models["tiny-srvgg"].spec, name="tiny-untraceable", architecture=_Untraceable.name)
+    forced = backend_enhancer(enhancer, tmp_path, "openvino")
+    with remaster.MODELS.extended(spec):
+        image = gradient(16, 20)
+        first = forced.run(image, Options(model=spec.name, precision="fp32"))[0]
+        accelerated = forced.engine.network(spec, "fp32").accelerated
+        assert accelerated.wait(timeout=300)
+        again = forced.run(image, Options(model=spec.name, precision="fp32"))[0]
+    assert accelerated.state == "failed" and "runs on torch: openvino could not take it" in caplog.text
+    assert logging.getLogger().isEnabledFor(logging.WARNING), "OpenVINO's failed conversion left the log as it was"
+    assert np.array_equal(first, again) and accelerated.calls == {"backend": 0, "torch": 2}
+
+
+def test_the_choice_is_measured_once_kept_and_reused(enhancer, tmp_path):
+    spec = remaster.get_model("tiny-srvgg")
+    measuring = backend_enhancer(enhancer, tmp_path, "auto")
+    measuring.run(gradient(24, 24), Options(model=spec.name, precision="fp32"))
+    first = settle(measuring.engine, spec, "fp32")
+    assert first.speedup is not None and first.state in ("chosen", "torch")
+    kept = json.loads((tmp_path / "cache" / "backends.json").read_text())
+    key = next(key for key in kept if key.startswith("tiny-srvgg|") and key.endswith("|cpu|float32"))
+    assert kept[key] == ("openvino" if first.state == "chosen" else "torch")
+    later = backend_enhancer(enhancer, tmp_path, "auto")  # another process, the same cache
+    reused = later.engine.network(spec, "fp32").accelerated
+    if kept[key] == "torch":
+        assert reused.state == "torch", "nothing built again"
+    else:
+        later.run(gradient(24, 24), Options(model=spec.name, precision="fp32"))
+        assert reused.wait(timeout=300) and reused.state == "chosen" and reused.speedup is None, "not measured again"
+
+
+def test_remaster_backend_torch_is_todays_path(enhancer, tmp_path):
+    plain = backend_enhancer(enhancer, tmp_path, "torch")
+    assert plain.engine.network(remaster.get_model("tiny-srvgg"), "bf16").accelerated is None
+    with pytest.raises(ValueError, match="REMASTER_BACKEND must be one of auto, torch, compiled, openvino"):
+        remaster.Settings.from_env(env={"REMASTER_DEVICE": "cpu", "REMASTER_BACKEND": "cuda-magic"})
+
+
+def test_a_stop_ends_an_openvino_run(enhancer, tmp_path):
+    forced = backend_enhancer(enhancer, tmp_path, "openvino")
+    spec = remaster.get_model("tiny-rrdb-x4")
+    forced.run(gradient(16, 16), Options(model=spec.name, precision="fp32"))
+    settle(forced.engine, spec, "fp32")
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(remaster.StoppedError):
+        forced.run(gradient(64, 64), Options(model=spec.name, precision="fp32", tile=0), cancel=cancel)
