@@ -98,6 +98,12 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quality", type=int, default=None, help="JPEG or lossy WebP quality, 1-100")
     parser.add_argument(
+        "--png-compression",
+        type=int,
+        default=6,
+        help="zlib's level for PNG results, 0-9: 6 smallest in fair time (default), 1 three times faster",
+    )
+    parser.add_argument(
         "--tile_pad",
         "--tile-pad",
         type=int,
@@ -241,6 +247,7 @@ def options_from(args: argparse.Namespace, model: str | None = None) -> Options:
         output_format=args.ext,
         animation_format=args.ext,
         quality=args.quality,
+        png_compression=args.png_compression,
         alpha_upsampler=args.alpha_upsampler,
         tile_pad=args.tile_pad,
         pre_pad=args.pre_pad,

@@ -87,7 +87,13 @@ def remaster_file(
         notes.append(f"the file holds {pages} images (pages or layers); the first was remastered")
     fmt = _still_format(options.output_format, source, result, notes)
     path = image_io.save(
-        result, _with_suffix(target, fmt), fmt, quality=options.quality, description=report.description(), notes=notes
+        result,
+        _with_suffix(target, fmt),
+        fmt,
+        quality=options.quality,
+        description=report.description(),
+        notes=notes,
+        png_compression=options.png_compression,
     )
     return FileResult(path, report, picture, result, tuple(notes))
 

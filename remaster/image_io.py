@@ -483,6 +483,7 @@ def save(
     quality: int | None = None,
     description: str | None = None,
     notes: list[str] | None = None,
+    png_compression: int = 6,
 ) -> Path:
     """Write ``image`` to ``path`` atomically: a temporary file, renamed when complete.
 
@@ -495,6 +496,7 @@ def save(
             metadata (PNG text, EXIF ImageDescription and Software). The input's EXIF (less its
             orientation, already applied) and ICC profile are carried over.
         notes: told, in a sentence each, what the format could not keep (EXIF over JPEG's 64 KB).
+        png_compression: zlib's level for PNG, 0–9.
 
     Raises:
         ValueError: ``fmt`` or ``quality`` is not supported.
@@ -506,9 +508,9 @@ def save(
         raise ValueError(f"Quality must be from 1 to 100, not {quality}")
     with atomic_file(path) as partial:
         if isinstance(image, np.ndarray) and fmt in ("png", "tiff"):
-            _write_sixteen_bit_colour(image, partial, fmt)
+            _write_sixteen_bit_colour(image, partial, fmt, png_compression)
         else:
-            _write_pil(_to_pil_for(image, fmt), partial, fmt, quality, description, notes)
+            _write_pil(_to_pil_for(image, fmt), partial, fmt, quality, description, notes, png_compression)
     return path
 
 
@@ -569,7 +571,13 @@ def _fit_exif(exif: Image.Exif, limit: int) -> list[str]:
 
 
 def _write_pil(
-    image: Image.Image, path: str, fmt: str, quality: int | None, description: str | None, notes: list[str] | None
+    image: Image.Image,
+    path: str,
+    fmt: str,
+    quality: int | None,
+    description: str | None,
+    notes: list[str] | None,
+    png_compression: int,
 ) -> None:
     exif = _exif_for(image, description)
     if fmt == "jpg":
@@ -580,7 +588,7 @@ def _write_pil(
     if image.info.get("icc_profile"):
         options["icc_profile"] = image.info["icc_profile"]
     if fmt == "png":
-        image.save(path, format="PNG", pnginfo=png_text(description), **options)
+        image.save(path, format="PNG", pnginfo=png_text(description), compress_level=png_compression, **options)
     elif fmt == "jpg":
         # Full-resolution colour (4:4:4): halving the chroma would undo part of the upscale.
         image.save(path, format="JPEG", quality=quality or DEFAULT_JPEG_QUALITY, subsampling=0, **options)
@@ -590,13 +598,14 @@ def _write_pil(
         image.save(path, format="WEBP", **webp_quality(quality), **options)
 
 
-def _write_sixteen_bit_colour(image: np.ndarray, path: str, fmt: str) -> None:
+def _write_sixteen_bit_colour(image: np.ndarray, path: str, fmt: str, png_compression: int = 6) -> None:
     import cv2
 
     # OpenCV writes 16-bit colour (PIL cannot); it has no 16-bit gray+alpha, so that is
     # stored as RGBA with equal colour channels. It writes no metadata.
     array = image if image.ndim == 2 or image.shape[2] == 1 else image[:, :, _BGR_ORDER[image.shape[2]]]
-    ok, data = cv2.imencode(f".{'tiff' if fmt == 'tiff' else 'png'}", np.ascontiguousarray(array))
+    flags = [] if fmt == "tiff" else [cv2.IMWRITE_PNG_COMPRESSION, png_compression]
+    ok, data = cv2.imencode(f".{'tiff' if fmt == 'tiff' else 'png'}", np.ascontiguousarray(array), flags)
     if not ok:
         raise OSError(f"Could not encode a {image.shape} {image.dtype} image as {fmt.upper()}")
     with open(path, "wb") as f:

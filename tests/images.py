@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 
@@ -59,7 +60,9 @@ def cmyk(height: int = 20, width: int = 24) -> Image.Image:
     return rgb(height, width).convert("CMYK")
 
 
+@functools.cache
 def srgb_profile() -> bytes:
+    """An sRGB ICC profile; made once, since its header records the second it was made."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -87,3 +89,30 @@ def test_unsupported_formats_and_qualities_are_refused(tmp_path):
     with pytest.raises(ValueError, match="Quality must be from 1 to 100"):
         image_io.save(images.rgb(), tmp_path / "x.jpg", "jpg", quality=0)
     assert list(tmp_path.iterdir()) == []
+
+
+def _zlib_level(path) -> int:
+    """The compression level class zlib wrote into a PNG's first image data (0 fastest … 3 smallest)."""
+    data = path.read_bytes()
+    at = data.index(b"IDAT") + 4
+    return data[at + 1] >> 6
+
+
+def test_png_compression_is_a_choice_of_speed_or_size(tmp_path):
+    image = images.rgb(96, 128, seed=4)
+    fast = image_io.save(image, tmp_path / "fast.png", "png", png_compression=1)
+    small = image_io.save(image, tmp_path / "small.png", "png", png_compression=9)
+    assert _zlib_level(fast) < _zlib_level(small) == 3 and fast.stat().st_size > small.stat().st_size
+    assert np.array_equal(np.asarray(Image.open(fast)), np.asarray(Image.open(small)))
+    with pytest.raises(remaster.InvalidOptionError, match="png_compression must be from 0 to 9"):
+        Options("tiny-srvgg", png_compression=12)
+
+
+def test_the_page_writes_its_downloads_fast(enhancer, tmp_path):
+    import anyio
+
+    from remaster.page.handlers import Handlers
+
+    source = images.save(images.rgb(20, 24), tmp_path / "in.png")
+    download, _, _ = anyio.run(Handlers(enhancer).remaster_image, str(source), "tiny-srvgg", 4, "auto", False, 0.5)
+    assert _zlib_level(Path(download)) <= 1

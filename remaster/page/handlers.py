@@ -82,7 +82,8 @@ def page_options(output_format: str = "png", tile: str | int | float | None = "a
         raise gr.Error(f"output_format must be one of {', '.join(_OUTPUT_FORMATS)}, not {output_format!r}")
     fmt, quality = _OUTPUT_FORMATS[output_format]
     with user_errors():
-        return Options(tile=parse_tile(tile), output_format=fmt, quality=quality, **choices)
+        # A visitor waits for the download: zlib's level 1 writes a PNG three times faster than 6, a tenth larger.
+        return Options(tile=parse_tile(tile), output_format=fmt, quality=quality, png_compression=1, **choices)
 
 
 @contextlib.contextmanager
