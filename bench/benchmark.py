@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,9 @@ def parse_args() -> argparse.Namespace:
         "spandrel's own call on the whole image",
     )
     parser.add_argument("--family-size", type=int, default=64, help="the families' input side (default: 64)")
+    parser.add_argument(
+        "--no-bf16", action="store_true", help="act as a CPU without bf16 instructions (automatic precision: fp32)"
+    )
     return parser.parse_args()
 
 
@@ -204,14 +208,17 @@ def main() -> None:
     extra = ["RealESRGAN_x4plus"] if args.tiling_cost or args.big else []
     folder, origin = prepare_weights(list(dict.fromkeys([*args.models, *extra])), weights_dir, scratch)
     settings = Settings.from_env(device=args.device, weights_dir=folder, offline=True, cache_dir=scratch)
+    if args.no_bf16:
+        settings = replace(settings, cpu_bf16=False)
     enhancer = remaster.Enhancer(settings)
-    uncompiled = enhancer.with_settings(compile=False)
+    uncompiled = enhancer.with_settings(compile=False, backend="torch")
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else _cpu_name()})")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, remaster {remaster.__version__}")
     print(f"weights: {weights_dir or 'random'}; reference: RealESRGANer(tile=0, pre_pad=0, half={args.half})")
     print(f"compile: {'in the background, awaited before timing' if settings.compile else 'off'}\n")
 
     speed_table(args, enhancer, uncompiled, folder, origin)
+    split_table(args, enhancer, uncompiled)
     if device.type == "cuda" and settings.compile:
         network_alone(enhancer, args.models, args.sizes)
     if device.type == "cpu":
@@ -226,30 +233,48 @@ def main() -> None:
 def speed_table(
     args: argparse.Namespace,
     enhancer: remaster.Enhancer,
-    uncompiled: remaster.Enhancer,
+    plain: remaster.Enhancer,
     folder: Path,
     origin: dict[str, str],
 ) -> None:
-    """One row per model and size: the reference, ours (automatic, uncompiled, fp32), differences, rate, memory."""
-    device = enhancer.engine.device
+    """One row per model and size: the reference; ours on the automatic backend, on torch alone, and in fp32
+    (automatic backend); the backend chosen; differences; rate; memory."""
     header = (
-        "| model | weights | input | reference s | remaster auto s | ratio | uncompiled s | ratio | "
-        "remaster fp32 s | ratio fp32 | precision | graph | max /255 vs fp32, uncompiled / compiled | TFLOP/s | "
-        "peak MB added, ref / ours |"
+        "| model | weights | input | reference s | remaster auto s | ratio | torch s | auto / torch | "
+        "remaster fp32 s | ratio fp32 | precision | backend | max /255: auto vs torch fp32, fp32 vs reference | "
+        "TFLOP/s | peak MB added, ref / ours |"
     )
     print(header)
     print("|" + " --- |" * (header.count("|") - 1))
     for name in args.models:
         spec = remaster.get_model(name)
-        upsampler = reference(spec, folder, device, args.half)
+        upsampler = reference(spec, folder, enhancer.engine.device, args.half)
         for size in args.sizes:
-            speed_row(args, enhancer, uncompiled, upsampler, spec, size, origin[name])
+            speed_row(args, enhancer, plain, upsampler, spec, size, origin[name])
+
+
+def _settled(enhancer: remaster.Enhancer, spec: remaster.ModelSpec, image: np.ndarray, precision: str, wait: float):
+    """Warm up ``spec`` on ``image`` and wait for its backend to be built and measured; its network."""
+    enhancer.run(image, Options(model=spec.name, precision=precision))
+    network = enhancer.engine.network(spec, precision, denoise_strength=DEFAULT_DENOISE)
+    if network.accelerated is not None:
+        network.accelerated.wait(wait)
+    return network
+
+
+def _backend(network) -> str:
+    accelerated = network.accelerated
+    if accelerated is None:
+        return "torch"
+    name = getattr(accelerated, "backend", "compiled")
+    speed = f"{accelerated.speedup:.2f}×" if accelerated.speedup else "forced"
+    return f"{name}: {accelerated.state} ({speed})"
 
 
 def speed_row(
     args: argparse.Namespace,
     enhancer: remaster.Enhancer,
-    uncompiled: remaster.Enhancer,
+    plain: remaster.Enhancer,
     upsampler: object,
     spec: remaster.ModelSpec,
     size: int,
@@ -258,20 +283,17 @@ def speed_row(
     device, name = enhancer.engine.device, spec.name
     image = test_image(size)
     bgr = np.ascontiguousarray(image[:, :, ::-1])
-    enhancer.enhance(image, model=name)  # load and warm up at the size measured
-    network = enhancer.engine.network(spec, denoise_strength=DEFAULT_DENOISE)
-    graph = "eager"
-    if network.accelerated is not None:
-        network.accelerated.wait(args.compile_timeout)
-        graph = f"{network.accelerated.state} ({network.accelerated.speedup or 0:.2f}×, "
-        graph += f"{sum(network.accelerated.compile_seconds):.0f} s)"
-    exact_result = uncompiled.enhance(image, model=name, precision="fp32")
-    differences = " / ".join(
-        str(max_difference(engine.enhance(image, model=name), exact_result))
-        for engine in dict.fromkeys((uncompiled, enhancer))
+    network = _settled(enhancer, spec, image, "auto", args.compile_timeout)
+    exact_network = _settled(enhancer, spec, image, "fp32", args.compile_timeout)
+    plain.run(image, Options(model=name))
+    torch_exact = plain.run(image, Options(model=name, precision="fp32"))[0]
+    reference_result = quietly(upsampler.enhance, bgr)[0][:, :, ::-1]
+    ours_exact = enhancer.run(image, Options(model=name, precision="fp32"))[0]
+    differences = (
+        f"{max_difference(enhancer.run(image, Options(model=name))[0], torch_exact)}, "
+        f"{max_difference(ours_exact, np.ascontiguousarray(reference_result))}"
     )
-    quietly(upsampler.enhance, bgr)
-    runs = {"ref": [], "auto": [], "eager": [], "fp32": []}
+    runs: dict[str, list[float]] = {"ref": [], "auto": [], "torch": [], "fp32": []}
     peaks = {"ref": 0, "auto": 0}
     precision = ""
     for _ in range(args.repeats):
@@ -282,22 +304,73 @@ def speed_row(
         runs["auto"].append(seconds)
         peaks["auto"] = max(peaks["auto"], peak)
         precision = report.precision
-        if network.accelerated is not None:
-            runs["eager"].append(timed(device, uncompiled.enhance, image, model=name)[0])
-        seconds, _, _ = timed(device, uncompiled.enhance, image, model=name, precision="fp32")
-        runs["fp32"].append(seconds)
-    ref, auto, exact = (statistics.median(runs[key]) for key in ("ref", "auto", "fp32"))
-    eager = "— | —"
-    if runs["eager"]:
-        eager = f"{statistics.median(runs['eager']):.4f} | {ref / statistics.median(runs['eager']):.2f}×"
+        runs["torch"].append(timed(device, plain.run, image, Options(model=name))[0])
+        runs["fp32"].append(timed(device, enhancer.run, image, Options(model=name, precision="fp32"))[0])
+    ref, auto, on_torch, exact = (statistics.median(runs[key]) for key in ("ref", "auto", "torch", "fp32"))
     tflops = 2 * network.macs_per_pixel * size * size / auto / 1e12
+    backends = _backend(network) + ("" if exact_network is network else f"; fp32 {_backend(exact_network)}")
     print(
-        f"| {name} | {origin} | {size}² | {ref:.4f} | {auto:.4f} | **{ref / auto:.2f}×** | "
-        f"{eager} | {exact:.4f} | {ref / exact:.2f}× | {precision} | "
-        f"{graph} | {differences} | {tflops:.2f} | "
-        f"{peaks['ref'] / 2**20:.0f} / {peaks['auto'] / 2**20:.0f} |",
+        f"| {name} | {origin} | {size}² | {ref:.4f} | {auto:.4f} | **{ref / auto:.2f}×** | {on_torch:.4f} | "
+        f"**{on_torch / auto:.2f}×** | {exact:.4f} | {ref / exact:.2f}× | {precision} | {backends} | {differences} | "
+        f"{tflops:.2f} | {peaks['ref'] / 2**20:.0f} / {peaks['auto'] / 2**20:.0f} |",
         flush=True,
     )
+
+
+_STAGES = (
+    ("decode", "image_io.py", "decode"),
+    ("network, with its casts and padding", "network.py", "_run"),
+    ("tile copies and conversion to float", "tiling.py", "run_windows"),
+    ("quantising the cores", "tiling.py", "_write_core"),
+    ("resizing to the output scale", "pixels.py", "resize"),
+    ("encoding and writing", "image_io.py", "save"),
+)
+
+
+def request_split(enhancer: remaster.Enhancer, name: str, side: int, repeats: int) -> None:
+    """Where a request's time goes, as the command line runs one: a PNG file in, a PNG file out."""
+    import cProfile
+    import pstats
+
+    from remaster.files import remaster_file
+
+    scratch = Path(tempfile.mkdtemp(prefix="remaster-split-"))
+    source = scratch / "in.png"
+    from PIL import Image
+
+    Image.fromarray(test_image(side)).save(source)
+    options = Options(model=name)
+    remaster_file(enhancer, source, scratch / "warm", options)
+    profile = cProfile.Profile()
+    profile.enable()
+    for index in range(repeats):
+        remaster_file(enhancer, source, scratch / f"out{index}", options)
+    profile.disable()
+    stats = pstats.Stats(profile).stats
+    total = next(value[3] for key, value in stats.items() if key[2] == "remaster_file")
+
+    def seconds(file: str, function: str) -> float:
+        return sum(value[3] for key, value in stats.items() if key[0].endswith(file) and key[2] == function)
+
+    parts = {label: seconds(file, function) for label, file, function in _STAGES}
+    parts["tile copies and conversion to float"] -= (
+        parts["network, with its casts and padding"] + parts["quantising the cores"]
+    )
+    parts["the rest"] = total - sum(parts.values())
+    cells = " | ".join(f"{value / repeats * 1000:.1f} ms ({value / total:.0%})" for value in parts.values())
+    print(f"| {name} | {side}² | {total / repeats * 1000:.1f} ms | {cells} |", flush=True)
+
+
+def split_table(args: argparse.Namespace, enhancer: remaster.Enhancer, plain: remaster.Enhancer) -> None:
+    labels = [label for label, _, _ in _STAGES] + ["the rest"]
+    for title, engine in (("the automatic backend", enhancer), ("torch alone", plain)):
+        print(
+            f"\nWhere a request's time goes on {title} (a PNG file in, a PNG file out, median over {args.repeats}):\n"
+        )
+        print("| model | input | request | " + " | ".join(labels) + " |")
+        print("|" + " --- |" * (len(labels) + 3))
+        for name in args.models:
+            request_split(engine, name, max(args.sizes), args.repeats)
 
 
 def seam_table(args: argparse.Namespace, uncompiled: remaster.Enhancer, folder: Path) -> None:

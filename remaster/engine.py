@@ -168,9 +168,9 @@ class Engine:
             InvalidOptionError: ``precision`` is not one remaster knows.
             WeightsUnavailableError: the weights could not be found or downloaded.
         """
-        dtype = resolve_dtype(
-            precision, self.device, supported=spec.architecture.supported_precisions(spec.arch_kwargs)
-        )
+        flags = None if self.settings.cpu_bf16 else frozenset()  # frozenset(): as a CPU without bf16 would be
+        supported = spec.architecture.supported_precisions(spec.arch_kwargs)
+        dtype = resolve_dtype(precision, self.device, flags=flags, supported=supported)
         key = CachedNetwork(spec.name, dtype, float(denoise_strength) if spec.supports_denoise else 1.0)
         with self._lock:
             cached = self._networks.get(key)

@@ -127,7 +127,9 @@ class Network:
                 batch = F.pad(batch, (0, pad_w, 0, pad_h), mode=mode)
             forward = self.accelerated or self.module
             out = forward(batch.to(self.dtype).contiguous(memory_format=torch.channels_last))
-            out = out[..., : height * self.scale, : width * self.scale].float().clamp_(0.0, 1.0)
+            out = out[..., : height * self.scale, : width * self.scale]
+            # float32 and channels-last in one pass: the cores are then copied out pixel by pixel, not plane by plane.
+            out = out.to(torch.float32, memory_format=torch.channels_last).clamp_(0.0, 1.0)
             return _to_channels(out, channels) if out.shape[1] != channels else out
 
 

@@ -46,7 +46,7 @@ _STORE_SETTINGS = frozenset(
     }
 )
 """The settings a :class:`WeightStore` reads."""
-_ENGINE_SETTINGS = frozenset({"device", "compile", "backend", "cache_dir"})
+_ENGINE_SETTINGS = frozenset({"device", "compile", "backend", "cache_dir", "cpu_bf16"})
 """The settings an :class:`Engine` reads (besides its store's)."""
 
 

@@ -35,6 +35,8 @@ Variable                    Meaning
                             (default 500).
 ``REMASTER_COMPILE``        ``1`` or ``0``: compile networks with ``torch.compile`` in the
                             background (default: on with CUDA, except on ZeroGPU).
+``REMASTER_CPU_BF16``       ``0`` to act as a CPU without bf16 instructions: automatic
+                            precision is then fp32.
 ``REMASTER_BACKEND``        ``auto`` (measure: OpenVINO on CPUs, TensorRT or compiled on CUDA,
                             where faster), or force ``torch``, ``compiled``, ``openvino``,
                             ``tensorrt``.
@@ -127,6 +129,8 @@ class Settings:
     download_timeout: float = 30.0
     compile: bool = False
     """Compile networks in the background and use the compiled graph where it is faster."""
+    cpu_bf16: bool = True
+    """Whether automatic precision may pick bf16 on a CPU that has bf16 instructions (off: fp32, as elsewhere)."""
     backend: str = "auto"
     """Which inference backend networks run on: ``auto`` (measured per network) or a forced one."""
     models_dir: Path | None = None
@@ -170,6 +174,7 @@ class Settings:
             offline=env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE,
             compile=_compile(env, device),
             backend=_choice(env, "REMASTER_BACKEND", BACKENDS, "auto"),
+            cpu_bf16=_flag(env, "REMASTER_CPU_BF16", True),
             models_dir=models_dir_from_env(env),
             max_model_mb=_positive_int(env, "REMASTER_MAX_MODEL_MB", 2048),
             allow_model_upload=_flag(env, "REMASTER_ALLOW_MODEL_UPLOAD", False),

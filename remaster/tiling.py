@@ -255,7 +255,9 @@ def _write_core(result: torch.Tensor, window: Window, out: np.ndarray, scale: in
     width = (window.core_cols.stop - window.core_cols.start) * scale
     core = result[:, top : top + height, left : left + width].permute(1, 2, 0)
     if out.dtype != np.float32:
-        core = core.mul(to_float_scale(out.dtype)).round_().to(torch.int32 if out.dtype == np.uint16 else torch.uint8)
+        core = core.mul_(to_float_scale(out.dtype)).round_()  # in place: the window's result is ours alone
+        if core.device.type != "cpu" or out.dtype == np.uint16:  # only integers travel back from a GPU
+            core = core.to(torch.int32 if out.dtype == np.uint16 else torch.uint8)
     row, col = window.core_rows.start * scale, window.core_cols.start * scale
     region = out[row : row + height, col : col + width]
     if out.dtype == np.uint16:  # torch has few uint16 kernels

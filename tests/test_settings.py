@@ -92,3 +92,13 @@ def test_a_programs_log_prints_each_of_the_hubs_messages_once():
     done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True)
     assert done.stderr.count("the Hub says hello") == 1, done.stderr
     assert "WARNING huggingface_hub.file_download: the Hub says hello" in done.stderr
+
+
+def test_a_cpu_without_bf16_can_be_played_for_automatic_precision(enhancer):
+    import torch
+
+    import remaster
+
+    played = enhancer.with_settings(cpu_bf16=False)
+    assert played.engine.network(remaster.get_model("tiny-srvgg"), "auto").dtype == torch.float32
+    assert Settings.from_env(env={"REMASTER_DEVICE": "cpu", "REMASTER_CPU_BF16": "0"}).cpu_bf16 is False
