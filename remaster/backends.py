@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
-import json
 import logging
 import threading
 import time
@@ -28,14 +27,15 @@ import torch
 from torch import nn
 
 from .errors import StoppedError, brief, is_out_of_memory
-from .image_io import atomic_file
+from .kept import KeptTable
 from .network import current_check
 from .settings import BACKENDS
+from .timing import speedup
 
 if TYPE_CHECKING:
     from .settings import Settings
 
-__all__ = ["BACKENDS", "Accelerated", "BackendChoices", "available", "choose", "openvino_runner", "tensorrt_runner"]
+__all__ = ["BACKENDS", "Accelerated", "available", "choose", "openvino_runner", "tensorrt_runner"]
 
 log = logging.getLogger(__name__)
 
@@ -53,37 +53,6 @@ def available(name: str) -> bool:
     """Whether the library a backend needs is installed here (``torch`` and ``compiled`` always are)."""
     module = {"openvino": "openvino", "tensorrt": "torch_tensorrt"}.get(name)
     return module is None or importlib.util.find_spec(module) is not None
-
-
-class BackendChoices:
-    """Decisions already measured, by model weights, device and precision, in a JSON file; thread-safe."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> str | None:
-        """The backend chosen for ``key`` before, if one was."""
-        with self._lock:
-            return self._read().get(key)
-
-    def put(self, key: str, backend: str) -> None:
-        """Keep the choice of ``backend`` for ``key``."""
-        with self._lock:
-            table = self._read()
-            table[key] = backend
-            try:
-                with atomic_file(self.path) as partial:
-                    Path(partial).write_text(json.dumps(table, indent=1, sort_keys=True), encoding="utf-8")
-            except OSError as error:
-                log.warning("Could not keep the backend chosen in %s (%s)", self.path, error)
-
-    def _read(self) -> dict[str, str]:
-        try:
-            table = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return table if isinstance(table, dict) else {}
 
 
 class Accelerated:
@@ -105,7 +74,7 @@ class Accelerated:
         label: str,
         backend: str,
         build: Callable[[nn.Module, torch.Tensor], Runner],
-        choices: BackendChoices | None = None,
+        choices: KeptTable | None = None,
         key: str = "",
         measure: bool = True,
     ) -> None:
@@ -165,7 +134,7 @@ class Accelerated:
             log.info("%s: built on %s in %.0f s", self.label, self.backend, time.perf_counter() - started)
             state = "chosen"
             if self._measure:
-                self.speedup = self._time(runner, example)
+                self.speedup = speedup(self.module, runner, example, _TIMING_RUNS)
                 state = "chosen" if self.speedup >= 1.0 else "torch"
                 log.info(
                     "%s on %s runs %.2f× torch's speed: %s",
@@ -183,20 +152,6 @@ class Accelerated:
             with self._idle:
                 self.state = state
                 self._idle.notify_all()
-
-    def _time(self, runner: Runner, example: torch.Tensor) -> float:
-        """Torch's seconds over the backend's on ``example``: the fastest of a few alternating runs of each."""
-        times: dict[str, list[float]] = {"torch": [], "backend": []}
-        with torch.inference_mode():
-            for repeat in range(_TIMING_RUNS + 1):
-                for name, run in (("torch", self.module), ("backend", runner)):
-                    _synchronize(example.device)
-                    started = time.perf_counter()
-                    run(example)
-                    _synchronize(example.device)
-                    if repeat:
-                        times[name].append(time.perf_counter() - started)
-        return min(times["torch"]) / min(times["backend"])
 
 
 def openvino_runner(module: nn.Module, example: torch.Tensor, dtype: torch.dtype, threads: int, cache: Path) -> Runner:
@@ -295,8 +250,3 @@ def choose(settings: Settings, device: torch.device, dtype: torch.dtype) -> str:
     if device.type == "cpu" and available("openvino") and dtype in (torch.float32, torch.bfloat16):
         return "openvino"
     return "torch"
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

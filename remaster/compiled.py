@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .errors import brief, is_out_of_memory
+from .timing import speedup, synchronize
 
 __all__ = ["BackgroundCompiled", "CompileState", "can_compile_in_background"]
 
@@ -177,12 +178,12 @@ class BackgroundCompiled:
             if not self.accepts(example):
                 started = time.perf_counter()
                 self._compiled(example)
-                _synchronize(example.device)
+                synchronize(example.device)
                 seconds = time.perf_counter() - started
                 self.compile_seconds.append(seconds)
                 log.info("Compiled %s for %s inputs in %.0f s", self.label, tuple(example.shape), seconds)
             if self.speedup is None:
-                self.speedup = self._measure(example)
+                self.speedup = speedup(self.module, self._run_only, example, _TIMING_RUNS)
                 faster = self.speedup >= self.min_speedup
                 log.info(
                     "%s compiled runs %.2f× eager speed: %s",
@@ -192,21 +193,6 @@ class BackgroundCompiled:
                 )
                 with self._lock:
                     self.state = "compiled" if faster else "slower"
-
-    def _measure(self, example: torch.Tensor) -> float:
-        """Eager seconds over compiled seconds on ``example``: the fastest of a few alternating runs
-        of each after a warm-up, as requests may be sharing the device meanwhile."""
-        times: dict[str, list[float]] = {"eager": [], "compiled": []}
-        runners = {"eager": self.module, "compiled": self._run_only}
-        for repeat in range(_TIMING_RUNS + 1):
-            for name, run in runners.items():
-                _synchronize(example.device)
-                started = time.perf_counter()
-                run(example)
-                _synchronize(example.device)
-                if repeat:
-                    times[name].append(time.perf_counter() - started)
-        return min(times["eager"]) / min(times["compiled"])
 
 
 _GIL_SWITCH_SECONDS = 1e-4
@@ -272,8 +258,3 @@ def _allow_graphs(count: int) -> None:
     config = torch._dynamo.config
     name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
     setattr(config, name, max(getattr(config, name), count))
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

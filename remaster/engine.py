@@ -22,11 +22,11 @@ import torch
 from torch import nn
 
 from .architectures import recognise
-from .backends import Accelerated, BackendChoices, available, choose, openvino_runner, tensorrt_runner
+from .backends import Accelerated, available, choose, openvino_runner, tensorrt_runner
 from .compiled import BackgroundCompiled, can_compile_in_background
 from .errors import WeightsUnavailableError, brief
+from .kept import KeptTable
 from .network import Network, add_stop_points, count_macs, resolve_dtype
-from .overlaps import OverlapCache
 from .registry import ModelSpec, WeightFile
 from .settings import Settings
 from .tiling import measure_overlap
@@ -104,15 +104,16 @@ class Engine:
         self.compile = settings.compile and can_compile_in_background()
         if settings.compile and not self.compile:
             log.warning("Networks run uncompiled: compiling in the background needs torch 2.6 or later")
-        self.backends = BackendChoices(settings.cache_dir / "backends.json")
+        self.backends = KeptTable(settings.cache_dir / "backends.json", "backend chosen")
         """The backends measured faster (or not) for each network before, kept for later processes."""
         self._lock = threading.Lock()
         self._networks: OrderedDict[CachedNetwork, Network] = OrderedDict()
         """Least recently used first."""
         self._modules: dict[str, nn.Module] = {}
         self._state_dicts: dict[WeightFile, dict[str, torch.Tensor]] = {}
-        self.overlaps = OverlapCache(settings.cache_dir / "overlaps.json")
-        """Overlaps measured for models without one of their own, by weight-file SHA-256."""
+        self.overlaps = KeptTable(settings.cache_dir / "overlaps.json", "measured overlap")
+        """Overlaps measured for models without one of their own, by weight-file SHA-256: the official models'
+        were measured by hand with their real weights, so only model files of someone's own are measured."""
 
     def cached(self) -> list[CachedNetwork]:
         """The networks kept now, least recently used first (helper modules not included)."""
@@ -287,7 +288,7 @@ class Engine:
             return network
         key = spec.weights.sha256 or spec.weights.md5 or spec.name
         overlap = self.overlaps.get(key)
-        if overlap is None:
+        if not isinstance(overlap, int):
             exact = network
             if network.dtype != torch.float32 or network.accelerated is not None:
                 exact = replace(

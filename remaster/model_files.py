@@ -22,7 +22,6 @@ import logging
 import re
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .architectures import ARCHITECTURES, Architecture, register_architecture
 from .errors import InvalidModelError, RemasterError, brief
 from .image_io import atomic_file
+from .kept import KeptTable
 from .registry import MODELS, ModelSpec, WeightFile
 from .settings import Settings
 
@@ -191,8 +191,7 @@ class ModelFiles:
     def __init__(self, settings: Settings, allowed: Callable[[str], bool] | None = None) -> None:
         self.settings = settings
         self.allowed = allowed
-        self.ledger = settings.cache_dir / "model-files.json"
-        self._lock = threading.Lock()
+        self.ledger = KeptTable(settings.cache_dir / "model-files.json", "pinned SHA-256 and revision")
 
     def load(self, reference: str) -> ModelSpec:
         """The registry entry for the model at ``reference``, registered now if it was not.
@@ -253,7 +252,7 @@ class ModelFiles:
     def _from_hub(self, where: Reference) -> Path:
         from huggingface_hub import hf_hub_download
 
-        pinned = self._ledger().get(str(where), {}).get("revision", where.revision)
+        pinned = (self.ledger.get(str(where)) or {}).get("revision", where.revision)
         try:
             downloaded = Path(
                 hf_hub_download(
@@ -273,10 +272,7 @@ class ModelFiles:
             raise InvalidModelError(_too_large(downloaded.stat().st_size, self.settings.max_model_mb))
         parts = downloaded.parts  # …/snapshots/<commit>/<filename>
         revision = parts[parts.index("snapshots") + 1] if "snapshots" in parts else pinned
-        with self._lock:
-            ledger = self._ledger()
-            ledger.setdefault(str(where), {})["revision"] = revision
-            self._write(ledger)
+        self.ledger.change(str(where), lambda entry: {**(entry or {}), "revision": revision})
         return downloaded
 
     def _from_url(self, where: Reference) -> Path:
@@ -306,18 +302,18 @@ class ModelFiles:
         """Record the SHA-256 of a downloaded file when first seen; refuse a different one later."""
         if where.kind == "path":
             return
-        with self._lock:
-            ledger = self._ledger()
-            entry = ledger.setdefault(str(where), {})
-            known = entry.get("sha256")
+
+        def pinned(entry: dict[str, str] | None) -> dict[str, str]:
+            known = (entry or {}).get("sha256")
             if known is not None and known != sha256:
                 raise InvalidModelError(
                     f"The file behind {where} has changed since it was first loaded (SHA-256 {known[:12]}…, now "
                     f"{sha256[:12]}…), so it was refused. If you trust the new file, remove its entry from "
-                    f"{self.ledger}"
+                    f"{self.ledger.path}"
                 )
-            entry["sha256"] = sha256
-            self._write(ledger)
+            return {**(entry or {}), "sha256": sha256}
+
+        self.ledger.change(str(where), pinned)
 
     def _spec(self, where: Reference, path: Path, sha256: str) -> ModelSpec:
         descriptor = self._descriptor(path)
@@ -400,17 +396,6 @@ class ModelFiles:
                 f"{path.name} needs {needed / 2**30:.1f} GB for its weights alone, and {free / 2**30:.1f} GB is free "
                 f"on {self.settings.device}; close other programs or use a machine with more memory"
             )
-
-    def _ledger(self) -> dict[str, dict[str, str]]:
-        try:
-            table = json.loads(self.ledger.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return table if isinstance(table, dict) else {}
-
-    def _write(self, table: dict[str, dict[str, str]]) -> None:
-        with atomic_file(self.ledger) as partial:
-            Path(partial).write_text(json.dumps(table, indent=1, sort_keys=True), encoding="utf-8")
 
 
 def _made(folder: Path) -> Path:

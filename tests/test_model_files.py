@@ -168,7 +168,7 @@ def test_a_hub_reference_is_downloaded_and_pinned_to_its_revision(hub, files, ru
     reference = f"hf://{TEST_REPO}/community/span-x2.pth"
     spec = files.load(reference)
     assert spec.name == "span-x2" and "the Hub" in spec.description
-    pinned = json.loads(files.ledger.read_text())[f"{reference}@main"]
+    pinned = json.loads(files.ledger.path.read_text())[f"{reference}@main"]
     assert pinned["revision"] == COMMIT and pinned["sha256"] == spec.weights.sha256
     assert runner.run(images.gradient(16, 16), Options(model=spec.name, outscale=2))[0].shape == (32, 32, 3)
     for revision in ("main", COMMIT):
