@@ -10,6 +10,7 @@ __all__ = [
     "ImageTooLargeError",
     "InvalidImageError",
     "InvalidOptionError",
+    "InvalidVideoError",
     "OutOfMemoryError",
     "RemasterError",
     "StoppedError",
@@ -25,6 +26,10 @@ class RemasterError(Exception):
 
 class InvalidImageError(RemasterError):
     """The input is not an image remaster can read (empty, truncated, unknown format)."""
+
+
+class InvalidVideoError(InvalidImageError):
+    """The input is not a video remaster can read: no video stream, no frames, truncated, corrupt, unsupported."""
 
 
 class ImageTooLargeError(RemasterError):

@@ -1,0 +1,585 @@
+"""A whole video through the engine: decoding, the network and encoding overlapped in a bounded pipeline.
+
+Three threads pass frames along two short queues: one decodes the input and turns frames
+into RGB arrays, this one runs each through :meth:`Enhancer.run` (the same path as a still:
+model, scale, tiles, precision, faces, denoise, out-of-memory retries with smaller tiles),
+and one converts the results back and encodes them, a segment at a time. The queues are
+short so memory stays bounded and none of the three waits long on the others.
+
+Every input frame is decoded, in order, with its own presentation time; none is dropped
+(with ``fps`` set, frames are repeated or dropped only to fill a constant rate). Finished
+segments stay on disk (see :mod:`remaster.video.segments`), so the same call after a stop
+or a crash continues where it was; the result appears under its name only when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .. import pixels
+from ..errors import InvalidVideoError, StoppedError, brief
+from ..image_io import Picture
+from ..options import Options
+from ..pipeline import Enhancer, Report, default_enhancer
+from ..registry import get_model
+from ..version import __version__
+from . import VideoOptions
+from .encoding import OutputPlan, plan_output, source_colour, sws_matrix, sws_range
+from .join import join
+from .probe import VideoInfo, open_input, probe
+from .segments import JobState, fingerprint
+
+__all__ = ["VideoResult", "preview_frame", "remaster_video"]
+
+log = logging.getLogger(__name__)
+
+SEGMENT_MACS = 1e13
+"""Work in one segment, in multiply-adds: about 20 s on a 2-core CPU, what a kill may cost at most."""
+MIN_SEGMENT_FRAMES, MAX_SEGMENT_FRAMES = 24, 250
+QUEUE_BYTES = 256 << 20
+"""Most bytes of frames waiting in each queue."""
+_POLL = 0.2
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """A written video and what was done."""
+
+    path: Path
+    report: Report
+    frames: int
+    """Frames in the result."""
+    resumed: int
+    """Of those, frames that an earlier, stopped run had finished."""
+    notes: tuple[str, ...]
+    """What the user should know: a changed container, a stream that could not be copied."""
+    timings: dict[str, float]
+    """Seconds spent decoding, in the network, encoding and joining (the first three overlap)."""
+    first_input: Picture | None = None
+    """The first frame remastered in this run, and its result, for previews."""
+    first_output: np.ndarray | None = None
+
+    def summary(self) -> str:
+        """One line, with the notes after it."""
+        resumed = f" · {self.resumed} frames from the earlier run" if self.resumed else ""
+        return " ".join([self.report.summary() + resumed, *(f"· {note}" for note in self.notes)])
+
+
+@dataclass
+class _Item:
+    """One decoded frame and the output frames it becomes (one, or with ``fps`` none or several)."""
+
+    array: np.ndarray
+    outputs: list[int]
+    """Presentation times of the output frames, in the plan's time base."""
+    first: int
+    """The output index of ``outputs[0]``."""
+    result: np.ndarray | None = None
+
+
+_END = object()
+
+
+@dataclass
+class _Shared:
+    """What the three threads share: the stop flag, the first error, and where the time went."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    timings: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "network": 0.0, "encode": 0.0})
+    decoded: int = 0
+
+    def fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self.stop.set()
+
+
+def remaster_video(
+    source: str | Path,
+    target: str | Path,
+    options: Options | None = None,
+    video: VideoOptions | None = None,
+    *,
+    enhancer: Enhancer | None = None,
+    progress: Callable[..., object] | None = None,
+    cancel: threading.Event | None = None,
+    segment_frames: int | None = None,
+) -> VideoResult:
+    """Remaster every frame of the video ``source`` and write it to ``target`` plus the right extension.
+
+    Audio, subtitle and attachment streams, chapters and metadata are copied packet for packet.
+    Run the same call again after a stop or a crash and it continues where it was.
+
+    Args:
+        source: a video file FFmpeg reads (MP4, MKV, WebM, MOV, AVI…).
+        target: the result's path without its extension: the input's container is kept where it
+            can hold the codec (MP4, MOV, MKV, WebM), else it is MKV.
+        options: the model and its choices, as for a still.
+        video: codec, quality, frame rate (the defaults: H.264 at CRF 20, every frame at its time).
+        enhancer: keeps the networks between calls (a process-wide one when omitted).
+        progress: called as ``progress(fraction, desc)``, with frames done, frames per second and time left.
+        cancel: when set, the work stops within a frame or a tile, keeping finished segments.
+        segment_frames: output frames per resumable segment (default: about 20 s of CPU work each).
+
+    Returns:
+        The :class:`VideoResult`.
+
+    Raises:
+        InvalidVideoError: not a video, no video stream, no frames, truncated, corrupt or unsupported.
+        ImageTooLargeError: over the length, frame-count or frame-size limits (checked before any work).
+        InvalidOptionError: an option is out of range, or NVENC was asked for without a GPU.
+        StoppedError: cancelled or over the time limit; the same call continues the job.
+        OSError: the result could not be written.
+    """
+    enhancer = enhancer if enhancer is not None else default_enhancer()
+    options = options if options is not None else Options()
+    video = video if video is not None else VideoOptions()
+    started = time.perf_counter()
+    report = _reporter(progress)
+    source, target = Path(source), Path(target)
+    info = probe(source, enhancer.settings, options, video)
+    spec = get_model(options.model, "upscaler")
+    report(0.0, f"Loading {spec.name}…")
+    network = enhancer.engine.network(spec, options.precision, options.denoise_strength, lambda m: report(0.0, m))
+    if options.face_enhance:
+        enhancer.faces.prepare(options.face_model, lambda m: report(0.0, m))
+    size = pixels.output_size(info.width, info.height, options.outscale)
+    with open_input(info.path) as container:
+        plan = plan_output(info.stream_of(container), info.suffix, size, video, network.device.type, True)
+    result_path = target.with_name(target.name + plan.suffix)
+    if segment_frames is None:
+        per_frame = (
+            info.width * info.height * network.macs_per_pixel * (2 if plan.array_format.startswith("rgba") else 1)
+        )
+        segment_frames = min(max(round(SEGMENT_MACS / per_frame), MIN_SEGMENT_FRAMES), MAX_SEGMENT_FRAMES)
+    identity = {
+        "remaster": __version__,
+        "source": fingerprint(info.path),
+        "options": options.describe(),
+        "video": video.describe(),
+        "plan": plan.describe(),
+    }
+    state = JobState.open(result_path, identity, segment_frames)
+    total = info.output_frames(video.fps)
+    resumed = state.done_frames()
+    shared = _Shared()
+    work = _Work(enhancer, options, info, plan, state, total, resumed, shared, report, cancel, started, video.fps)
+    try:
+        work.run()
+    except InvalidVideoError:
+        state.remove()  # the same input fails the same way: nothing to resume
+        raise
+    report(0.99, "Joining the segments and copying the other streams")
+    joined = time.perf_counter()
+    notes = join(info, plan, state.segments(), result_path, state.folder)
+    shared.timings["join"] = time.perf_counter() - joined
+    state.remove()
+    shared.timings["wall"] = time.perf_counter() - started
+    summary = Report(
+        input_size=info.size,
+        output_size=(plan.width, plan.height),
+        mode=f"{plan.pix_fmt}, {video.codec.upper()}",
+        model=spec.name,
+        device=str(network.device),
+        precision=str(network.dtype).removeprefix("torch."),
+        seconds=shared.timings["wall"],
+        frames=total,
+        faces_found=work.faces_found if options.face_enhance else None,
+        faces_restored=work.faces_restored,
+    )
+    report(1.0, "Done")
+    log.info("%s", summary.summary())
+    return VideoResult(
+        path=result_path,
+        report=summary,
+        frames=total,
+        resumed=resumed,
+        notes=plan.notes + tuple(notes),
+        timings=shared.timings,
+        first_input=work.first_input,
+        first_output=work.first_output,
+    )
+
+
+class _Work:
+    """One run of a job: the three threads, from the first unfinished segment to the end."""
+
+    def __init__(
+        self,
+        enhancer: Enhancer,
+        options: Options,
+        info: VideoInfo,
+        plan: OutputPlan,
+        state: JobState,
+        total: int,
+        resumed: int,
+        shared: _Shared,
+        report: Callable[[float, str], None],
+        cancel: threading.Event | None,
+        started: float,
+        fps: float | None,
+    ) -> None:
+        self.enhancer, self.options, self.info, self.plan, self.state = enhancer, options, info, plan, state
+        self.total, self.resumed, self.shared, self.report, self.cancel = total, resumed, shared, report, cancel
+        self.started = started
+        self.fps = fps
+        frame_bytes = max(info.width * info.height, plan.width * plan.height) * 8
+        depth = max(2, min(8, QUEUE_BYTES // frame_bytes))
+        self.decoded: queue.Queue = queue.Queue(depth)
+        self.results: queue.Queue = queue.Queue(depth)
+        self.faces_found = 0
+        self.faces_restored = 0
+        self.first_input: Picture | None = None
+        self.first_output: np.ndarray | None = None
+
+    def run(self) -> None:
+        if self.resumed >= self.total:
+            return
+        threads = [
+            threading.Thread(target=self._guarded, args=(self._decode,), name="remaster-video-decode", daemon=True),
+            threading.Thread(target=self._guarded, args=(self._encode,), name="remaster-video-encode", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            self._network()
+        except BaseException as error:
+            self.shared.fail(error)
+        finally:
+            for thread in threads:
+                thread.join()
+        if self.shared.error is not None:
+            raise self.shared.error
+
+    def _guarded(self, target: Callable[[], None]) -> None:
+        try:
+            target()
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+            self.shared.fail(error)
+
+    def _check(self) -> None:
+        if self.shared.error is not None:
+            raise self.shared.error
+        if self.cancel is not None and self.cancel.is_set():
+            raise StoppedError(self._stopped("Stopped"))
+        limit = self.enhancer.settings.time_limit
+        if limit is not None and time.perf_counter() - self.started > limit:
+            raise StoppedError(self._stopped(f"Stopped after the time limit of {limit:g} s"))
+
+    def _stopped(self, what: str) -> str:
+        done = self.state.done_frames()
+        return f"{what}: {done} of {self.total} frames are finished and kept; run the same again to continue from there"
+
+    def _put(self, box: queue.Queue, item: object) -> bool:
+        """Put ``item`` unless the job stops first; whether it was put."""
+        while not self.shared.stop.is_set():
+            try:
+                box.put(item, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, box: queue.Queue, check: Callable[[], None] | None = None) -> object:
+        while True:
+            if check is not None:
+                check()
+            elif self.shared.stop.is_set():
+                return _END
+            try:
+                return box.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+
+    def _decode(self) -> None:
+        skip = self.resumed
+        decoded = 0
+        for array_of, outputs, first in _frames(self.info, self.plan, self.fps, self.total, self.shared):
+            decoded += 1
+            if first + len(outputs) <= skip:
+                continue  # finished in an earlier run: decoded (to keep count), not converted
+            began = time.perf_counter()
+            array = array_of()
+            self.shared.timings["decode"] += time.perf_counter() - began
+            keep = max(skip - first, 0)
+            if not self._put(self.decoded, _Item(array, outputs[keep:], first + keep)):
+                return
+        self.shared.decoded = decoded
+        if decoded < self.info.frames:
+            raise InvalidVideoError(
+                f"Only {decoded} of the video's {self.info.frames} frames could be decoded: it is truncated or "
+                "corrupt; re-export or re-download it"
+            )
+        self._put(self.decoded, _END)
+
+    def _network(self) -> None:
+        done = self.resumed
+        began = time.perf_counter()
+        while True:
+            item = self._get(self.decoded, self._check)
+            if item is _END:
+                break
+            assert isinstance(item, _Item)
+            frame_started = time.perf_counter()
+            result, frame_report = self.enhancer.run(item.array, self.options, cancel=self.cancel)
+            self.shared.timings["network"] += time.perf_counter() - frame_started
+            if frame_report.faces_found is not None:
+                self.faces_found += frame_report.faces_found
+                self.faces_restored += frame_report.faces_restored
+            item.result = np.ascontiguousarray(result[: self.plan.height, : self.plan.width])
+            if self.first_input is None:
+                self.first_input = Picture(pixels=item.array, kind="numpy", numpy_dtype=item.array.dtype)
+                self.first_output = item.result
+            item.array = None
+            if not self._put(self.results, item):
+                break
+            done += len(item.outputs)
+            self._progress(done, done - self.resumed, time.perf_counter() - began)
+        self._put(self.results, _END)
+        self._check()
+
+    def _progress(self, done: int, this_run: int, seconds: float) -> None:
+        rate = this_run / seconds if seconds > 0 else 0.0
+        left = (self.total - done) / rate if rate > 0 else math.inf
+        self.report(
+            0.99 * done / self.total,
+            f"Frame {done} of {self.total} · {rate:.2f} frames/s · {_duration(left)} left",
+        )
+
+    def _encode(self) -> None:
+        writer: _SegmentWriter | None = None
+        index = self.resumed
+        try:
+            while True:
+                item = self._get(self.results)
+                if item is _END:
+                    break
+                assert isinstance(item, _Item) and item.result is not None
+                began = time.perf_counter()
+                picture = av.VideoFrame.from_ndarray(item.result, format=self.plan.array_format)
+                frame = _to_encoder(picture, self.plan)
+                for pts in item.outputs:
+                    if writer is None:
+                        writer = _SegmentWriter(self.state, self.plan, index // self.state.segment_frames)
+                    frame.pts = pts
+                    writer.encode(frame)
+                    index += 1
+                    if index % self.state.segment_frames == 0 or index == self.total:
+                        writer.finish()
+                        writer = None
+                self.shared.timings["encode"] += time.perf_counter() - began
+        finally:
+            if writer is not None:
+                writer.abort()
+
+
+def _frames(
+    info: VideoInfo, plan: OutputPlan, fps: float | None, total: int, shared: _Shared
+) -> Iterator[tuple[Callable[[], np.ndarray], list[int], int]]:
+    """Each decoded frame, in order: a function that converts it to the plan's RGB array, the output
+    times it becomes, and the output index of the first of them."""
+    matrix, colour_range = sws_matrix(plan.source), sws_range(plan.source)
+
+    def converter(frame: av.VideoFrame) -> Callable[[], np.ndarray]:
+        return lambda: _to_array(frame, plan.array_format, matrix, colour_range)
+
+    with open_input(info.path) as container:
+        stream = info.stream_of(container)
+        stream.thread_type = "AUTO"
+        schedule = _Schedule(info, fps, total)
+        try:
+            for frame in container.decode(stream):
+                if shared.stop.is_set():
+                    return
+                for held, outputs, first in schedule.place(frame):
+                    yield converter(held), outputs, first
+            for held, outputs, first in schedule.finish():
+                yield converter(held), outputs, first
+        except av.error.FFmpegError as error:
+            raise InvalidVideoError(
+                f"The video is corrupt after {schedule.decoded} readable frames ({brief(error, 120)}); "
+                "re-export or re-download it"
+            ) from None
+
+
+def _to_array(frame: av.VideoFrame, array_format: str, matrix: str | None, colour_range: str) -> np.ndarray:
+    if matrix is None:
+        return frame.to_ndarray(format=array_format)
+    return frame.to_ndarray(format=array_format, src_colorspace=matrix, src_color_range=colour_range)
+
+
+def _to_encoder(picture: av.VideoFrame, plan: OutputPlan) -> av.VideoFrame:
+    matrix = sws_matrix(plan.colour)
+    if matrix is None:
+        return picture.reformat(format=plan.pix_fmt)
+    return picture.reformat(format=plan.pix_fmt, dst_colorspace=matrix, dst_color_range=sws_range(plan.colour))
+
+
+class _Schedule:
+    """Which output frames each input frame becomes.
+
+    Without a frame rate, each frame becomes one output frame at its own presentation time
+    (a missing or repeated time becomes the next tick, so the encoder always gets increasing
+    times). With one, output frame ``k`` is shown at ``start + k / fps`` and is the last input
+    frame that starts at or before then (times rounded to the nearest output frame, as FFmpeg's
+    ``fps`` filter does). Whether a frame is dropped or repeated is known only when the next one's
+    time is, so there each frame is held back until the next arrives.
+    """
+
+    def __init__(self, info: VideoInfo, fps: float | None, total: int) -> None:
+        self.info, self.total = info, total
+        self.rate = Fraction(fps).limit_denominator(1001) if fps else None
+        self.decoded = 0
+        self.last_pts: int | None = None
+        self.next_slot = 0
+        self.held: av.VideoFrame | None = None
+        self.start_slot = round(info.start * self.rate) if self.rate else 0
+
+    def place(self, frame: av.VideoFrame) -> list[tuple[av.VideoFrame, list[int], int]]:
+        """The frames now placed, with their output times and first output index."""
+        pts = self._pts(frame)
+        self.decoded += 1
+        if self.rate is None:
+            return [(frame, [pts], self.decoded - 1)]
+        slot = round((pts * self.info.time_base - Fraction(self.info.start)) * self.rate)
+        placed = self._release(slot) if self.held is not None else []
+        self.held = frame
+        return placed
+
+    def finish(self) -> list[tuple[av.VideoFrame, list[int], int]]:
+        """The frame held back, filling the output to its end."""
+        return self._release(self.total) if self.held is not None else []
+
+    def _release(self, until: int) -> list[tuple[av.VideoFrame, list[int], int]]:
+        first = self.next_slot
+        slots = list(range(first, max(min(until, self.total), first)))
+        self.next_slot = first + len(slots)
+        return [(self.held, [self.start_slot + k for k in slots], first)]
+
+    def _pts(self, frame: av.VideoFrame) -> int:
+        pts = frame.pts
+        if pts is None and self.last_pts is not None:
+            step = 1 / self.info.rate if self.info.rate else self.info.time_base
+            pts = self.last_pts + max(1, round(step / self.info.time_base))
+        if pts is None:
+            pts = 0
+        if self.last_pts is not None and pts <= self.last_pts:
+            pts = self.last_pts + 1
+        self.last_pts = pts
+        return pts
+
+
+class _SegmentWriter:
+    """One segment being encoded: its own encoder and NUT file, renamed and committed when finished."""
+
+    def __init__(self, state: JobState, plan: OutputPlan, index: int) -> None:
+        self.state, self.index = state, index
+        self.path = state.segment_path(index)
+        self.partial = self.path.with_name(f"{self.path.name}.part")
+        self.container = av.open(
+            str(self.partial), "w", format="nut", container_options={"avoid_negative_ts": "disabled"}
+        )
+        stream = self.container.add_stream(plan.encoder, rate=plan.rate, options=dict(plan.options))
+        stream.width, stream.height, stream.pix_fmt = plan.width, plan.height, plan.pix_fmt
+        codec = stream.codec_context
+        codec.time_base = plan.time_base
+        stream.time_base = plan.time_base
+        colour = plan.colour
+        codec.color_primaries, codec.color_trc = colour.primaries, colour.trc
+        codec.colorspace, codec.color_range = colour.space, colour.range
+        if plan.sample_aspect_ratio:
+            codec.sample_aspect_ratio = plan.sample_aspect_ratio
+        self.stream = stream
+        self.frames = 0
+        self.packets: list[list[int | None]] = []
+
+    def encode(self, frame: av.VideoFrame | None) -> None:
+        for packet in self.stream.encode(frame):
+            self.packets.append([packet.pts, packet.dts, packet.duration])
+            self.container.mux(packet)
+        if frame is not None:
+            self.frames += 1
+
+    def finish(self) -> None:
+        self.encode(None)
+        self.container.close()
+        self.partial.replace(self.path)
+        self.state.commit(self.index, self.frames, self.packets)
+
+    def abort(self) -> None:
+        with contextlib.suppress(av.error.FFmpegError):
+            self.container.close()
+        self.partial.unlink(missing_ok=True)
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds + 0.5)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _reporter(progress: Callable[..., object] | None) -> Callable[[float, str], None]:
+    if progress is None:
+        return lambda fraction, message: None
+    return lambda fraction, message: progress(min(max(fraction, 0.0), 1.0), message)
+
+
+def preview_frame(
+    source: str | Path,
+    seconds: float,
+    options: Options | None = None,
+    *,
+    enhancer: Enhancer | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The frame shown at ``seconds`` and its result, to judge the options before doing the whole clip.
+
+    Returns:
+        (the frame, its result, the frame's own time in seconds): RGB arrays, uint8 or, for deeper
+        video, uint16.
+
+    Raises:
+        InvalidVideoError: not a readable video.
+        ImageTooLargeError: the frame or its result is over the frame limits (the video's length is not checked).
+    """
+    enhancer = enhancer if enhancer is not None else default_enhancer()
+    options = options if options is not None else Options()
+    info = probe(source, enhancer.settings, options, VideoOptions(), check_length=False)
+    with open_input(info.path) as container:
+        stream = info.stream_of(container)
+        colour = source_colour(stream.codec_context)
+        deep = max(c.bits for c in av.VideoFormat(info.pix_fmt).components) > 8
+        target = max(info.start, min(float(seconds), info.start + info.duration))
+        try:
+            container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+            chosen = None
+            for frame in container.decode(stream):
+                if chosen is not None and frame.time is not None and frame.time > target + 1e-6:
+                    break
+                chosen = frame
+        except av.error.FFmpegError as error:
+            raise InvalidVideoError(f"The frame at {target:g} s could not be decoded ({brief(error, 120)})") from None
+        if chosen is None:
+            raise InvalidVideoError(f"No frame could be decoded at {target:g} s")
+        array = _to_array(chosen, "rgb48le" if deep else "rgb24", sws_matrix(colour), sws_range(colour))
+        when = float(chosen.time or 0.0)
+    result, _ = enhancer.run(array, options, cancel=cancel)
+    return array, result, when

@@ -1,0 +1,198 @@
+"""Opening a video and checking it, and the limits, before any work.
+
+:func:`probe` reads the header and then every packet of the video stream (no decoding:
+it is fast), so the frame count is known even where the container does not say it (many
+MKV and WebM files), and a file that is truncated or corrupt is refused before a single
+frame goes through the network.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from .. import pixels
+from ..errors import ImageTooLargeError, InvalidVideoError, brief
+from ..options import Options
+from ..registry import get_model
+from ..settings import Settings
+from . import VideoOptions
+
+__all__ = ["VideoInfo", "open_input", "probe"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video holds, as far as the work needs to know before it starts."""
+
+    path: Path
+    suffix: str
+    """The input's extension, lower case (``.mp4``)."""
+    format_name: str
+    """FFmpeg's name of the container (``mov,mp4,m4a,3gp,3g2,mj2``, ``matroska,webm``…)."""
+    stream_index: int
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str
+    time_base: Fraction
+    rate: Fraction | None
+    """The average frame rate, where the container knows it."""
+    frames: int
+    """Frames in the video stream, counted from its packets."""
+    duration: float
+    """Seconds, from the first frame's start to the last frame's end."""
+    start: float
+    """The first frame's presentation time, in seconds."""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    def stream_of(self, container: av.container.InputContainer) -> av.video.stream.VideoStream:
+        """This video's stream in ``container`` (the same file, opened again)."""
+        return next(stream for stream in container.streams if stream.index == self.stream_index)
+
+    def output_frames(self, fps: float | None) -> int:
+        """How many frames the result has: every frame, or the duration at ``fps``."""
+        return self.frames if fps is None else max(1, round(self.duration * fps))
+
+
+def open_input(path: Path) -> av.container.InputContainer:
+    """Open ``path`` with PyAV.
+
+    Raises:
+        InvalidVideoError: there is no such file, it is empty, or FFmpeg cannot read it as a media file.
+    """
+    if not path.is_file():
+        raise InvalidVideoError(f"No video file at {path}")
+    if path.stat().st_size == 0:
+        raise InvalidVideoError("Expected a video, but the file is empty")
+    try:
+        return av.open(str(path), metadata_errors="replace")
+    except (av.error.FFmpegError, UnicodeDecodeError) as error:
+        raise InvalidVideoError(
+            f"Expected a video, but this file is not one FFmpeg can read ({brief(error, 120)}); "
+            "use MP4, MKV, WebM, MOV or AVI"
+        ) from None
+
+
+def probe(
+    path: str | Path, settings: Settings, options: Options, video: VideoOptions, *, check_length: bool = True
+) -> VideoInfo:
+    """Open and check ``path``: a video stream FFmpeg can decode, readable to its end, within the limits.
+
+    ``check_length=False`` leaves out the length and frame-count limits (for a one-frame preview).
+
+    Raises:
+        InvalidVideoError: not a video, no video stream, an unsupported codec, no frames, truncated or corrupt.
+        ImageTooLargeError: longer, with more frames, or with larger frames than the settings allow.
+    """
+    path = Path(path)
+    with open_input(path) as container:
+        stream = _video_stream(container)
+        codec = stream.codec_context
+        width, height = codec.width, codec.height
+        if width <= 0 or height <= 0:
+            raise InvalidVideoError("The video stream declares no frame size; the file is damaged")
+        _check_frame_size(width, height, settings, options)
+        declared = stream.frames
+        frames, first, end = _count_packets(container, stream)
+    if frames == 0:
+        raise InvalidVideoError("The video has no frames")
+    if declared and frames < declared:
+        raise InvalidVideoError(
+            f"The video is truncated: its header promises {declared} frames, but only {frames} can be read; "
+            "re-export or re-download it"
+        )
+    info = VideoInfo(
+        path=path,
+        suffix=path.suffix.lower(),
+        format_name=container.format.name,
+        stream_index=stream.index,
+        codec=codec.name,
+        width=width,
+        height=height,
+        pix_fmt=codec.pix_fmt or "yuv420p",
+        time_base=stream.time_base,
+        rate=stream.average_rate or stream.guessed_rate,
+        frames=frames,
+        duration=max(end - first, 0.0),
+        start=first,
+    )
+    if check_length:
+        _check_length(info, settings, video)
+    return info
+
+
+def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not streams:
+        kinds = sorted({s.type for s in container.streams})
+        has = f"it holds only {', '.join(kinds)}" if kinds else "it holds no streams"
+        raise InvalidVideoError(f"The file has no video stream ({has})")
+    stream = streams[0]
+    if stream.codec_context is None or not stream.codec_context.is_decoder:
+        raise InvalidVideoError(
+            f"The video's codec ({stream.codec.name if stream.codec else 'unknown'}) cannot be decoded by this "
+            "FFmpeg; convert it to H.264, VP9 or FFV1 first"
+        )
+    return stream
+
+
+def _count_packets(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> tuple[int, float, float]:
+    """The video packets with data, the first one's time and the last one's end, in seconds."""
+    count, first, end = 0, None, 0.0
+    tb = stream.time_base
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            count += 1
+            if packet.pts is not None:
+                start = float(packet.pts * tb)
+                first = start if first is None else min(first, start)
+                end = max(end, start + float((packet.duration or 0) * tb))
+    except av.error.FFmpegError as error:
+        raise InvalidVideoError(
+            f"The video is corrupt after {count} readable frames ({brief(error, 120)}); re-export or re-download it"
+        ) from None
+    return count, first or 0.0, end
+
+
+def _check_frame_size(width: int, height: int, settings: Settings, options: Options) -> None:
+    if width * height > settings.max_input_pixels:
+        raise ImageTooLargeError(
+            f"The video's frames are {width}×{height}, more than the limit of "
+            f"{settings.max_input_pixels / 1e6:.1f} MP a frame; resize it first, or raise REMASTER_MAX_INPUT_PIXELS"
+        )
+    out_w, out_h = pixels.output_size(width, height, options.outscale)
+    scale = get_model(options.model, "upscaler").scale
+    limit = settings.max_video_frame_pixels
+    if max(out_w * out_h, width * height * scale**2) > limit:
+        raise ImageTooLargeError(
+            f"Each frame of the result would be {out_w}×{out_h}, more than the limit of {limit / 1e6:.1f} MP a "
+            "frame; choose a smaller output scale, or raise REMASTER_MAX_VIDEO_FRAME_PIXELS"
+        )
+
+
+def _check_length(info: VideoInfo, settings: Settings, video: VideoOptions) -> None:
+    if info.duration > settings.max_video_seconds:
+        raise ImageTooLargeError(
+            f"The video is {info.duration:.1f} s long, more than the limit of {settings.max_video_seconds} s; "
+            "cut it shorter, or raise REMASTER_MAX_VIDEO_SECONDS"
+        )
+    frames = info.output_frames(video.fps)
+    if frames > settings.max_video_frames:
+        raise ImageTooLargeError(
+            f"The result would have {frames} frames, more than the limit of {settings.max_video_frames}; "
+            "cut the video shorter or choose a lower --fps, or raise REMASTER_MAX_VIDEO_FRAMES"
+        )

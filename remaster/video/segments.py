@@ -1,0 +1,132 @@
+"""The state of a video job on disk, so that a job stopped or killed continues where it was.
+
+A job owns one folder beside its result, ``.NAME.EXT.remaster-video/`` (the result's own
+name, hidden), holding:
+
+- ``job.json``: what the job is (the input's fingerprint, every option, the output plan,
+  remaster's version). A run that finds a different job there starts afresh.
+- ``000000.nut``, ``000001.nut``…: finished segments, each a fixed number of output frames
+  encoded with the job's codec, starting on a keyframe (each has its own encoder), written
+  under a temporary name and renamed when complete.
+- ``000000.json``…: each segment's packet times as the encoder gave them (no container
+  keeps them all exactly: MKV rounds them to milliseconds, NUT drops negative decoding
+  times, MP4 shifts a segment that does not start at zero). Written last: a segment counts
+  as finished only when its ``.json`` is there.
+
+The folder is deleted when the result is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..image_io import atomic_file
+
+__all__ = ["JobState", "Segment", "fingerprint", "state_folder"]
+
+log = logging.getLogger(__name__)
+
+_SAMPLE = 1 << 20
+
+
+def state_folder(target: Path) -> Path:
+    """Where the job that writes ``target`` keeps its state."""
+    return target.parent / f".{target.name}.remaster-video"
+
+
+def fingerprint(path: Path) -> str:
+    """The file's size and a hash of its first and last megabyte: the same file, wherever it was copied."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        digest.update(f.read(_SAMPLE))
+        if size > 2 * _SAMPLE:
+            f.seek(size - _SAMPLE)
+            digest.update(f.read(_SAMPLE))
+    return f"{size}:{digest.hexdigest()}"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A finished segment: output frames ``first`` to ``first + frames - 1``, and its packets' times."""
+
+    index: int
+    first: int
+    frames: int
+    packets: list[list[int | None]]
+    """[pts, dts, duration] of each packet, in the order written, in the plan's time base."""
+    path: Path
+
+
+class JobState:
+    """The folder of one job: its manifest and its finished segments."""
+
+    def __init__(self, folder: Path, segment_frames: int) -> None:
+        self.folder = folder
+        self.segment_frames = segment_frames
+
+    @classmethod
+    def open(cls, target: Path, identity: dict[str, object], segment_frames: int) -> JobState:
+        """The state of the job described by ``identity``: the one on disk if it is that job, else a fresh one."""
+        folder = state_folder(target)
+        manifest = folder / "job.json"
+        try:
+            found = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            found = None
+        if isinstance(found, dict) and found.get("identity") == identity:
+            state = cls(folder, int(found["segment_frames"]))
+            for stray in folder.glob("*.part*"):
+                stray.unlink(missing_ok=True)
+            log.info("Resuming %s: %d frames done", target.name, state.done_frames())
+            return state
+        if folder.exists():
+            log.info("Starting %s afresh: the state in %s is of another job", target.name, folder)
+            shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_json(manifest, {"identity": identity, "segment_frames": segment_frames})
+        return cls(folder, segment_frames)
+
+    def segments(self) -> list[Segment]:
+        """The finished segments, in order, up to the first one missing."""
+        found = []
+        while True:
+            index = len(found)
+            path = self.segment_path(index)
+            try:
+                record = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return found
+            if not path.is_file() or record.get("first") != index * self.segment_frames:
+                return found
+            found.append(Segment(index, record["first"], record["frames"], record["packets"], path))
+
+    def done_frames(self) -> int:
+        """Output frames in finished segments."""
+        return sum(segment.frames for segment in self.segments())
+
+    def segment_path(self, index: int) -> Path:
+        """Where segment ``index`` is kept."""
+        return self.folder / f"{index:06d}.nut"
+
+    def commit(self, index: int, frames: int, packets: list[list[int | None]]) -> None:
+        """Record segment ``index`` (already renamed to :meth:`segment_path`) as finished."""
+        record = {"first": index * self.segment_frames, "frames": frames, "packets": packets}
+        _write_json(self.segment_path(index).with_suffix(".json"), record)
+
+    def remove(self) -> None:
+        """Delete the folder: the job is done, or can never be finished."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _write_json(path: Path, value: object) -> None:
+    with atomic_file(path) as partial, open(partial, "w", encoding="utf-8") as f:
+        json.dump(value, f)
+        f.flush()
+        os.fsync(f.fileno())
