@@ -16,6 +16,7 @@ from .errors import (
     ImageTooLargeError,
     InvalidImageError,
     InvalidOptionError,
+    InvalidVideoError,
     OutOfMemoryError,
     RemasterError,
     StoppedError,
@@ -30,6 +31,7 @@ from .version import __version__
 
 if TYPE_CHECKING:
     from .pipeline import Enhancer, Report, enhance
+    from .video import remaster_video
 
 __all__ = [
     "MODELS",
@@ -37,6 +39,7 @@ __all__ = [
     "ImageTooLargeError",
     "InvalidImageError",
     "InvalidOptionError",
+    "InvalidVideoError",
     "ModelSpec",
     "Options",
     "OutOfMemoryError",
@@ -52,6 +55,7 @@ __all__ = [
     "enhance",
     "get_model",
     "register",
+    "remaster_video",
     "unregister",
 ]
 
@@ -64,4 +68,8 @@ def __getattr__(name: str) -> object:
         from . import pipeline
 
         return getattr(pipeline, name)
+    if name == "remaster_video":  # PyAV and torch, when a video is first remastered
+        from .video import job
+
+        return job.remaster_video
     raise AttributeError(f"module 'remaster' has no attribute {name!r}")

@@ -246,23 +246,40 @@ class _Work:
         self.first_output: np.ndarray | None = None
 
     def run(self) -> None:
+        """Do the frames not finished yet. A stop lets the encoder finish what the network already
+        made (complete segments are kept), then raises :class:`StoppedError`."""
         if self.resumed >= self.total:
             return
-        threads = [
-            threading.Thread(target=self._guarded, args=(self._decode,), name="remaster-video-decode", daemon=True),
-            threading.Thread(target=self._guarded, args=(self._encode,), name="remaster-video-encode", daemon=True),
-        ]
-        for thread in threads:
-            thread.start()
+        decoder = threading.Thread(target=self._guarded, args=(self._decode,), name="remaster-video-decode")
+        encoder = threading.Thread(target=self._guarded, args=(self._encode,), name="remaster-video-encode")
+        decoder.start()
+        encoder.start()
+        stopped: StoppedError | None = None
         try:
             self._network()
+        except StoppedError as error:
+            stopped = error
         except BaseException as error:
             self.shared.fail(error)
         finally:
-            for thread in threads:
-                thread.join()
+            self.shared.stop.set()
+            if self.shared.error is None:
+                self._drain(encoder)
+            decoder.join()
+            encoder.join()
         if self.shared.error is not None:
             raise self.shared.error
+        if stopped is not None:
+            raise StoppedError(self._stopped(str(stopped)))
+
+    def _drain(self, encoder: threading.Thread) -> None:
+        """Let the encoder finish the results already made, then end."""
+        while encoder.is_alive() and self.shared.error is None:
+            try:
+                self.results.put(_END, timeout=_POLL)
+                return
+            except queue.Full:
+                continue
 
     def _guarded(self, target: Callable[[], None]) -> None:
         try:
@@ -274,10 +291,10 @@ class _Work:
         if self.shared.error is not None:
             raise self.shared.error
         if self.cancel is not None and self.cancel.is_set():
-            raise StoppedError(self._stopped("Stopped"))
+            raise StoppedError("Stopped")
         limit = self.enhancer.settings.time_limit
         if limit is not None and time.perf_counter() - self.started > limit:
-            raise StoppedError(self._stopped(f"Stopped after the time limit of {limit:g} s"))
+            raise StoppedError(f"Stopped after the time limit of {limit:g} s")
 
     def _stopped(self, what: str) -> str:
         done = self.state.done_frames()
@@ -294,10 +311,11 @@ class _Work:
         return False
 
     def _get(self, box: queue.Queue, check: Callable[[], None] | None = None) -> object:
+        """The next item; ``check`` is called while waiting (and raises to stop), else a failure ends the wait."""
         while True:
             if check is not None:
                 check()
-            elif self.shared.stop.is_set():
+            elif self.shared.error is not None:
                 return _END
             try:
                 return box.get(timeout=_POLL)
@@ -334,7 +352,11 @@ class _Work:
                 break
             assert isinstance(item, _Item)
             frame_started = time.perf_counter()
-            result, frame_report = self.enhancer.run(item.array, self.options, cancel=self.cancel)
+            try:
+                result, frame_report = self.enhancer.run(item.array, self.options, cancel=self.cancel)
+            except StoppedError:
+                self._check()  # cancelled: say so as the job does
+                raise
             self.shared.timings["network"] += time.perf_counter() - frame_started
             if frame_report.faces_found is not None:
                 self.faces_found += frame_report.faces_found
@@ -348,7 +370,6 @@ class _Work:
                 break
             done += len(item.outputs)
             self._progress(done, done - self.resumed, time.perf_counter() - began)
-        self._put(self.results, _END)
         self._check()
 
     def _progress(self, done: int, this_run: int, seconds: float) -> None:

@@ -98,11 +98,21 @@ def probe(
     with open_input(path) as container:
         stream = _video_stream(container)
         codec = stream.codec_context
-        width, height = codec.width, codec.height
-        if width <= 0 or height <= 0:
+        if codec.width <= 0 or codec.height <= 0:
             raise InvalidVideoError("The video stream declares no frame size; the file is damaged")
-        _check_frame_size(width, height, settings, options)
+        _check_frame_size(codec.width, codec.height, settings, options)
+        promised, slack = _promised_end(container, stream)
         declared = stream.frames
+        described = {
+            "format_name": container.format.name,
+            "stream_index": stream.index,
+            "codec": codec.name,
+            "width": codec.width,
+            "height": codec.height,
+            "pix_fmt": codec.pix_fmt or "yuv420p",
+            "time_base": stream.time_base,
+            "rate": stream.average_rate or stream.guessed_rate,
+        }
         frames, first, end = _count_packets(container, stream)
     if frames == 0:
         raise InvalidVideoError("The video has no frames")
@@ -111,20 +121,18 @@ def probe(
             f"The video is truncated: its header promises {declared} frames, but only {frames} can be read; "
             "re-export or re-download it"
         )
+    if promised is not None and end < promised - slack:
+        raise InvalidVideoError(
+            f"The video is truncated or corrupt: only {frames} frames, up to {end:.2f} s of its {promised:.2f} s, "
+            "can be read; re-export or re-download it"
+        )
     info = VideoInfo(
         path=path,
         suffix=path.suffix.lower(),
-        format_name=container.format.name,
-        stream_index=stream.index,
-        codec=codec.name,
-        width=width,
-        height=height,
-        pix_fmt=codec.pix_fmt or "yuv420p",
-        time_base=stream.time_base,
-        rate=stream.average_rate or stream.guessed_rate,
         frames=frames,
         duration=max(end - first, 0.0),
         start=first,
+        **described,
     )
     if check_length:
         _check_length(info, settings, video)
@@ -135,13 +143,13 @@ def _video_stream(container: av.container.InputContainer) -> av.video.stream.Vid
     streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
     if not streams:
         kinds = sorted({s.type for s in container.streams})
-        has = f"it holds only {', '.join(kinds)}" if kinds else "it holds no streams"
-        raise InvalidVideoError(f"The file has no video stream ({has})")
+        if not kinds:
+            raise InvalidVideoError("The file holds no streams: it is truncated, or not a video")
+        raise InvalidVideoError(f"The file has no video stream (it holds only {', '.join(kinds)})")
     stream = streams[0]
     if stream.codec_context is None or not stream.codec_context.is_decoder:
         raise InvalidVideoError(
-            f"The video's codec ({stream.codec.name if stream.codec else 'unknown'}) cannot be decoded by this "
-            "FFmpeg; convert it to H.264, VP9 or FFV1 first"
+            "The video's codec is not one this FFmpeg can decode; convert it to H.264, VP9 or FFV1 first"
         )
     return stream
 
@@ -166,6 +174,28 @@ def _count_packets(
             f"The video is corrupt after {count} readable frames ({brief(error, 120)}); re-export or re-download it"
         ) from None
     return count, first or 0.0, end
+
+
+def _promised_end(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> tuple[float | None, float]:
+    """When the header says the video stream ends, in seconds, and how far short of it a complete
+    stream may end: a frame and a bit for the stream's own duration, more for the container's, which
+    may be the audio's."""
+    frame = float(1 / stream.average_rate) if stream.average_rate else 0.1
+    if stream.duration:
+        return float((stream.start_time or 0) * stream.time_base + stream.duration * stream.time_base), 2 * frame
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag and tag.count(":") == 2:
+        hours, minutes, seconds = tag.split(":")
+        try:
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds), 2 * frame
+        except ValueError:
+            pass
+    if container.duration:
+        total = container.duration / 1e6
+        return total, max(1.0, 0.05 * total)
+    return None, 0.0
 
 
 def _check_frame_size(width: int, height: int, settings: Settings, options: Options) -> None:
