@@ -2,7 +2,8 @@
 
 A drop-in for the official ``inference_realesrgan.py``: its option names work too
 (``-n/--model_name``, ``-s/--outscale``, ``-dn/--denoise_strength``, ``--face_enhance``,
-``--fp32``, ``--suffix``, ``--ext``, ``-i/--input``).
+``--fp32``, ``--suffix``, ``--ext``, ``-i/--input``). Video files are remastered as videos
+(see :mod:`remaster.video`), with the official ``inference_realesrgan_video.py``'s ``--fps``.
 
 Exit codes: 0 every image was remastered; 1 some (or all) failed, each named on stderr;
 2 bad usage (an unknown option or model, an option out of range, no input images).
@@ -19,12 +20,20 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import image_io
 from .errors import InvalidOptionError, RemasterError
 from .options import DEFAULT_FACE_STRENGTH, PRECISIONS, STILL_FORMATS, Options
 from .registry import DEFAULT_FACE_MODEL, model_names
 from .settings import Settings
+from .video import VIDEO_SUFFIXES, add_video_options, is_video, video_options_from
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from .pipeline import Enhancer
+    from .video import VideoResult
 
 __all__ = ["add_options", "checked_options", "collect_inputs", "main", "options_from", "parse_args", "settings_from"]
 
@@ -116,11 +125,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add_options(parser)
     parser.add_argument("--suffix", default="out", help="added to output names: NAME_SUFFIX.EXT (default: out)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_video_options(parser)
     args = parser.parse_args(argv)
     args.inputs = [*args.inputs, *args.input]
     if not args.inputs:
         parser.error("give at least one INPUT (a file, a folder or a glob pattern)")
     args.options = checked_options(parser, args)
+    try:
+        args.video = video_options_from(args)
+    except InvalidOptionError as error:
+        parser.error(str(error))
     return args
 
 
@@ -146,14 +160,19 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 def collect_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
-    """The image files that ``patterns`` name (files, folders' images, glob matches), and those that match nothing."""
+    """The image and video files that ``patterns`` name (files, folders' images and videos, glob matches),
+    and the patterns that match nothing."""
     found: list[Path] = []
     missing = []
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
             found.extend(
-                sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in image_io.IMAGE_SUFFIXES)
+                sorted(
+                    p
+                    for p in path.iterdir()
+                    if p.is_file() and p.suffix.lower() in (*image_io.IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
+                )
             )
         elif path.is_file():
             found.append(path)
@@ -165,6 +184,19 @@ def collect_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
                 missing.append(pattern)
     unique = list(dict.fromkeys(found))
     return unique, missing
+
+
+def _remaster_video(enhancer: Enhancer, source: Path, target: Path, args: argparse.Namespace, bar: tqdm) -> VideoResult:
+    """A video, its progress (frames, frames per second, time left) shown on the bar, and its notes written."""
+    from .video import remaster_video
+
+    def progress(fraction: float, desc: str) -> None:
+        bar.set_postfix_str(f"{source.name}: {desc}", refresh=True)
+
+    done = remaster_video(source, target, args.options, args.video, enhancer=enhancer, progress=progress)
+    for note in done.notes:
+        bar.write(f"note: {source}: {note}", file=sys.stderr)
+    return done
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -188,7 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar.set_postfix_str(source.name)
         name = f"{source.stem}{'_' + args.suffix if args.suffix else ''}"
         try:
-            done = remaster_file(enhancer, source, args.output / unique_name(name, written), args.options)
+            target = args.output / unique_name(name, written)
+            if is_video(source):
+                done = _remaster_video(enhancer, source, target, args, bar)
+            else:
+                done = remaster_file(enhancer, source, target, args.options)
             written.add(done.path.stem)
             bar.write(f"{source} → {done.path} ({done.report.summary()})", file=sys.stderr)
         except (RemasterError, OSError, ValueError) as error:

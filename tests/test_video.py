@@ -361,3 +361,119 @@ def test_nvenc_without_a_gpu_is_refused_before_any_work(fast, enhancer, tmp_path
     with pytest.raises(remaster.InvalidOptionError, match="NVENC needs an NVIDIA GPU"):
         remaster_video(clip.path, tmp_path / "out" / "clip", fast, VideoOptions(nvenc=True), enhancer=enhancer)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_command_line_treats_video_files_as_videos_with_the_official_spellings(weights_dir, tmp_path):
+    from . import images
+    from .conftest import run_module
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_clip(folder / "clip.mkv", pts=[0, 100, 150, 400], time_base=Fraction(1, 1000), audio=True)
+    images.save(images.rgb(16, 20), folder / "still.png")
+    (folder / "broken.mp4").write_bytes(b"not a video at all")
+    done = run_module(
+        "remaster",
+        "-i",
+        str(folder),
+        "-o",
+        "out",
+        "-n",
+        "realesr-animevideov3",
+        "-s",
+        "2",
+        "--fps",
+        "10",
+        "--suffix",
+        "x2",
+        "-q",
+        weights_dir=weights_dir,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "broken.mp4" in done.stderr and "not one FFmpeg can read" in done.stderr
+    assert "2 remastered, 1 failed" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip_x2.mkv", "still_x2.png"]
+    result = read_video(tmp_path / "out" / "clip_x2.mkv")
+    assert result.times == [Fraction(k, 10) for k in range(4)] and result.size == (64, 48), "0.44 s at 10 frames/s"
+    assert len(result.audio_packets) > 0
+    refused = run_module("remaster", "clip.mkv", "--crf", "70", weights_dir=weights_dir, cwd=folder)
+    assert refused.returncode == 2 and "crf for h264 must be from 0 to 51" in refused.stderr
+
+
+def test_a_batch_takes_videos_beside_images(fast, enhancer, tmp_path):
+    import zipfile
+
+    from remaster.batch import run_batch
+
+    from . import images
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=3, audio=True)
+    still = images.save(images.rgb(16, 20), tmp_path / "still.png")
+    bundle = tmp_path / "more.zip"
+    with zipfile.ZipFile(bundle, "w") as archive:
+        archive.write(clip.path, "inside/second.mp4")
+    result = run_batch(enhancer, [clip.path, still, bundle], tmp_path / "results.zip", fast)
+    assert result.failed == []
+    with zipfile.ZipFile(result.archive) as archive:
+        names = sorted(archive.namelist())
+        assert names == ["clip_tiny-srvgg.mp4", "second_tiny-srvgg.mp4", "still_tiny-srvgg.png"]
+        (tmp_path / "back.mp4").write_bytes(archive.read("clip_tiny-srvgg.mp4"))
+    assert read_video(tmp_path / "back.mp4").audio_packets == clip.audio_packets
+
+
+def test_the_page_remasters_a_video_and_previews_one_frame_through_the_api(enhancer, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from .conftest import running_app
+
+    clip = make_clip(tmp_path / "holiday.mp4", frames=4, audio=True)
+    with running_app(enhancer) as url:
+        client = Client(url, verbose=False)
+        endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+        names = [parameter["parameter_name"] for parameter in endpoints["/remaster_video"]["parameters"]]
+        assert names == [
+            "video",
+            "model",
+            "outscale",
+            "tile",
+            "face_enhance",
+            "denoise_strength",
+            "face_model",
+            "face_strength",
+            "codec",
+            "crf",
+        ]
+        download, player, summary = client.predict(
+            handle_file(str(clip.path)),
+            "tiny-srvgg",
+            2,
+            "auto",
+            False,
+            0.5,
+            "GFPGANv1.4",
+            0.7,
+            "h264",
+            18,
+            api_name="/remaster_video",
+        )
+        assert Path(download).name == "holiday_tiny-srvgg_x2.mp4" and "4 frames" in summary
+        result = read_video(Path(download))
+        assert result.times == clip.times and result.audio_packets == clip.audio_packets and result.size == (64, 48)
+        (before, after), caption = client.predict(
+            handle_file(str(clip.path)),
+            0.1,
+            "tiny-srvgg",
+            2,
+            "auto",
+            False,
+            0.5,
+            "GFPGANv1.4",
+            0.7,
+            api_name="/preview_video",
+        )
+        assert "The frame at 0.08 s: 32×24 → 64×48" in caption
+        from PIL import Image
+
+        with Image.open(before) as b, Image.open(after) as a:
+            assert b.size == a.size == (64, 48)

@@ -9,6 +9,7 @@ frame goes through the network.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -22,7 +23,7 @@ from ..registry import get_model
 from ..settings import Settings
 from . import VideoOptions
 
-__all__ = ["VideoInfo", "open_input", "probe"]
+__all__ = ["VideoInfo", "header_size", "open_input", "probe"]
 
 log = logging.getLogger(__name__)
 
@@ -226,3 +227,16 @@ def _check_length(info: VideoInfo, settings: Settings, video: VideoOptions) -> N
             f"The result would have {frames} frames, more than the limit of {settings.max_video_frames}; "
             "cut the video shorter or choose a lower --fps, or raise REMASTER_MAX_VIDEO_FRAMES"
         )
+
+
+def header_size(path: str | Path) -> tuple[int, int, int] | None:
+    """(frames, width, height) as the header says, read in milliseconds (no packets); None when unreadable."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            frames = stream.frames
+            if not frames and container.duration and stream.guessed_rate:
+                frames = math.ceil(container.duration / 1e6 * stream.guessed_rate)
+            return frames or 1, stream.codec_context.width, stream.codec_context.height
+    except (av.error.FFmpegError, IndexError, OSError):
+        return None
