@@ -477,3 +477,15 @@ def test_the_page_remasters_a_video_and_previews_one_frame_through_the_api(enhan
 
         with Image.open(before) as b, Image.open(after) as a:
             assert b.size == a.size == (64, 48)
+
+
+def test_frames_in_one_batch_are_the_frames_done_one_by_one(fast, enhancer, tmp_path):
+    clip = make_clip(tmp_path / "clip.mkv", frames=5)
+    native = Options("tiny-srvgg", outscale=4, precision="fp32")
+    lossless = VideoOptions(codec="ffv1")
+    batched = remaster_video(clip.path, tmp_path / "batched", native, lossless, enhancer=enhancer, frames_per_batch=3)
+    single = remaster_video(clip.path, tmp_path / "single", native, lossless, enhancer=enhancer, frames_per_batch=1)
+    one, other = read_video(batched.path), read_video(single.path)
+    assert len(one.frames) == 5 and one.times == other.times
+    for a, b in zip(one.frames, other.frames, strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1

@@ -27,13 +27,16 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 
 from .. import pixels
-from ..errors import InvalidVideoError, StoppedError, brief
+from ..errors import InvalidVideoError, StoppedError, brief, is_out_of_memory
 from ..image_io import Picture
+from ..network import Network
 from ..options import Options
 from ..pipeline import Enhancer, Report, default_enhancer
 from ..registry import get_model
+from ..tiling import MAX_BATCH, Window, auto_tile, available_memory, result_array, run_windows
 from ..version import __version__
 from . import VideoOptions
 from .encoding import OutputPlan, plan_output, source_colour, sws_matrix, sws_range
@@ -117,6 +120,7 @@ def remaster_video(
     progress: Callable[..., object] | None = None,
     cancel: threading.Event | None = None,
     segment_frames: int | None = None,
+    frames_per_batch: int | None = None,
 ) -> VideoResult:
     """Remaster every frame of the video ``source`` and write it to ``target`` plus the right extension.
 
@@ -133,6 +137,9 @@ def remaster_video(
         progress: called as ``progress(fraction, desc)``, with frames done, frames per second and time left.
         cancel: when set, the work stops within a frame or a tile, keeping finished segments.
         segment_frames: output frames per resumable segment (default: about 20 s of CPU work each).
+        frames_per_batch: most frames through the network at once (default: on CUDA as many as the free
+            memory holds, up to 16; elsewhere one). Only whole frames at the network's own scale, without
+            faces or transparency, are batched; the others go one by one.
 
     Returns:
         The :class:`VideoResult`.
@@ -176,7 +183,22 @@ def remaster_video(
     total = info.output_frames(video.fps)
     resumed = state.done_frames()
     shared = _Shared()
-    work = _Work(enhancer, options, info, plan, state, total, resumed, shared, report, cancel, started, video.fps)
+    work = _Work(
+        enhancer,
+        options,
+        info,
+        plan,
+        state,
+        total,
+        resumed,
+        shared,
+        report,
+        cancel,
+        started,
+        video.fps,
+        network,
+        frames_per_batch,
+    )
     try:
         work.run()
     except InvalidVideoError:
@@ -231,11 +253,15 @@ class _Work:
         cancel: threading.Event | None,
         started: float,
         fps: float | None,
+        network: Network,
+        batch: int | None,
     ) -> None:
         self.enhancer, self.options, self.info, self.plan, self.state = enhancer, options, info, plan, state
         self.total, self.resumed, self.shared, self.report, self.cancel = total, resumed, shared, report, cancel
         self.started = started
         self.fps = fps
+        self.network = network
+        self.batch = frames_per_batch(network, options, info, plan, batch)
         frame_bytes = max(info.width * info.height, plan.width * plan.height) * 8
         depth = max(2, min(8, QUEUE_BYTES // frame_bytes))
         self.decoded: queue.Queue = queue.Queue(depth)
@@ -346,31 +372,56 @@ class _Work:
     def _network(self) -> None:
         done = self.resumed
         began = time.perf_counter()
-        while True:
+        ended = False
+        while not ended:
             item = self._get(self.decoded, self._check)
             if item is _END:
                 break
-            assert isinstance(item, _Item)
+            group = [item]
+            while len(group) < self.batch:  # the decoder is far ahead of the network: a full batch is quick
+                more = self._get(self.decoded, self._check)
+                if more is _END:
+                    ended = True
+                    break
+                group.append(more)
             frame_started = time.perf_counter()
             try:
-                result, frame_report = self.enhancer.run(item.array, self.options, cancel=self.cancel)
+                results = self._upscale(group)
             except StoppedError:
                 self._check()  # cancelled: say so as the job does
                 raise
             self.shared.timings["network"] += time.perf_counter() - frame_started
-            if frame_report.faces_found is not None:
-                self.faces_found += frame_report.faces_found
-                self.faces_restored += frame_report.faces_restored
-            item.result = np.ascontiguousarray(result[: self.plan.height, : self.plan.width])
-            if self.first_input is None:
-                self.first_input = Picture(pixels=item.array, kind="numpy", numpy_dtype=item.array.dtype)
-                self.first_output = item.result
-            item.array = None
-            if not self._put(self.results, item):
-                break
-            done += len(item.outputs)
+            for item, result in zip(group, results, strict=True):
+                item.result = np.ascontiguousarray(result[: self.plan.height, : self.plan.width])
+                if self.first_input is None:
+                    self.first_input = Picture(pixels=item.array, kind="numpy", numpy_dtype=item.array.dtype)
+                    self.first_output = item.result
+                item.array = None
+                if not self._put(self.results, item):
+                    return
+                done += len(item.outputs)
             self._progress(done, done - self.resumed, time.perf_counter() - began)
         self._check()
+
+    def _upscale(self, group: list[_Item]) -> list[np.ndarray]:
+        """The results of a group of frames: in one batch where they can go together, else one by one
+        through :meth:`Enhancer.run`, which tiles and retries smaller when memory runs out."""
+        if len(group) > 1:
+            try:
+                return list(upscale_frames(self.network, np.stack([item.array for item in group]), self._check))
+            except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
+                if not is_out_of_memory(error):
+                    raise
+                self.batch = max(1, len(group) // 2)
+                log.warning("Out of memory with %d frames at once; now %d at a time", len(group), self.batch)
+        results = []
+        for item in group:
+            result, report = self.enhancer.run(item.array, self.options, cancel=self.cancel)
+            if report.faces_found is not None:
+                self.faces_found += report.faces_found
+                self.faces_restored += report.faces_restored
+            results.append(result)
+        return results
 
     def _progress(self, done: int, this_run: int, seconds: float) -> None:
         rate = this_run / seconds if seconds > 0 else 0.0
@@ -434,6 +485,53 @@ def _frames(
                 f"The video is corrupt after {schedule.decoded} readable frames ({brief(error, 120)}); "
                 "re-export or re-download it"
             ) from None
+
+
+def frames_per_batch(
+    network: Network, options: Options, info: VideoInfo, plan: OutputPlan, requested: int | None
+) -> int:
+    """How many frames go through the network together: whole frames at its own scale, nothing else to do
+    to them (faces, transparency, resizing), as many as the free memory holds (on CUDA only, where a
+    batch pays), or ``requested``."""
+    native = (info.width * network.scale, info.height * network.scale)
+    whole = options.tile in (None, 0) or options.tile >= max(info.width, info.height)
+    simple = not options.face_enhance and plan.array_format in ("rgb24", "rgb48le")
+    if not (simple and whole and pixels.output_size(info.width, info.height, options.outscale) == native):
+        return 1
+    if options.tile is None and auto_tile(network, info.height, info.width) != (0, 0):
+        return 1
+    if requested is not None:
+        return max(1, requested)
+    if network.device.type != "cuda":
+        return 1
+    fits = available_memory(network.device) / (info.width * info.height * network.bytes_per_pixel)
+    return max(1, min(MAX_BATCH, int(fits)))
+
+
+def upscale_frames(network: Network, frames: np.ndarray, check: Callable[[], None] | None = None) -> np.ndarray:
+    """Upscale ``(N, H, W, C)`` frames in one batch, each as a whole window of the tile scheduler
+    (exactly as a still that fits whole is done); ``(N, H·s, W·s, C)`` of the same dtype."""
+    count, height, width, channels = frames.shape
+    scale = network.scale
+    windows = [
+        Window(
+            slice(k * height, (k + 1) * height), slice(0, width), slice(k * height, (k + 1) * height), slice(0, width)
+        )
+        for k in range(count)
+    ]
+    out = result_array(network.device, (count * height * scale, width * scale, channels), frames.dtype)
+    with torch.inference_mode():
+        run_windows(
+            network,
+            frames.reshape(count * height, width, channels),
+            windows,
+            out,
+            scale=scale,
+            device=network.device,
+            batch=count,
+            check=check,
+        )
+    return out.reshape(count, height * scale, width * scale, channels)
 
 
 def _to_array(frame: av.VideoFrame, array_format: str, matrix: str | None, colour_range: str) -> np.ndarray:
