@@ -6,30 +6,39 @@ random-weight ones, so a clip takes a fraction of a second.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import zipfile
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import httpx
 import numpy as np
 import pytest
 import torch
+from gradio_client import Client, handle_file
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from PIL import Image
 
 import remaster
 from remaster import Options
 from remaster.architectures import ARCHITECTURES, SRVGGNetCompact, register_architecture
+from remaster.batch import run_batch
 from remaster.engine import build_network
 from remaster.registry import MODELS
 from remaster.video import VideoOptions, preview_frame, remaster_video
 from remaster.video.segments import state_folder
 
-from .conftest import _SRVGG
+from . import images
+from .conftest import _SRVGG, run_module, running_app
 from .videos import make_clip, read_video
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +90,28 @@ def test_a_constant_rate_mp4_keeps_its_count_duration_and_audio_bytes(fast, enha
     result = read_video(done.path)
     assert result.times == clip.times
     assert result.audio_packets == clip.audio_packets
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "audio", "kept"),
+    [
+        ("clip.avi", "mpeg4", "mp3", ".mkv"),
+        ("clip.mov", "libx264", "aac", ".mov"),
+        ("clip.webm", "libvpx-vp9", "libopus", ".mkv"),
+        ("clip.ts", "libx264", "aac", ".mkv"),
+    ],
+)
+def test_other_containers_and_codecs_are_read_with_their_sound(fast, enhancer, tmp_path, name, codec, audio, kept):
+    clip = make_clip(tmp_path / name, frames=5, codec=codec, audio=True, audio_codec=audio)
+    done = remaster_video(clip.path, tmp_path / "out", fast, enhancer=enhancer)
+    assert done.path.suffix == kept
+    result, source = read_video(done.path), read_video(clip.path)
+    assert len(result.frames) == len(source.frames) == 5
+    assert [float(t) for t in result.times] == pytest.approx([float(t) for t in source.times], abs=1e-3)
+    if name.endswith(".ts"):  # MKV holds AAC without the ADTS header that MPEG-TS puts before each packet
+        assert result.audio_packets == [packet[7:] for packet in source.audio_packets]
+    else:
+        assert result.audio_packets == source.audio_packets
 
 
 def test_lossless_output_is_exactly_the_still_result_of_each_decoded_frame(fast, enhancer, tmp_path):
@@ -282,8 +313,8 @@ def _no_frames(path: Path) -> Path:
     return path
 
 
-def _truncated(path: Path) -> Path:
-    clip = make_clip(path, frames=40, size=(64, 48))
+def _truncated(path: Path, **options: str) -> Path:
+    clip = make_clip(path, frames=40, size=(64, 48), container_options=options)
     data = clip.path.read_bytes()
     clip.path.write_bytes(data[: len(data) * 2 // 3])
     return path
@@ -304,9 +335,19 @@ def _unknown_codec(path: Path) -> Path:
         (lambda tmp: _no_frames(tmp / "none.mkv"), "has no frames"),
         (lambda tmp: _truncated(tmp / "cut.mkv"), r"truncated or corrupt: only \d+ frames, up to"),
         (lambda tmp: _truncated(tmp / "cut.mp4"), "truncated, or not a video"),
+        (lambda tmp: _truncated(tmp / "cut.mp4", movflags="faststart"), r"header promises 40 frames, but only \d+"),
         (lambda tmp: _unknown_codec(tmp / "strange.mkv"), "not one this FFmpeg can decode"),
     ],
-    ids=["not a video", "empty", "no video stream", "zero frames", "truncated mkv", "truncated mp4", "unknown codec"],
+    ids=[
+        "not a video",
+        "empty",
+        "no video stream",
+        "zero frames",
+        "truncated mkv",
+        "truncated mp4",
+        "truncated mp4, index first",
+        "unknown codec",
+    ],
 )
 def test_bad_input_is_a_clear_error_and_nothing_is_written(fast, enhancer, tmp_path, make, message):
     source = make(tmp_path)
@@ -364,9 +405,6 @@ def test_nvenc_without_a_gpu_is_refused_before_any_work(fast, enhancer, tmp_path
 
 
 def test_the_command_line_treats_video_files_as_videos_with_the_official_spellings(weights_dir, tmp_path):
-    from . import images
-    from .conftest import run_module
-
     folder = tmp_path / "in"
     folder.mkdir()
     make_clip(folder / "clip.mkv", pts=[0, 100, 150, 400], time_base=Fraction(1, 1000), audio=True)
@@ -402,12 +440,6 @@ def test_the_command_line_treats_video_files_as_videos_with_the_official_spellin
 
 
 def test_a_batch_takes_videos_beside_images(fast, enhancer, tmp_path):
-    import zipfile
-
-    from remaster.batch import run_batch
-
-    from . import images
-
     clip = make_clip(tmp_path / "clip.mp4", frames=3, audio=True)
     still = images.save(images.rgb(16, 20), tmp_path / "still.png")
     bundle = tmp_path / "more.zip"
@@ -423,12 +455,10 @@ def test_a_batch_takes_videos_beside_images(fast, enhancer, tmp_path):
 
 
 def test_the_page_remasters_a_video_and_previews_one_frame_through_the_api(enhancer, tmp_path):
-    from gradio_client import Client, handle_file
-
-    from .conftest import running_app
-
     clip = make_clip(tmp_path / "holiday.mp4", frames=4, audio=True)
-    with running_app(enhancer) as url:
+    with running_app(enhancer, max_video_seconds=90, max_video_frames=2000) as url:
+        page = httpx.get(url + "config", timeout=30).text
+        assert "Videos up to 90 s and 2,000 frames" in page, "the page states the limits"
         client = Client(url, verbose=False)
         endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
         names = [parameter["parameter_name"] for parameter in endpoints["/remaster_video"]["parameters"]]
@@ -473,7 +503,6 @@ def test_the_page_remasters_a_video_and_previews_one_frame_through_the_api(enhan
             api_name="/preview_video",
         )
         assert "The frame at 0.08 s: 32×24 → 64×48" in caption
-        from PIL import Image
 
         with Image.open(before) as b, Image.open(after) as a:
             assert b.size == a.size == (64, 48)
@@ -489,3 +518,19 @@ def test_frames_in_one_batch_are_the_frames_done_one_by_one(fast, enhancer, tmp_
     assert len(one.frames) == 5 and one.times == other.times
     for a, b in zip(one.frames, other.frames, strict=True):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_agents_get_the_video_tool(enhancer):
+    async def list_tools(url: str) -> dict:
+        async with (
+            streamable_http_client(url + "gradio_api/mcp/") as (read, write, _),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            return {tool.name: tool for tool in (await session.list_tools()).tools}
+
+    with running_app(enhancer, mcp=True) as url:
+        tools = asyncio.run(list_tools(url))
+    video = tools["remaster_video"]
+    assert list(video.inputSchema["properties"])[:3] == ["video", "model", "outscale"]
+    assert "every frame of a video" in video.description and "preview_video" in tools

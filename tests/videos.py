@@ -44,17 +44,19 @@ def make_clip(
     time_base: Fraction = Fraction(1, 25),
     rate: int = 25,
     audio: bool = False,
+    audio_codec: str = "aac",
     subtitles: bool = False,
     chapters: bool = False,
     attachment: bool = False,
     rotation: int | None = None,
     options: dict[str, str] | None = None,
     colour: tuple[int, int, int, int] | None = None,
+    container_options: dict[str, str] | None = None,
 ) -> Clip:
     """Write a clip of ``frames`` frames at ``pts`` (default 0, 1, 2…) in ``time_base``; MKV, MP4… by suffix."""
     pts = list(range(frames)) if pts is None else pts
     clip = Clip(path, pts, time_base)
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", container_options=container_options or {}) as out:
         out.metadata["title"] = "A test clip"
         video = out.add_stream(codec, rate=rate, options=options or {})
         video.width, video.height, video.pix_fmt = size[0], size[1], pix_fmt
@@ -65,7 +67,7 @@ def make_clip(
             cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = colour
         if rotation is not None:
             video.set_display_rotation(rotation)
-        sound = out.add_stream("aac", rate=8000, layout="mono") if audio else None
+        sound = out.add_stream(audio_codec, rate=_RATES.get(audio_codec, 8000), layout="mono") if audio else None
         text = out.add_mux_stream("subrip" if path.suffix != ".mp4" else "mov_text") if subtitles else None
         if text is not None:
             text.time_base = MS
@@ -97,14 +99,22 @@ def make_clip(
     return clip
 
 
+_RATES = {"libopus": 48000}
+
+
 def _write_tone(out: av.container.OutputContainer, sound: av.audio.stream.AudioStream, seconds: float) -> list[bytes]:
     """A 440 Hz tone lasting ``seconds``; the bytes of each packet, in order."""
-    samples, at, written = int(8000 * seconds), 0, []
-    tone = np.sin(np.arange(samples) / 8000 * 2 * np.pi * 440).astype(np.float32)[None]
+    rate = sound.codec_context.sample_rate
+    fmt = sound.codec_context.codec.audio_formats[0].name
+    samples, at, written = int(rate * seconds), 0, []
+    tone = np.sin(np.arange(samples) / rate * 2 * np.pi * 440).astype(np.float32)[None]
+    if not fmt.startswith("flt"):
+        tone = (tone * 20000).astype(np.int16)
+        fmt = "s16p" if fmt.endswith("p") else "s16"
     while at < samples:
-        chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, at : at + 1024]), format="fltp", layout="mono")
-        chunk.sample_rate, chunk.pts, chunk.time_base = 8000, at, Fraction(1, 8000)
-        at += 1024
+        chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, at : at + 960]), format=fmt, layout="mono")
+        chunk.sample_rate, chunk.pts, chunk.time_base = rate, at, Fraction(1, rate)
+        at += 960
         for packet in sound.encode(chunk):
             written.append(bytes(packet))
             out.mux(packet)

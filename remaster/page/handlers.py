@@ -185,6 +185,11 @@ _remaster_video = gpu_task(remaster_video, _video_seconds)
 _preview_frame = gpu_task(preview_frame, _preview_seconds)
 
 
+_PLAYABLE = (".mp4", ".m4v", ".webm")
+"""Containers browsers play (with H.264, VP9 or AV1 in them); others are for download only, so that Gradio
+does not re-encode them for its player."""
+
+
 def _video_folder(source: str, options: Options, video: VideoOptions) -> Path:
     """The same folder for the same video and choices, so that Remaster after Stop continues the job."""
     key = json.dumps([fingerprint(Path(source)), options.describe(), video.describe()], sort_keys=True)
@@ -343,7 +348,7 @@ class Handlers:
         codec: str = "h264",
         crf: float | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
-    ) -> tuple[str, str, str]:
+    ) -> tuple[str, str | None, str]:
         """Upscale and clean up every frame of a video with a Real-ESRGAN model, keeping sound, subtitles and timing.
 
         A stopped job continues where it was when it is asked for again with the same video and choices.
@@ -362,7 +367,8 @@ class Handlers:
             crf: quality, lower is better and larger (H.264/H.265 0–51, VP9/AV1 0–63); empty for the codec's default.
 
         Returns:
-            The remastered video file, the same for the page's player, and a line saying what was done.
+            The remastered video file; the same for the page's player when browsers can play it (MP4 or WebM
+            in H.264, VP9 or AV1), else nothing; and a line saying what was done.
         """
         if video is None:
             raise gr.Error("Upload a video first")
@@ -379,12 +385,14 @@ class Handlers:
             choices = VideoOptions(codec=codec, crf=None if crf is None or codec == "ffv1" else crf)
         target = _video_folder(video, options, choices) / f"{Path(video).stem}_{options.model}_x{options.outscale:g}"
 
-        def work(cancel: threading.Event) -> tuple[str, str, str]:
+        def work(cancel: threading.Event) -> tuple[str, str | None, str]:
             with user_errors():
                 done = _remaster_video(
                     video, target, options, choices, enhancer=self.enhancer, progress=progress, cancel=cancel
                 )
-            return str(done.path), str(done.path), done.summary()
+            playable = done.path.suffix in _PLAYABLE and choices.codec in ("h264", "vp9", "av1")
+            note = "" if playable else " · Browsers cannot play this file: download it and use a video player."
+            return str(done.path), str(done.path) if playable else None, done.summary() + note
 
         return await cancellable(work)
 

@@ -124,9 +124,8 @@ def plan_output(
     size: tuple[int, int],
     video: VideoOptions,
     device_type: str,
-    keep_alpha: bool,
 ) -> OutputPlan:
-    """The output for the input ``stream`` upscaled to ``size``.
+    """The output for the input ``stream`` upscaled to ``size``; transparency is kept where the codec can hold it.
 
     Raises:
         InvalidOptionError: NVENC was asked for without a CUDA device, or the encoder is missing.
@@ -136,12 +135,14 @@ def plan_output(
     notes = [note] if note else []
     decoded = av.VideoFormat(stream.codec_context.pix_fmt or "yuv420p")
     depth = max(component.bits for component in decoded.components)
-    alpha = keep_alpha and any(component.is_alpha for component in decoded.components)
+    alpha = any(component.is_alpha for component in decoded.components)
     pix_fmt = _pixel_format(encoder, decoded, depth, alpha)
     if alpha and not any(c.is_alpha for c in av.VideoFormat(pix_fmt).components):
         notes.append(f"{video.codec.upper()} cannot hold transparency: the alpha channel was dropped")
         alpha = False
     deep = max(component.bits for component in av.VideoFormat(pix_fmt).components) > 8
+    if depth > 8 and not deep:
+        notes.append(f"this {encoder} encodes 8 bits a sample: the {depth}-bit input was written as 8-bit")
     array_format = ("rgba64le" if deep else "rgba") if alpha else ("rgb48le" if deep else "rgb24")
     fmt = av.VideoFormat(pix_fmt, *size)
     width, height = _even(size, fmt)
@@ -152,6 +153,7 @@ def plan_output(
     source = source_colour(stream.codec_context)
     time_base = Fraction(1, 1) / Fraction(video.fps).limit_denominator(1001) if video.fps else stream.time_base
     rate = Fraction(video.fps).limit_denominator(1001) if video.fps else (stream.average_rate or stream.guessed_rate)
+    log.info("Output: %s in %s, %s, %dx%d", encoder, container, pix_fmt, width, height)
     return OutputPlan(
         container=container,
         suffix=out_suffix,

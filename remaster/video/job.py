@@ -102,7 +102,6 @@ class _Shared:
     stop: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
     timings: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "network": 0.0, "encode": 0.0})
-    decoded: int = 0
 
     def fail(self, error: BaseException) -> None:
         if self.error is None:
@@ -165,7 +164,7 @@ def remaster_video(
         enhancer.faces.prepare(options.face_model, lambda m: report(0.0, m))
     size = pixels.output_size(info.width, info.height, options.outscale)
     with open_input(info.path) as container:
-        plan = plan_output(info.stream_of(container), info.suffix, size, video, network.device.type, True)
+        plan = plan_output(info.stream_of(container), info.suffix, size, video, network.device.type)
     result_path = target.with_name(target.name + plan.suffix)
     if segment_frames is None:
         per_frame = (
@@ -204,9 +203,16 @@ def remaster_video(
     except InvalidVideoError:
         state.remove()  # the same input fails the same way: nothing to resume
         raise
+    segments = state.segments()
+    covered = sum(segment.frames for segment in segments)
+    if covered != total:  # a segment deleted under the job (a cache cleaner, say): never a shorter video
+        raise StoppedError(
+            f"Only {covered} of {total} frames are in {state.folder}: some finished segments are missing; "
+            "run the same again to redo them"
+        )
     report(0.99, "Joining the segments and copying the other streams")
     joined = time.perf_counter()
-    notes = join(info, plan, state.segments(), result_path, state.folder)
+    notes = join(info, plan, segments, result_path, state.folder)
     shared.timings["join"] = time.perf_counter() - joined
     state.remove()
     shared.timings["wall"] = time.perf_counter() - started
@@ -264,7 +270,7 @@ class _Work:
         self.batch = frames_per_batch(network, options, info, plan, batch)
         frame_bytes = max(info.width * info.height, plan.width * plan.height) * 8
         depth = max(2, min(8, QUEUE_BYTES // frame_bytes))
-        self.decoded: queue.Queue = queue.Queue(depth)
+        self.decoded: queue.Queue = queue.Queue(max(depth, self.batch))
         self.results: queue.Queue = queue.Queue(depth)
         self.faces_found = 0
         self.faces_restored = 0
@@ -349,25 +355,34 @@ class _Work:
                 continue
 
     def _decode(self) -> None:
-        skip = self.resumed
-        decoded = 0
-        for array_of, outputs, first in _frames(self.info, self.plan, self.fps, self.total, self.shared):
-            decoded += 1
-            if first + len(outputs) <= skip:
-                continue  # finished in an earlier run: decoded (to keep count), not converted
-            began = time.perf_counter()
-            array = array_of()
-            self.shared.timings["decode"] += time.perf_counter() - began
-            keep = max(skip - first, 0)
-            if not self._put(self.decoded, _Item(array, outputs[keep:], first + keep)):
-                return
-        self.shared.decoded = decoded
+        with contextlib.closing(_frames(self.info, self.plan, self.fps, self.total, self.shared)) as frames:
+            decoded = self._decode_into_queue(frames)
+        if self.shared.stop.is_set():
+            return
         if decoded < self.info.frames:
             raise InvalidVideoError(
                 f"Only {decoded} of the video's {self.info.frames} frames could be decoded: it is truncated or "
                 "corrupt; re-export or re-download it"
             )
         self._put(self.decoded, _END)
+
+    def _decode_into_queue(self, frames: Iterator[tuple[Callable[[], np.ndarray], list[int], int]]) -> int:
+        """Queue the frames not finished in an earlier run; how many frames were decoded in all."""
+        decoded = 0
+        while True:
+            began = time.perf_counter()
+            placed = next(frames, None)
+            if placed is None:
+                return decoded
+            array_of, outputs, first = placed
+            decoded += 1
+            if first + len(outputs) <= self.resumed:
+                continue  # finished in an earlier run: decoded (to keep count), not converted
+            array = array_of()
+            self.shared.timings["decode"] += time.perf_counter() - began
+            keep = max(self.resumed - first, 0)
+            if not self._put(self.decoded, _Item(array, outputs[keep:], first + keep)):
+                return decoded
 
     def _network(self) -> None:
         done = self.resumed
@@ -572,6 +587,10 @@ class _Schedule:
         pts = self._pts(frame)
         self.decoded += 1
         if self.rate is None:
+            if self.decoded > self.total:
+                raise InvalidVideoError(
+                    f"The video decodes to more frames than its {self.total} packets; remux it (or give --fps)"
+                )
             return [(frame, [pts], self.decoded - 1)]
         slot = round((pts * self.info.time_base - Fraction(self.info.start)) * self.rate)
         placed = self._release(slot) if self.held is not None else []

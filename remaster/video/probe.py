@@ -102,7 +102,7 @@ def probe(
         if codec.width <= 0 or codec.height <= 0:
             raise InvalidVideoError("The video stream declares no frame size; the file is damaged")
         _check_frame_size(codec.width, codec.height, settings, options)
-        promised, slack = _promised_end(container, stream)
+        promised, slack, whole = _promised_end(container, stream)
         declared = stream.frames
         described = {
             "format_name": container.format.name,
@@ -114,15 +114,16 @@ def probe(
             "time_base": stream.time_base,
             "rate": stream.average_rate or stream.guessed_rate,
         }
-        frames, first, end = _count_packets(container, stream)
+        frames, first, end, last = _count_packets(container, stream)
     if frames == 0:
         raise InvalidVideoError("The video has no frames")
-    if declared and frames < declared:
+    # MP4 and MOV count their samples exactly; AVI counts empty "repeat the last frame" chunks too.
+    if declared and frames < declared and described["format_name"].startswith("mov,mp4"):
         raise InvalidVideoError(
             f"The video is truncated: its header promises {declared} frames, but only {frames} can be read; "
             "re-export or re-download it"
         )
-    if promised is not None and end < promised - slack:
+    if promised is not None and (last if whole else end) < promised - slack:
         raise InvalidVideoError(
             f"The video is truncated or corrupt: only {frames} frames, up to {end:.2f} s of its {promised:.2f} s, "
             "can be read; re-export or re-download it"
@@ -157,46 +158,52 @@ def _video_stream(container: av.container.InputContainer) -> av.video.stream.Vid
 
 def _count_packets(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream
-) -> tuple[int, float, float]:
-    """The video packets with data, the first one's time and the last one's end, in seconds."""
-    count, first, end = 0, None, 0.0
-    tb = stream.time_base
+) -> tuple[int, float, float, float]:
+    """The video packets with data, the first one's time, the last one's end, and the end of the last
+    packet of any stream, in seconds. Every stream is read (the bytes are read either way): a file
+    whose sound goes on after its pictures is not taken for a truncated one."""
+    count, first, end, last = 0, None, 0.0, 0.0
+    step = 1 / stream.average_rate if stream.average_rate else 0
     try:
-        for packet in container.demux(stream):
-            if packet.size == 0:
+        for packet in container.demux():
+            if packet.size == 0 or packet.pts is None or packet.time_base is None:
+                if packet.size and packet.stream.index == stream.index:
+                    count += 1
+                continue
+            start = float(packet.pts * packet.time_base)
+            stop = start + float((packet.duration or 0) * packet.time_base)
+            last = max(last, stop)
+            if packet.stream.index != stream.index:
                 continue
             count += 1
-            if packet.pts is not None:
-                start = float(packet.pts * tb)
-                first = start if first is None else min(first, start)
-                end = max(end, start + float((packet.duration or 0) * tb))
+            first = start if first is None else min(first, start)
+            end = max(end, stop if packet.duration else start + float(step))
     except av.error.FFmpegError as error:
         raise InvalidVideoError(
             f"The video is corrupt after {count} readable frames ({brief(error, 120)}); re-export or re-download it"
         ) from None
-    return count, first or 0.0, end
+    return count, first or 0.0, end, max(last, end)
 
 
 def _promised_end(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream
-) -> tuple[float | None, float]:
-    """When the header says the video stream ends, in seconds, and how far short of it a complete
-    stream may end: a frame and a bit for the stream's own duration, more for the container's, which
-    may be the audio's."""
+) -> tuple[float | None, float, bool]:
+    """When the header says the video ends, in seconds; how far short of it a complete file may end;
+    and whether that is the whole file's end (the container's duration) rather than the video stream's."""
     frame = float(1 / stream.average_rate) if stream.average_rate else 0.1
     if stream.duration:
-        return float((stream.start_time or 0) * stream.time_base + stream.duration * stream.time_base), 2 * frame
+        return float((stream.start_time or 0) * stream.time_base + stream.duration * stream.time_base), 2 * frame, False
     tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
     if tag and tag.count(":") == 2:
         hours, minutes, seconds = tag.split(":")
         try:
-            return int(hours) * 3600 + int(minutes) * 60 + float(seconds), 2 * frame
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds), 2 * frame, False
         except ValueError:
             pass
     if container.duration:
         total = container.duration / 1e6
-        return total, max(1.0, 0.05 * total)
-    return None, 0.0
+        return total, max(1.0, 0.05 * total), True
+    return None, 0.0, False
 
 
 def _check_frame_size(width: int, height: int, settings: Settings, options: Options) -> None:
