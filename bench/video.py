@@ -8,8 +8,8 @@ decodes to raw BGR frames on a pipe, ``RealESRGANer.enhance`` upscales each fram
 second ``ffmpeg`` encodes the frames from a pipe with libx264 (yuv420p) and copies the audio.
 Both sides encode H.264 at the same CRF and preset (x264's defaults, CRF 23, medium, as the official
 script gets) and use the same weights (realesr-animevideov3, ×4). Each run is a fresh process, so
-its peak memory is its own; the clip is made by PyAV from ``examples/anime_frame.png`` (panned,
-with a tone for audio). The official side needs an ``ffmpeg`` binary (Debian's ``ffmpeg`` package,
+its peak memory is its own; the clip is made by PyAV (a pan across a drawn cartoon, with a tone
+for audio). The official side needs an ``ffmpeg`` binary (Debian's ``ffmpeg`` package,
 or ``imageio-ffmpeg``'s); remaster needs none.
 """
 
@@ -33,16 +33,33 @@ sys.path.insert(0, str(ROOT))
 MODEL = "realesr-animevideov3"
 
 
+def cartoon(width: int, height: int, seed: int = 0):
+    """A flat-coloured picture with dark outlines, like an anime cel, as an RGB array."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    picture = Image.new("RGB", (width, height), (120, 180, 235))
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle((0, height * 2 // 3, width, height), fill=(110, 170, 90))
+    for _ in range(60):
+        x, y = rng.integers(0, width), rng.integers(0, height)
+        w, h = rng.integers(width // 40, width // 8, size=2)
+        colour = tuple(int(c) for c in rng.integers(40, 250, size=3))
+        shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+        shape((x, y, x + w, y + h), fill=colour, outline=(30, 20, 40), width=max(2, width // 400))
+    for _ in range(20):
+        points = [tuple(int(v) for v in rng.integers(0, (width, height))) for _ in range(3)]
+        draw.line(points, fill=(30, 20, 40), width=max(2, width // 500))
+    return np.asarray(picture.filter(ImageFilter.GaussianBlur(0.7)))
+
+
 def make_clip(path: Path, frames: int, width: int, height: int, fps: int = 24) -> None:
-    """A panning crop of the example anime frame, H.264 in MP4, with an AAC tone."""
+    """A slow pan across a cartoon twice the clip's size, H.264 in MP4, with an AAC tone."""
     import av
     import numpy as np
-    from PIL import Image
 
-    source = Image.open(ROOT / "examples" / "anime_frame.png").convert("RGB")
-    scale = max(width * 1.5 / source.width, height * 1.5 / source.height)
-    source = source.resize((round(source.width * scale), round(source.height * scale)), Image.Resampling.LANCZOS)
-    pixels = np.asarray(source)
+    pixels = cartoon(width * 2, height * 2)
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=fps, options={"crf": "18"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"

@@ -194,7 +194,8 @@ def _remaster_video(enhancer: Enhancer, source: Path, target: Path, args: argpar
         bar.set_postfix_str(f"{source.name}: {desc}", refresh=True)
 
     done = remaster_video(source, target, args.options, args.video, enhancer=enhancer, progress=progress)
-    for note in done.notes:
+    resumed = [f"{done.resumed} of {done.frames} frames were kept from an earlier run"] if done.resumed else []
+    for note in [*resumed, *done.notes]:
         bar.write(f"note: {source}: {note}", file=sys.stderr)
     return done
 

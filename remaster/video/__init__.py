@@ -1,8 +1,10 @@
 """Whole videos: every frame through the same engine as stills, with the sound, subtitles and timing kept.
 
->>> from remaster.video import remaster_video, VideoOptions
->>> result = remaster_video("clip.mkv", "out/clip_out", Options(model="realesr-animevideov3", outscale=2))
->>> result.path  # out/clip_out.mkv
+>>> from remaster import Options
+>>> from remaster.video import VideoOptions, remaster_video
+>>> options = Options("realesr-animevideov3", outscale=2)
+>>> result = remaster_video("clip.mkv", "out/clip_out", options, VideoOptions(crf=18))
+>>> result.path  # out/clip_out.mkv; run it again after a stop or a crash and it continues
 
 The work is done by PyAV (FFmpeg in-process: no ffmpeg binary). Importing this package is
 quick and imports neither PyAV nor torch; they load when a video is first remastered.

@@ -48,9 +48,12 @@ __all__ = ["VideoResult", "preview_frame", "remaster_video"]
 
 log = logging.getLogger(__name__)
 
-SEGMENT_MACS = 1e13
-"""Work in one segment, in multiply-adds: about 20 s on a 2-core CPU, what a kill may cost at most."""
-MIN_SEGMENT_FRAMES, MAX_SEGMENT_FRAMES = 24, 250
+SEGMENT_SECONDS = 10
+"""About how long one segment takes, what a kill may cost at most."""
+_MACS_PER_SECOND = {"cuda": 50e12, "mps": 5e12, "cpu": 0.5e12}
+"""What each kind of device does of these networks, roughly, to size segments by."""
+MIN_SEGMENT_FRAMES, MAX_SEGMENT_FRAMES = 8, 250
+"""Each segment starts on a keyframe: fewer frames cost compression, more risk more work."""
 QUEUE_BYTES = 256 << 20
 """Most bytes of frames waiting in each queue."""
 _POLL = 0.2
@@ -135,7 +138,8 @@ def remaster_video(
         enhancer: keeps the networks between calls (a process-wide one when omitted).
         progress: called as ``progress(fraction, desc)``, with frames done, frames per second and time left.
         cancel: when set, the work stops within a frame or a tile, keeping finished segments.
-        segment_frames: output frames per resumable segment (default: about 20 s of CPU work each).
+        segment_frames: output frames per resumable segment (default: about 10 s of work each, 8 to 250 frames;
+            a job resumed keeps the size it started with).
         frames_per_batch: most frames through the network at once (default: on CUDA as many as the free
             memory holds, up to 16; elsewhere one). Only whole frames at the network's own scale, without
             faces or transparency, are batched; the others go one by one.
@@ -167,10 +171,11 @@ def remaster_video(
         plan = plan_output(info.stream_of(container), info.suffix, size, video, network.device.type)
     result_path = target.with_name(target.name + plan.suffix)
     if segment_frames is None:
-        per_frame = (
-            info.width * info.height * network.macs_per_pixel * (2 if plan.array_format.startswith("rgba") else 1)
-        )
-        segment_frames = min(max(round(SEGMENT_MACS / per_frame), MIN_SEGMENT_FRAMES), MAX_SEGMENT_FRAMES)
+        passes = 2 if plan.array_format.startswith("rgba") else 1  # colour, then alpha
+        per_frame = info.width * info.height * network.macs_per_pixel * passes
+        speed = _MACS_PER_SECOND.get(network.device.type, _MACS_PER_SECOND["cpu"])
+        frames = round(SEGMENT_SECONDS * speed / per_frame)
+        segment_frames = min(max(frames, MIN_SEGMENT_FRAMES), MAX_SEGMENT_FRAMES)
     identity = {
         "remaster": __version__,
         "source": fingerprint(info.path),
