@@ -53,6 +53,13 @@ def _examples(enhancer: Enhancer, fallback: str) -> list[list[object]]:
     return rows
 
 
+def _video_model(enhancer: Enhancer, fallback: str) -> str:
+    """The Video tab's starting model: the one made for video when its weights are on disk, else ``fallback``."""
+    spec = MODELS.get("realesr-animevideov3")
+    ready = spec is not None and all(enhancer.store.on_disk(weight) for weight in spec.weight_files)
+    return spec.name if ready else fallback
+
+
 def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr.Blocks:
     """The remaster page, wired to ``enhancer`` (a default one when omitted).
 
@@ -263,7 +270,7 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                     video_in = gr.Video(label="Video", sources=["upload"], include_audio=True, format=None)
                     video_model = gr.Dropdown(
                         choices=model_choices(enhancer, "upscaler"),
-                        value="realesr-animevideov3" if "realesr-animevideov3" in MODELS else first,
+                        value=_video_model(enhancer, first),
                         label="Model",
                         info="realesr-animevideov3 is made for video and is the fastest.",
                     )

@@ -171,11 +171,7 @@ def remaster_video(
         plan = plan_output(info.stream_of(container), info.suffix, size, video, network.device.type)
     result_path = target.with_name(target.name + plan.suffix)
     if segment_frames is None:
-        passes = 2 if plan.array_format.startswith("rgba") else 1  # colour, then alpha
-        per_frame = info.width * info.height * network.macs_per_pixel * passes
-        speed = _MACS_PER_SECOND.get(network.device.type, _MACS_PER_SECOND["cpu"])
-        frames = round(SEGMENT_SECONDS * speed / per_frame)
-        segment_frames = min(max(frames, MIN_SEGMENT_FRAMES), MAX_SEGMENT_FRAMES)
+        segment_frames = _segment_frames(info, plan, network)
     identity = {
         "remaster": __version__,
         "source": fingerprint(info.path),
@@ -245,6 +241,14 @@ def remaster_video(
         first_input=work.first_input,
         first_output=work.first_output,
     )
+
+
+def _segment_frames(info: VideoInfo, plan: OutputPlan, network: Network) -> int:
+    """Output frames per segment: about :data:`SEGMENT_SECONDS` of work on this kind of device."""
+    passes = 2 if plan.array_format.startswith("rgba") else 1  # colour, then alpha
+    per_frame = info.width * info.height * network.macs_per_pixel * passes
+    speed = _MACS_PER_SECOND.get(network.device.type, _MACS_PER_SECOND["cpu"])
+    return min(max(round(SEGMENT_SECONDS * speed / per_frame), MIN_SEGMENT_FRAMES), MAX_SEGMENT_FRAMES)
 
 
 class _Work:
