@@ -185,6 +185,27 @@ _remaster_video = gpu_task(remaster_video, _video_seconds)
 _preview_frame = gpu_task(preview_frame, _preview_seconds)
 
 
+def _frame_options(
+    tile: str | int | None,
+    model: str,
+    outscale: float,
+    face_enhance: bool,
+    denoise_strength: float,
+    face_model: str,
+    face_strength: float,
+) -> Options:
+    """The :class:`Options` for each frame of a video, from the Video tab's values."""
+    return page_options(
+        tile=tile,
+        model=model,
+        outscale=outscale,
+        face_enhance=face_enhance,
+        denoise_strength=denoise_strength,
+        face_model=face_model,
+        face_strength=face_strength,
+    )
+
+
 _PLAYABLE = (".mp4", ".m4v", ".webm")
 """Containers browsers play (with H.264, VP9 or AV1 in them); others are for download only, so that Gradio
 does not re-encode them for its player."""
@@ -372,15 +393,7 @@ class Handlers:
         """
         if video is None:
             raise gr.Error("Upload a video first")
-        options = page_options(
-            tile=tile,
-            model=model,
-            outscale=outscale,
-            face_enhance=face_enhance,
-            denoise_strength=denoise_strength,
-            face_model=face_model,
-            face_strength=face_strength,
-        )
+        options = _frame_options(tile, model, outscale, face_enhance, denoise_strength, face_model, face_strength)
         with user_errors():
             choices = VideoOptions(codec=codec, crf=None if crf is None or codec == "ffv1" else crf)
         target = _video_folder(video, options, choices) / f"{Path(video).stem}_{options.model}_x{options.outscale:g}"
@@ -411,15 +424,7 @@ class Handlers:
         """One frame of a video, at ``seconds``, before and after: the choices judged in seconds, not the whole clip."""
         if video is None:
             raise gr.Error("Upload a video first")
-        options = page_options(
-            tile=tile,
-            model=model,
-            outscale=outscale,
-            face_enhance=face_enhance,
-            denoise_strength=denoise_strength,
-            face_model=face_model,
-            face_strength=face_strength,
-        )
+        options = _frame_options(tile, model, outscale, face_enhance, denoise_strength, face_model, face_strength)
 
         def work(cancel: threading.Event) -> tuple[Pair, str]:
             with user_errors():
