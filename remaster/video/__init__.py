@@ -14,7 +14,8 @@ module          owns
 =============== ==================================================================
 ``probe``       opening a video, checking it and the limits before any work
 ``encoding``    codecs, containers, pixel formats and colour: what the output is
-``segments``    the job's state folder: finished segments kept on disk, for resume
+``segments``    the job's state folder: segments encoded and kept on disk, for resume
+``frames``      frames decoded in order with their times, converted, and batched through the network
 ``job``         the bounded decode → network → encode pipeline, and the one-frame preview
 ``join``        the final file: segments and the input's other streams joined by stream copy
 =============== ==================================================================

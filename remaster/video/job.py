@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -36,13 +35,13 @@ from ..network import Network
 from ..options import Options
 from ..pipeline import Enhancer, Report, default_enhancer
 from ..registry import get_model
-from ..tiling import MAX_BATCH, Window, auto_tile, available_memory, result_array, run_windows
 from ..version import __version__
 from . import VideoOptions
 from .encoding import OutputPlan, plan_output, source_colour, sws_matrix, sws_range
+from .frames import batch_size, decoded_frames, to_array, to_encoder, upscale_frames
 from .join import join
 from .probe import VideoInfo, open_input, probe
-from .segments import JobState, fingerprint
+from .segments import JobState, SegmentWriter, fingerprint
 
 __all__ = ["VideoResult", "preview_frame", "remaster_video"]
 
@@ -276,7 +275,7 @@ class _Work:
         self.started = started
         self.fps = fps
         self.network = network
-        self.batch = frames_per_batch(network, options, info, plan, batch)
+        self.batch = batch_size(network, options, info, plan, batch)
         frame_bytes = max(info.width * info.height, plan.width * plan.height) * 8
         depth = max(2, min(8, QUEUE_BYTES // frame_bytes))
         self.decoded: queue.Queue = queue.Queue(max(depth, self.batch))
@@ -364,7 +363,7 @@ class _Work:
                 continue
 
     def _decode(self) -> None:
-        with contextlib.closing(_frames(self.info, self.plan, self.fps, self.total, self.shared)) as frames:
+        with contextlib.closing(decoded_frames(self.info, self.plan, self.fps, self.total, self.shared.stop)) as frames:
             decoded = self._decode_into_queue(frames)
         if self.shared.stop.is_set():
             return
@@ -456,7 +455,7 @@ class _Work:
         )
 
     def _encode(self) -> None:
-        writer: _SegmentWriter | None = None
+        writer: SegmentWriter | None = None
         index = self.resumed
         try:
             while True:
@@ -466,10 +465,10 @@ class _Work:
                 assert isinstance(item, _Item) and item.result is not None
                 began = time.perf_counter()
                 picture = av.VideoFrame.from_ndarray(item.result, format=self.plan.array_format)
-                frame = _to_encoder(picture, self.plan)
+                frame = to_encoder(picture, self.plan)
                 for pts in item.outputs:
                     if writer is None:
-                        writer = _SegmentWriter(self.state, self.plan, index // self.state.segment_frames)
+                        writer = SegmentWriter(self.state, self.plan, index // self.state.segment_frames)
                     frame.pts = pts
                     writer.encode(frame)
                     index += 1
@@ -480,196 +479,6 @@ class _Work:
         finally:
             if writer is not None:
                 writer.abort()
-
-
-def _frames(
-    info: VideoInfo, plan: OutputPlan, fps: float | None, total: int, shared: _Shared
-) -> Iterator[tuple[Callable[[], np.ndarray], list[int], int]]:
-    """Each decoded frame, in order: a function that converts it to the plan's RGB array, the output
-    times it becomes, and the output index of the first of them."""
-    matrix, colour_range = sws_matrix(plan.source), sws_range(plan.source)
-
-    def converter(frame: av.VideoFrame) -> Callable[[], np.ndarray]:
-        return lambda: _to_array(frame, plan.array_format, matrix, colour_range)
-
-    with open_input(info.path) as container:
-        stream = info.stream_of(container)
-        stream.thread_type = "AUTO"
-        schedule = _Schedule(info, fps, total)
-        try:
-            for frame in container.decode(stream):
-                if shared.stop.is_set():
-                    return
-                for held, outputs, first in schedule.place(frame):
-                    yield converter(held), outputs, first
-            for held, outputs, first in schedule.finish():
-                yield converter(held), outputs, first
-        except av.error.FFmpegError as error:
-            raise InvalidVideoError(
-                f"The video is corrupt after {schedule.decoded} readable frames ({brief(error, 120)}); "
-                "re-export or re-download it"
-            ) from None
-
-
-def frames_per_batch(
-    network: Network, options: Options, info: VideoInfo, plan: OutputPlan, requested: int | None
-) -> int:
-    """How many frames go through the network together: whole frames at its own scale, nothing else to do
-    to them (faces, transparency, resizing), as many as the free memory holds (on CUDA only, where a
-    batch pays), or ``requested``."""
-    native = (info.width * network.scale, info.height * network.scale)
-    whole = options.tile in (None, 0) or options.tile >= max(info.width, info.height)
-    simple = not options.face_enhance and plan.array_format in ("rgb24", "rgb48le")
-    if not (simple and whole and pixels.output_size(info.width, info.height, options.outscale) == native):
-        return 1
-    if options.tile is None and auto_tile(network, info.height, info.width) != (0, 0):
-        return 1
-    if requested is not None:
-        return max(1, requested)
-    if network.device.type != "cuda":
-        return 1
-    fits = available_memory(network.device) / (info.width * info.height * network.bytes_per_pixel)
-    return max(1, min(MAX_BATCH, int(fits)))
-
-
-def upscale_frames(network: Network, frames: np.ndarray, check: Callable[[], None] | None = None) -> np.ndarray:
-    """Upscale ``(N, H, W, C)`` frames in one batch, each as a whole window of the tile scheduler
-    (exactly as a still that fits whole is done); ``(N, H·s, W·s, C)`` of the same dtype."""
-    count, height, width, channels = frames.shape
-    scale = network.scale
-    windows = [
-        Window(
-            slice(k * height, (k + 1) * height), slice(0, width), slice(k * height, (k + 1) * height), slice(0, width)
-        )
-        for k in range(count)
-    ]
-    out = result_array(network.device, (count * height * scale, width * scale, channels), frames.dtype)
-    with torch.inference_mode():
-        run_windows(
-            network,
-            frames.reshape(count * height, width, channels),
-            windows,
-            out,
-            scale=scale,
-            device=network.device,
-            batch=count,
-            check=check,
-        )
-    return out.reshape(count, height * scale, width * scale, channels)
-
-
-def _to_array(frame: av.VideoFrame, array_format: str, matrix: str | None, colour_range: str) -> np.ndarray:
-    if matrix is None:
-        return frame.to_ndarray(format=array_format)
-    return frame.to_ndarray(format=array_format, src_colorspace=matrix, src_color_range=colour_range)
-
-
-def _to_encoder(picture: av.VideoFrame, plan: OutputPlan) -> av.VideoFrame:
-    matrix = sws_matrix(plan.colour)
-    if matrix is None:
-        return picture.reformat(format=plan.pix_fmt)
-    return picture.reformat(format=plan.pix_fmt, dst_colorspace=matrix, dst_color_range=sws_range(plan.colour))
-
-
-class _Schedule:
-    """Which output frames each input frame becomes.
-
-    Without a frame rate, each frame becomes one output frame at its own presentation time
-    (a missing or repeated time becomes the next tick, so the encoder always gets increasing
-    times). With one, output frame ``k`` is shown at ``start + k / fps`` and is the last input
-    frame that starts at or before then (times rounded to the nearest output frame, as FFmpeg's
-    ``fps`` filter does). Whether a frame is dropped or repeated is known only when the next one's
-    time is, so there each frame is held back until the next arrives.
-    """
-
-    def __init__(self, info: VideoInfo, fps: float | None, total: int) -> None:
-        self.info, self.total = info, total
-        self.rate = Fraction(fps).limit_denominator(1001) if fps else None
-        self.decoded = 0
-        self.last_pts: int | None = None
-        self.next_slot = 0
-        self.held: av.VideoFrame | None = None
-        self.start_slot = round(info.start * self.rate) if self.rate else 0
-
-    def place(self, frame: av.VideoFrame) -> list[tuple[av.VideoFrame, list[int], int]]:
-        """The frames now placed, with their output times and first output index."""
-        pts = self._pts(frame)
-        self.decoded += 1
-        if self.rate is None:
-            if self.decoded > self.total:
-                raise InvalidVideoError(
-                    f"The video decodes to more frames than its {self.total} packets; remux it (or give --fps)"
-                )
-            return [(frame, [pts], self.decoded - 1)]
-        slot = round((pts * self.info.time_base - Fraction(self.info.start)) * self.rate)
-        placed = self._release(slot) if self.held is not None else []
-        self.held = frame
-        return placed
-
-    def finish(self) -> list[tuple[av.VideoFrame, list[int], int]]:
-        """The frame held back, filling the output to its end."""
-        return self._release(self.total) if self.held is not None else []
-
-    def _release(self, until: int) -> list[tuple[av.VideoFrame, list[int], int]]:
-        first = self.next_slot
-        slots = list(range(first, max(min(until, self.total), first)))
-        self.next_slot = first + len(slots)
-        return [(self.held, [self.start_slot + k for k in slots], first)]
-
-    def _pts(self, frame: av.VideoFrame) -> int:
-        pts = frame.pts
-        if pts is None and self.last_pts is not None:
-            step = 1 / self.info.rate if self.info.rate else self.info.time_base
-            pts = self.last_pts + max(1, round(step / self.info.time_base))
-        if pts is None:
-            pts = 0
-        if self.last_pts is not None and pts <= self.last_pts:
-            pts = self.last_pts + 1
-        self.last_pts = pts
-        return pts
-
-
-class _SegmentWriter:
-    """One segment being encoded: its own encoder and NUT file, renamed and committed when finished."""
-
-    def __init__(self, state: JobState, plan: OutputPlan, index: int) -> None:
-        self.state, self.index = state, index
-        self.path = state.segment_path(index)
-        self.partial = self.path.with_name(f"{self.path.name}.part")
-        self.container = av.open(
-            str(self.partial), "w", format="nut", container_options={"avoid_negative_ts": "disabled"}
-        )
-        stream = self.container.add_stream(plan.encoder, rate=plan.rate, options=dict(plan.options))
-        stream.width, stream.height, stream.pix_fmt = plan.width, plan.height, plan.pix_fmt
-        codec = stream.codec_context
-        codec.time_base = plan.time_base
-        stream.time_base = plan.time_base
-        colour = plan.colour
-        codec.color_primaries, codec.color_trc = colour.primaries, colour.trc
-        codec.colorspace, codec.color_range = colour.space, colour.range
-        if plan.sample_aspect_ratio:
-            codec.sample_aspect_ratio = plan.sample_aspect_ratio
-        self.stream = stream
-        self.frames = 0
-        self.packets: list[list[int | None]] = []
-
-    def encode(self, frame: av.VideoFrame | None) -> None:
-        for packet in self.stream.encode(frame):
-            self.packets.append([packet.pts, packet.dts, packet.duration])
-            self.container.mux(packet)
-        if frame is not None:
-            self.frames += 1
-
-    def finish(self) -> None:
-        self.encode(None)
-        self.container.close()
-        self.partial.replace(self.path)
-        self.state.commit(self.index, self.frames, self.packets)
-
-    def abort(self) -> None:
-        with contextlib.suppress(av.error.FFmpegError):
-            self.container.close()
-        self.partial.unlink(missing_ok=True)
 
 
 def _duration(seconds: float) -> str:
@@ -726,7 +535,7 @@ def preview_frame(
             raise InvalidVideoError(f"The frame at {target:g} s could not be decoded ({brief(error, 120)})") from None
         if chosen is None:
             raise InvalidVideoError(f"No frame could be decoded at {target:g} s")
-        array = _to_array(chosen, "rgb48le" if deep else "rgb24", sws_matrix(colour), sws_range(colour))
+        array = to_array(chosen, "rgb48le" if deep else "rgb24", sws_matrix(colour), sws_range(colour))
         when = float(chosen.time or 0.0)
     result, _ = enhancer.run(array, options, cancel=cancel)
     return array, result, when

@@ -18,6 +18,7 @@ The folder is deleted when the result is written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -25,10 +26,16 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import av
 
 from ..image_io import atomic_file
 
-__all__ = ["JobState", "Segment", "fingerprint", "state_folder"]
+if TYPE_CHECKING:
+    from .encoding import OutputPlan
+
+__all__ = ["JobState", "Segment", "SegmentWriter", "fingerprint", "state_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +130,53 @@ class JobState:
     def remove(self) -> None:
         """Delete the folder: the job is done, or can never be finished."""
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class SegmentWriter:
+    """One segment being encoded: its own encoder and NUT file, renamed and committed when finished."""
+
+    def __init__(self, state: JobState, plan: OutputPlan, index: int) -> None:
+        """Open segment ``index``'s encoder and file, as ``plan`` says."""
+        self.state, self.index = state, index
+        self.path = state.segment_path(index)
+        self.partial = self.path.with_name(f"{self.path.name}.part")
+        self.container = av.open(
+            str(self.partial), "w", format="nut", container_options={"avoid_negative_ts": "disabled"}
+        )
+        stream = self.container.add_stream(plan.encoder, rate=plan.rate, options=dict(plan.options))
+        stream.width, stream.height, stream.pix_fmt = plan.width, plan.height, plan.pix_fmt
+        codec = stream.codec_context
+        codec.time_base = plan.time_base
+        stream.time_base = plan.time_base
+        colour = plan.colour
+        codec.color_primaries, codec.color_trc = colour.primaries, colour.trc
+        codec.colorspace, codec.color_range = colour.space, colour.range
+        if plan.sample_aspect_ratio:
+            codec.sample_aspect_ratio = plan.sample_aspect_ratio
+        self.stream = stream
+        self.frames = 0
+        self.packets: list[list[int | None]] = []
+
+    def encode(self, frame: av.VideoFrame | None) -> None:
+        """Encode ``frame`` (None flushes the encoder), recording each packet's times."""
+        for packet in self.stream.encode(frame):
+            self.packets.append([packet.pts, packet.dts, packet.duration])
+            self.container.mux(packet)
+        if frame is not None:
+            self.frames += 1
+
+    def finish(self) -> None:
+        """Flush, close, rename the file into place and commit the segment."""
+        self.encode(None)
+        self.container.close()
+        self.partial.replace(self.path)
+        self.state.commit(self.index, self.frames, self.packets)
+
+    def abort(self) -> None:
+        """Close and delete the unfinished file: the segment is done again on the next run."""
+        with contextlib.suppress(av.error.FFmpegError):
+            self.container.close()
+        self.partial.unlink(missing_ok=True)
 
 
 def _write_json(path: Path, value: object) -> None:
