@@ -114,6 +114,18 @@ def test_other_containers_and_codecs_are_read_with_their_sound(fast, enhancer, t
         assert result.audio_packets == source.audio_packets
 
 
+@pytest.mark.parametrize("codec", ["h265", "vp9", "av1", "ffv1"])
+def test_every_codec_keeps_every_frame_and_the_duration_in_mp4(enhancer, tiny_models, tmp_path, codec):
+    """MP4 ends its last frame by the packet's duration, which not every encoder sets."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=6, time_base=Fraction(1, 12800), pts=[512 * i for i in range(6)])
+    options = Options("tiny-srvgg", outscale=4, precision="fp32")
+    done = remaster_video(clip.path, tmp_path / "out", options, VideoOptions(codec=codec), enhancer=enhancer)
+    assert done.path.suffix == ".mp4"
+    assert read_video(done.path).times == clip.times
+    with av.open(str(done.path)) as out, av.open(str(clip.path)) as source:
+        assert out.duration == source.duration
+
+
 def test_lossless_output_is_exactly_the_still_result_of_each_decoded_frame(fast, enhancer, tmp_path):
     clip = make_clip(tmp_path / "clip.mkv", frames=4)
     done = remaster_video(clip.path, tmp_path / "lossless", fast, VideoOptions(codec="ffv1"), enhancer=enhancer)

@@ -61,8 +61,9 @@ def join(info: VideoInfo, plan: OutputPlan, segments: list[Segment], target: Pat
             chapters = source.chapters()
             if chapters:
                 out.set_chapters(chapters)
+            durations = _durations(segments, info, plan.time_base)
             packets = heapq.merge(
-                _timed(_segment_packets(parts, segments, video, plan.time_base)),
+                _timed(_segment_packets(parts, segments, video, plan.time_base, durations)),
                 _timed(_source_packets(source, copied)),
                 key=lambda entry: entry[0],
             )
@@ -80,7 +81,7 @@ def _video_stream(
     source: av.video.stream.VideoStream,
     plan: OutputPlan,
 ) -> av.video.stream.VideoStream:
-    stream = out.add_stream_from_template(template)
+    stream = out.add_stream_from_template(template, opaque=True)  # the decoder is enough: nothing is encoded here
     stream.time_base = plan.time_base
     if plan.codec == "h265" and plan.container in ("mp4", "mov"):
         stream.codec_tag = "hvc1"  # what Apple's players need to play H.265
@@ -124,7 +125,7 @@ def _other_streams(
             notes.append(f"the {what} ({stream.type}) is not copied")
             continue
         try:
-            copy = out.add_stream_from_template(stream)
+            copy = out.add_stream_from_template(stream, opaque=True)
         except ValueError:
             notes.append(f"{out.format.name.upper()} cannot hold the {what} ({name}): left out")
             continue
@@ -137,11 +138,22 @@ def _other_streams(
     return copied
 
 
+def _durations(segments: list[Segment], info: VideoInfo, time_base: Fraction) -> dict[int, int]:
+    """How long each frame shows, by presentation time: until the next one, the last until the input's end.
+
+    Set on every packet, since not every encoder gives them and MP4 ends its last frame by its duration.
+    """
+    times = sorted(pts for segment in segments for pts, _, _ in segment.packets)
+    end = max(round(Fraction(info.start + info.duration) / time_base), times[-1] + 1)
+    return {pts: after - pts for pts, after in zip(times, [*times[1:], end], strict=True)}
+
+
 def _segment_packets(
     parts: list[av.container.InputContainer],
     segments: list[Segment],
     stream: av.stream.Stream,
     time_base: Fraction,
+    durations: dict[int, int],
 ) -> Iterator[av.Packet]:
     """The segments' packets with their encoders' times; a segment's first decoding times, which its
     encoder had to invent, are moved just past the previous segment's if they would not follow them."""
@@ -153,13 +165,13 @@ def _segment_packets(
                 f"Segment {segment.index} holds {len(packets)} packets, not {len(segment.packets)}; "
                 f"delete {segment.path.parent} and run again"
             )
-        for packet, (pts, dts, duration) in zip(packets, segment.packets, strict=True):
+        for packet, (pts, dts, _) in zip(packets, segment.packets, strict=True):
             if dts is None:
                 dts = pts
             if last_dts is not None and dts <= last_dts:
                 dts = last_dts + 1
             last_dts = dts
-            packet.pts, packet.dts, packet.duration = pts, dts, duration or 0
+            packet.pts, packet.dts, packet.duration = pts, dts, durations[pts]
             packet.time_base = time_base
             packet.stream = stream
             yield packet
