@@ -35,7 +35,7 @@ from remaster.batch import run_batch
 from remaster.engine import build_network
 from remaster.registry import MODELS
 from remaster.video import VideoOptions, preview_frame, remaster_video
-from remaster.video.segments import state_folder
+from remaster.video.segments import JobBusyError, JobState, state_folder
 
 from . import images
 from .conftest import _SRVGG, run_module, running_app
@@ -154,10 +154,19 @@ def test_stop_keeps_finished_segments_and_the_same_call_continues(fast, enhancer
         )
     assert not (tmp_path / "long_out.mkv").exists(), "nothing half-written is presented as the result"
     kept = sorted(p.name for p in state_folder(tmp_path / "long_out.mkv").iterdir())
-    assert kept == ["000000.json", "000000.nut", "000001.json", "000001.nut", "job.json"]
+    assert kept == ["000000.json", "000000.nut", "000001.json", "000001.nut", "job.json", "lock"]
     done = remaster_video(clip.path, target, fast, enhancer=enhancer, segment_frames=2)
     assert done.resumed == 4 and done.frames == 9
     assert done.path.read_bytes() == uninterrupted.path.read_bytes()
+
+
+def test_a_second_run_on_the_same_result_is_refused_while_the_first_works(fast, enhancer, tmp_path):
+    clip = make_clip(tmp_path / "clip.mkv", frames=3)
+    busy = pytest.raises(JobBusyError, match="clip_out.mkv is being made by another run right now")
+    with JobState.open(tmp_path / "clip_out.mkv", {"another": "job"}, 2), busy:
+        remaster_video(clip.path, tmp_path / "clip_out", fast, enhancer=enhancer)
+    done = remaster_video(clip.path, tmp_path / "clip_out", fast, enhancer=enhancer)
+    assert len(read_video(done.path).frames) == 3, "once the first is done, the next runs"
 
 
 _KILLED_JOB = """

@@ -151,6 +151,7 @@ def remaster_video(
         ImageTooLargeError: over the length, frame-count or frame-size limits (checked before any work).
         InvalidOptionError: an option is out of range, or NVENC was asked for without a GPU.
         StoppedError: cancelled or over the time limit; the same call continues the job.
+        JobBusyError: another run is making the same result now.
         OSError: the result could not be written.
     """
     enhancer = enhancer if enhancer is not None else default_enhancer()
@@ -178,68 +179,68 @@ def remaster_video(
         "video": video.describe(),
         "plan": plan.describe(),
     }
-    state = JobState.open(result_path, identity, segment_frames)
-    total = info.output_frames(video.fps)
-    resumed = state.done_frames()
-    shared = _Shared()
-    work = _Work(
-        enhancer,
-        options,
-        info,
-        plan,
-        state,
-        total,
-        resumed,
-        shared,
-        report,
-        cancel,
-        started,
-        video.fps,
-        network,
-        frames_per_batch,
-    )
-    try:
-        work.run()
-    except InvalidVideoError:
-        state.remove()  # the same input fails the same way: nothing to resume
-        raise
-    segments = state.segments()
-    covered = sum(segment.frames for segment in segments)
-    if covered != total:  # a segment deleted under the job (a cache cleaner, say): never a shorter video
-        raise StoppedError(
-            f"Only {covered} of {total} frames are in {state.folder}: some finished segments are missing; "
-            "run the same again to redo them"
+    with JobState.open(result_path, identity, segment_frames) as state:
+        total = info.output_frames(video.fps)
+        resumed = state.done_frames()
+        shared = _Shared()
+        work = _Work(
+            enhancer,
+            options,
+            info,
+            plan,
+            state,
+            total,
+            resumed,
+            shared,
+            report,
+            cancel,
+            started,
+            video.fps,
+            network,
+            frames_per_batch,
         )
-    report(0.99, "Joining the segments and copying the other streams")
-    joined = time.perf_counter()
-    notes = join(info, plan, segments, result_path, state.folder)
-    shared.timings["join"] = time.perf_counter() - joined
-    state.remove()
-    shared.timings["wall"] = time.perf_counter() - started
-    summary = Report(
-        input_size=info.size,
-        output_size=(plan.width, plan.height),
-        mode=f"{plan.pix_fmt}, {video.codec.upper()}",
-        model=spec.name,
-        device=str(network.device),
-        precision=str(network.dtype).removeprefix("torch."),
-        seconds=shared.timings["wall"],
-        frames=total,
-        faces_found=work.faces_found if options.face_enhance else None,
-        faces_restored=work.faces_restored,
-    )
-    report(1.0, "Done")
-    log.info("%s", summary.summary())
-    return VideoResult(
-        path=result_path,
-        report=summary,
-        frames=total,
-        resumed=resumed,
-        notes=plan.notes + tuple(notes),
-        timings=shared.timings,
-        first_input=work.first_input,
-        first_output=work.first_output,
-    )
+        try:
+            work.run()
+        except InvalidVideoError:
+            state.remove()  # the same input fails the same way: nothing to resume
+            raise
+        segments = state.segments()
+        covered = sum(segment.frames for segment in segments)
+        if covered != total:  # a segment deleted under the job (a cache cleaner, say): never a shorter video
+            raise StoppedError(
+                f"Only {covered} of {total} frames are in {state.folder}: some finished segments are missing; "
+                "run the same again to redo them"
+            )
+        report(0.99, "Joining the segments and copying the other streams")
+        joined = time.perf_counter()
+        notes = join(info, plan, segments, result_path, state.folder)
+        shared.timings["join"] = time.perf_counter() - joined
+        state.remove()
+        shared.timings["wall"] = time.perf_counter() - started
+        summary = Report(
+            input_size=info.size,
+            output_size=(plan.width, plan.height),
+            mode=f"{plan.pix_fmt}, {video.codec.upper()}",
+            model=spec.name,
+            device=str(network.device),
+            precision=str(network.dtype).removeprefix("torch."),
+            seconds=shared.timings["wall"],
+            frames=total,
+            faces_found=work.faces_found if options.face_enhance else None,
+            faces_restored=work.faces_restored,
+        )
+        report(1.0, "Done")
+        log.info("%s", summary.summary())
+        return VideoResult(
+            path=result_path,
+            report=summary,
+            frames=total,
+            resumed=resumed,
+            notes=plan.notes + tuple(notes),
+            timings=shared.timings,
+            first_input=work.first_input,
+            first_output=work.first_output,
+        )
 
 
 def _segment_frames(info: VideoInfo, plan: OutputPlan, network: Network) -> int:

@@ -3,6 +3,8 @@
 A job owns one folder beside its result, ``.NAME.EXT.remaster-video/`` (the result's own
 name, hidden), holding:
 
+- ``lock``: held by the run working on the job, so that a second run on the same result is
+  refused rather than writing the same segments at once.
 - ``job.json``: what the job is (the input's fingerprint, every option, the output plan,
   remaster's version). A run that finds a different job there starts afresh.
 - ``000000.nut``, ``000001.nut``…: finished segments, each a fixed number of output frames
@@ -26,16 +28,17 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import av
 
+from ..errors import RemasterError
 from ..image_io import atomic_file
 
 if TYPE_CHECKING:
     from .encoding import OutputPlan
 
-__all__ = ["JobState", "Segment", "SegmentWriter", "fingerprint", "state_folder"]
+__all__ = ["JobBusyError", "JobState", "Segment", "SegmentWriter", "fingerprint", "state_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -72,33 +75,53 @@ class Segment:
 
 
 class JobState:
-    """The folder of one job: its manifest and its finished segments."""
+    """The folder of one job: its manifest and its finished segments, locked while a run works in it."""
 
-    def __init__(self, folder: Path, segment_frames: int) -> None:
+    def __init__(self, folder: Path, segment_frames: int, lock: IO[bytes] | None = None) -> None:
         self.folder = folder
         self.segment_frames = segment_frames
+        self._lock = lock
 
     @classmethod
     def open(cls, target: Path, identity: dict[str, object], segment_frames: int) -> JobState:
-        """The state of the job described by ``identity``: the one on disk if it is that job, else a fresh one."""
+        """The state of the job described by ``identity``: the one on disk if it is that job, else a fresh one.
+
+        Raises:
+            JobBusyError: another run is working on the same result now.
+        """
         folder = state_folder(target)
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = _lock(folder, target)
         manifest = folder / "job.json"
         try:
             found = json.loads(manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             found = None
+        for stray in folder.glob("*.part*"):
+            stray.unlink(missing_ok=True)
         if isinstance(found, dict) and found.get("identity") == identity:
-            state = cls(folder, int(found["segment_frames"]))
-            for stray in folder.glob("*.part*"):
-                stray.unlink(missing_ok=True)
+            state = cls(folder, int(found["segment_frames"]), lock)
             log.info("Resuming %s: %d frames done", target.name, state.done_frames())
             return state
-        if folder.exists():
+        if found is not None:
             log.info("Starting %s afresh: the state in %s is of another job", target.name, folder)
-            shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.iterdir():
+            if old.name != _LOCK:
+                shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
         _write_json(manifest, {"identity": identity, "segment_frames": segment_frames})
-        return cls(folder, segment_frames)
+        return cls(folder, segment_frames, lock)
+
+    def __enter__(self) -> JobState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let another run work on this job (the folder stays)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def segments(self) -> list[Segment]:
         """The finished segments, in order, up to the first one missing."""
@@ -130,6 +153,7 @@ class JobState:
     def remove(self) -> None:
         """Delete the folder: the job is done, or can never be finished."""
         shutil.rmtree(self.folder, ignore_errors=True)
+        self.close()
 
 
 class SegmentWriter:
@@ -177,6 +201,31 @@ class SegmentWriter:
         with contextlib.suppress(av.error.FFmpegError):
             self.container.close()
         self.partial.unlink(missing_ok=True)
+
+
+class JobBusyError(RemasterError):
+    """Another run is remastering the same video to the same result now."""
+
+
+_LOCK = "lock"
+
+
+def _lock(folder: Path, target: Path) -> IO[bytes] | None:
+    """An exclusive lock on the job's folder, held by the open file until closed (None where the
+    system has no ``flock``)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    handle = open(folder / _LOCK, "wb")  # noqa: SIM115 - held open as the lock itself
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise JobBusyError(
+            f"{target.name} is being made by another run right now; wait for it to finish, or stop it first"
+        ) from None
+    return handle
 
 
 def _write_json(path: Path, value: object) -> None:
