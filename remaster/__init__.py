@@ -17,6 +17,7 @@ from .errors import (
     InvalidImageError,
     InvalidModelError,
     InvalidOptionError,
+    InvalidVideoError,
     OutOfMemoryError,
     RemasterError,
     StoppedError,
@@ -31,6 +32,7 @@ from .version import __version__
 
 if TYPE_CHECKING:
     from .pipeline import Enhancer, Report, enhance
+    from .video import remaster_video
 
 __all__ = [
     "MODELS",
@@ -39,6 +41,7 @@ __all__ = [
     "InvalidImageError",
     "InvalidModelError",
     "InvalidOptionError",
+    "InvalidVideoError",
     "ModelSpec",
     "Options",
     "OutOfMemoryError",
@@ -54,6 +57,7 @@ __all__ = [
     "enhance",
     "get_model",
     "register",
+    "remaster_video",
     "unregister",
 ]
 
@@ -66,4 +70,8 @@ def __getattr__(name: str) -> object:
         from . import pipeline
 
         return getattr(pipeline, name)
+    if name == "remaster_video":  # PyAV and torch, when a video is first remastered
+        from .video import job
+
+        return job.remaster_video
     raise AttributeError(f"module 'remaster' has no attribute {name!r}")

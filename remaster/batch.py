@@ -1,5 +1,8 @@
 """Batches: several files, or zips of them, in; one zip of results and a list of what failed, out.
 
+Images, animations and videos alike: a video is remastered by :mod:`remaster.video` with the
+default video options (H.264, every frame at its own time).
+
 A zip is bounded before anything is extracted (member count, total uncompressed size),
 members are read with their declared size as a hard limit, and their names are never
 used as paths: each is written under a generated name, and results are named after a
@@ -16,12 +19,17 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import image_io
 from .errors import RemasterError, StoppedError
-from .files import output_stem, remaster_file, unique_name
+from .files import FileResult, output_stem, remaster_file, unique_name
 from .options import Options
 from .pipeline import Enhancer
+from .video import VIDEO_SUFFIXES, is_video
+
+if TYPE_CHECKING:
+    from .video import VideoResult
 
 __all__ = ["BatchResult", "expand_inputs", "run_batch", "safe_stem"]
 
@@ -125,7 +133,7 @@ def _is_hidden(name: str) -> bool:
 
 
 def _is_image_member(name: str) -> bool:
-    return not _is_hidden(name) and Path(name).suffix.lower() in image_io.IMAGE_SUFFIXES
+    return not _is_hidden(name) and Path(name).suffix.lower() in (*image_io.IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
 
 
 def run_batch(
@@ -163,9 +171,7 @@ def run_batch(
                     progress((index + fraction) / len(items), f"{index + 1} of {len(items)}: {display}")
 
             try:
-                done = remaster_file(
-                    enhancer, path, workdir / "out" / stem, options, progress=file_progress, cancel=cancel
-                )
+                done = _remaster(enhancer, path, workdir / "out" / stem, options, file_progress, cancel)
             except StoppedError as error:
                 if cancel is not None and cancel.is_set():
                     raise
@@ -178,6 +184,22 @@ def run_batch(
             result.done.append((display, done.path.name))
         _write_zip(archive, written, result)
     return result
+
+
+def _remaster(
+    enhancer: Enhancer,
+    path: Path,
+    target: Path,
+    options: Options,
+    progress: Callable[..., object],
+    cancel: threading.Event | None,
+) -> FileResult | VideoResult:
+    """A still or animation through :func:`remaster_file`, a video through :func:`remaster.video.remaster_video`."""
+    if is_video(path):
+        from .video import remaster_video
+
+        return remaster_video(path, target, options, enhancer=enhancer, progress=progress, cancel=cancel)
+    return remaster_file(enhancer, path, target, options, progress=progress, cancel=cancel)
 
 
 def _write_zip(archive: Path, files: list[Path], result: BatchResult) -> None:

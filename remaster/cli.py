@@ -3,7 +3,9 @@
 A drop-in for the official ``inference_realesrgan.py``: its option names work too
 (``-n/--model_name``, ``-s/--outscale``, ``-dn/--denoise_strength``, ``--face_enhance``,
 ``--fp32``, ``--suffix``, ``--ext``, ``-i/--input``, ``-t/--tile``, ``--tile_pad``,
-``--pre_pad``, ``--alpha_upsampler``, ``-g/--gpu-id``), with their official meanings.
+``--pre_pad``, ``--alpha_upsampler``, ``-g/--gpu-id``), with their official meanings. Video files
+are remastered as videos (see :mod:`remaster.video`), with the official
+``inference_realesrgan_video.py``'s ``--fps``.
 
 Exit codes: 0 every image was remastered; 1 some (or all) failed, each named on stderr;
 2 bad usage (an unknown option or model, an option out of range, no input images).
@@ -28,9 +30,14 @@ from .model_files import is_reference
 from .options import ALPHA_UPSAMPLERS, DEFAULT_FACE_STRENGTH, PRECISIONS, STILL_FORMATS, Options
 from .registry import DEFAULT_FACE_MODEL, model_names
 from .settings import Settings, models_dir_from_env
+from .video import VIDEO_SUFFIXES, add_video_options, is_video, video_options_from
 
 if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from .files import FileResult
     from .pipeline import Enhancer
+    from .video import VideoResult
 
 __all__ = [
     "add_options",
@@ -221,11 +228,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(default: NAME_MODEL_xSCALE.EXT, as the page and batches name them)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_video_options(parser)
     args = parser.parse_args(argv)
     args.inputs = [*args.inputs, *args.input]
     if not args.inputs:
         parser.error("give at least one INPUT (a file, a folder or a glob pattern)")
     args.options = checked_options(parser, args)
+    try:
+        args.video = video_options_from(args)
+    except InvalidOptionError as error:
+        parser.error(str(error))
     return args
 
 
@@ -255,14 +267,19 @@ def options_from(args: argparse.Namespace, model: str | None = None) -> Options:
 
 
 def collect_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
-    """The image files that ``patterns`` name (files, folders' images, glob matches), and those that match nothing."""
+    """The image and video files that ``patterns`` name (files, folders' images and videos, glob matches),
+    and the patterns that match nothing."""
     found: list[Path] = []
     missing = []
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
             found.extend(
-                sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in image_io.IMAGE_SUFFIXES)
+                sorted(
+                    p
+                    for p in path.iterdir()
+                    if p.is_file() and p.suffix.lower() in (*image_io.IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
+                )
             )
         elif path.is_file():
             found.append(path)
@@ -274,6 +291,16 @@ def collect_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
                 missing.append(pattern)
     unique = list(dict.fromkeys(found))
     return unique, missing
+
+
+def _remaster_video(enhancer: Enhancer, source: Path, target: Path, args: argparse.Namespace, bar: tqdm) -> VideoResult:
+    """A video, its progress (frames, frames per second, time left) shown on the bar."""
+    from .video import remaster_video
+
+    def progress(fraction: float, desc: str) -> None:
+        bar.set_postfix_str(f"{source.name}: {desc}", refresh=True)
+
+    return remaster_video(source, target, args.options, args.video, enhancer=enhancer, progress=progress)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -304,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bar = tqdm(sources, unit="image", disable=args.quiet, file=sys.stderr)
     for source in bar:
         bar.set_postfix_str(source.name)
-        line = _remaster_one(enhancer, source, args, written)
+        line = _remaster_one(enhancer, source, args, written, bar)
         failed += line.startswith("error:")
         bar.write(line, file=sys.stderr)
     bar.close()
@@ -312,13 +339,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _remaster_one(enhancer: Enhancer, source: Path, args: argparse.Namespace, written: set[str]) -> str:
-    """Remaster one file; the line that says what came of it. Nothing a file does ends the run."""
+def _remaster_one(enhancer: Enhancer, source: Path, args: argparse.Namespace, written: set[str], bar: tqdm) -> str:
+    """Remaster one file, image or video; the line that says what came of it. Nothing a file does ends the run."""
     from .files import output_stem, remaster_file, unique_name
 
-    stem = unique_name(output_stem(source.stem, args.options, args.suffix), written)
+    target = args.output / unique_name(output_stem(source.stem, args.options, args.suffix), written)
     try:
-        done = remaster_file(enhancer, source, args.output / stem, args.options)
+        if is_video(source):
+            done: FileResult | VideoResult = _remaster_video(enhancer, source, target, args, bar)
+        else:
+            done = remaster_file(enhancer, source, target, args.options)
     except (RemasterError, OSError, ValueError) as error:
         return f"error: {source}: {error}"
     except Exception as error:  # noqa: BLE001 - a fault of ours with one file: say so, and go on with the rest

@@ -11,6 +11,7 @@ __all__ = [
     "InvalidImageError",
     "InvalidModelError",
     "InvalidOptionError",
+    "InvalidVideoError",
     "OutOfMemoryError",
     "RemasterError",
     "StoppedError",
@@ -26,6 +27,10 @@ class RemasterError(Exception):
 
 class InvalidImageError(RemasterError):
     """The input is not an image remaster can read (empty, truncated, unknown format)."""
+
+
+class InvalidVideoError(InvalidImageError):
+    """The input is not a video remaster can read: no video stream, no frames, truncated, corrupt, unsupported."""
 
 
 class ImageTooLargeError(RemasterError):

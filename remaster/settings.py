@@ -33,6 +33,11 @@ Variable                    Meaning
 ``REMASTER_MAX_BATCH_FILES`` Most images in one batch (default 50).
 ``REMASTER_MAX_BATCH_MB``   Most megabytes of images a batch's zips may hold, uncompressed
                             (default 500).
+``REMASTER_MAX_VIDEO_SECONDS`` Longest video accepted, in seconds (default 3 hours; 10 s on a
+                            CPU Space, 2 minutes on a GPU Space).
+``REMASTER_MAX_VIDEO_FRAMES`` Most frames in one video (default 1,000,000; 300 on a CPU Space).
+``REMASTER_MAX_VIDEO_FRAME_PIXELS`` Largest output frame of a video, in pixels (default 7680×4320;
+                            1920×1080 on a CPU Space).
 ``REMASTER_COMPILE``        ``1`` or ``0``: compile networks with ``torch.compile`` in the
                             background (default: on with CUDA, except on ZeroGPU).
 ``REMASTER_CPU_BF16``       ``0`` to act as a CPU without bf16 instructions: automatic
@@ -68,6 +73,9 @@ class DeviceDefaults:
     concurrency: int
     max_input_pixels: int = 4096 * 4096
     time_limit: int | None = None
+    max_video_seconds: int = 3 * 3600
+    max_video_frames: int = 1_000_000
+    max_video_frame_pixels: int = 7680 * 4320
 
 
 def device_defaults(device: str, on_space: bool = False) -> DeviceDefaults:
@@ -77,13 +85,29 @@ def device_defaults(device: str, on_space: bool = False) -> DeviceDefaults:
     has a time limit, so one visitor cannot hold the queue for long.
     """
     kind = device.split(":", 1)[0]
+    if kind == "cuda" and on_space:
+        return DeviceDefaults(
+            "RealESRGAN_x4plus",
+            concurrency=2,
+            max_video_seconds=120,
+            max_video_frames=3600,
+            max_video_frame_pixels=3840 * 2160,
+        )
     if kind == "cuda":
         return DeviceDefaults(default_model="RealESRGAN_x4plus", concurrency=2)
     if kind == "mps":
         return DeviceDefaults(default_model="RealESRGAN_x4plus", concurrency=1)
     # On a CPU threads only compete, and the big RRDB models take minutes per megapixel.
     if on_space:
-        return DeviceDefaults("realesr-general-x4v3", concurrency=1, max_input_pixels=2048 * 2048, time_limit=300)
+        return DeviceDefaults(
+            "realesr-general-x4v3",
+            concurrency=1,
+            max_input_pixels=2048 * 2048,
+            time_limit=300,
+            max_video_seconds=10,
+            max_video_frames=300,
+            max_video_frame_pixels=1920 * 1080,
+        )
     return DeviceDefaults(default_model="realesr-general-x4v3", concurrency=1)
 
 
@@ -138,6 +162,12 @@ class Settings:
     max_model_mb: int = 2048
     allow_model_upload: bool = False
     """Whether the page takes model files that visitors upload (Hub references and URLs always work)."""
+    max_video_seconds: int = 3 * 3600
+    """Longest video accepted, in seconds."""
+    max_video_frames: int = 1_000_000
+    """Most frames one video may have (after ``--fps``, if given)."""
+    max_video_frame_pixels: int = 7680 * 4320
+    """Largest output frame of a video, in pixels."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -178,6 +208,11 @@ class Settings:
             models_dir=models_dir_from_env(env),
             max_model_mb=_positive_int(env, "REMASTER_MAX_MODEL_MB", 2048),
             allow_model_upload=_flag(env, "REMASTER_ALLOW_MODEL_UPLOAD", False),
+            max_video_seconds=_positive_int(env, "REMASTER_MAX_VIDEO_SECONDS", defaults.max_video_seconds),
+            max_video_frames=_positive_int(env, "REMASTER_MAX_VIDEO_FRAMES", defaults.max_video_frames),
+            max_video_frame_pixels=_positive_int(
+                env, "REMASTER_MAX_VIDEO_FRAME_PIXELS", defaults.max_video_frame_pixels
+            ),
         )
         return replace(settings, **overrides) if overrides else settings
 

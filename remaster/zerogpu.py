@@ -15,7 +15,7 @@ from PIL import Image
 
 from .registry import get_model
 
-__all__ = ["estimate_many", "estimate_seconds", "gpu_task", "on_zero_gpu"]
+__all__ = ["estimate_frames_seconds", "estimate_many", "estimate_seconds", "gpu_task", "on_zero_gpu"]
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +83,11 @@ def estimate_many(images: Iterable[object], models: Iterable[str], face_enhance:
     models = list(models)
     total = sum(estimate_seconds(image, model, face_enhance) for image in images for model in models)
     return float(min(max(total, _MIN_SECONDS), _MAX_MANY_SECONDS))
+
+
+def estimate_frames_seconds(frames: int, pixels: int, model: str, face_enhance: bool = False) -> float:
+    """The GPU time for ``frames`` frames of ``pixels`` pixels each (a video), generously: the network's
+    work, a few milliseconds a frame for decoding and encoding, at most ten minutes."""
+    work = 2 * _macs_per_pixel(model) * pixels * frames / (_ASSUMED_TFLOPS * 1e12)
+    seconds = 10 + 3 * work + frames * (0.01 + (0.2 if face_enhance else 0.0))
+    return float(min(max(seconds, _MIN_SECONDS), _MAX_MANY_SECONDS))

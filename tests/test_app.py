@@ -304,7 +304,7 @@ def test_the_page_starts_on_a_model_whose_weights_are_on_disk_and_marks_the_othe
     try:
         components = demo.config["components"]
         lists = [c["props"] for c in components if c["props"].get("label") in ("Model", "Models")]
-        assert len(lists) == 3
+        assert len(lists) == 4, "Remaster, Batch, Compare models, Video"
         for props in lists:
             assert props["value"] in ("tiny-srvgg", ["tiny-srvgg"])
             labels = {value: label for label, value in props["choices"]}

@@ -134,11 +134,11 @@ def test_every_path_of_the_page_that_runs_a_network_borrows_the_gpu(fake_spaces)
     try:
         importlib.reload(handlers)
         marked = {function.__name__ for function, _ in fake_spaces.marked[before:]}
-        assert marked == {"remaster_file", "run_batch", "_compare_models"}
+        assert marked == {"remaster_file", "run_batch", "_compare_models", "remaster_video", "preview_frame"}
     finally:
         fake_spaces.config.Config.zero_gpu = False
         importlib.reload(handlers)
-    assert len(fake_spaces.marked) == before + 3, "elsewhere the functions run as they are"
+    assert len(fake_spaces.marked) == before + 5, "elsewhere the functions run as they are"
 
 
 def test_gpu_time_is_estimated_from_the_image_and_the_model(tmp_path):

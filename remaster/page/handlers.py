@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import logging
 import threading
 import uuid
@@ -31,10 +33,13 @@ from ..model_files import ModelFiles, sha256_of
 from ..options import DEFAULT_FACE_STRENGTH, MAX_TILE, MIN_TILE, Options
 from ..pipeline import Enhancer
 from ..registry import DEFAULT_FACE_MODEL
-from ..zerogpu import estimate_many, estimate_seconds, gpu_task
-from .previews import DetailViews, Pair, detail_view, result_views
+from ..video import VideoOptions, preview_frame, remaster_video
+from ..video.probe import header_size
+from ..video.segments import fingerprint
+from ..zerogpu import estimate_frames_seconds, estimate_many, estimate_seconds, gpu_task
+from .previews import DetailViews, Pair, detail_view, preview_pair, result_views
 
-__all__ = ["OUTPUT_CHOICES", "TILE_CHOICES", "Handlers", "page_options", "parse_tile"]
+__all__ = ["CODEC_CHOICES", "OUTPUT_CHOICES", "TILE_CHOICES", "Handlers", "page_options", "parse_tile"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,6 +54,14 @@ OUTPUT_CHOICES = [
 _OUTPUT_FORMATS = {value: fmt for _, value, fmt in OUTPUT_CHOICES}
 
 TILE_CHOICES = [("Automatic", "auto"), ("Off — whole image at once", "off"), "128", "256", "512", "1024"]
+
+CODEC_CHOICES = [
+    ("H.264 (plays everywhere)", "h264"),
+    ("H.265 (smaller files)", "h265"),
+    ("VP9", "vp9"),
+    ("AV1 (smallest files)", "av1"),
+    ("FFV1 (lossless, large)", "ffv1"),
+]
 
 
 def parse_tile(tile: str | int | float | None) -> int | None:
@@ -166,10 +179,56 @@ def _compare_models(
     return gallery, notes
 
 
+def _video_seconds(source: str, target: Path, options: Options, video: VideoOptions, **_: object) -> float:
+    frames, width, height = header_size(source) or (3600, 1920, 1080)
+    if video.fps is not None:
+        frames = max(1, round(frames * video.fps / 25))
+    return estimate_frames_seconds(frames, width * height, options.model, options.face_enhance)
+
+
+def _preview_seconds(source: str, seconds: float, options: Options, **_: object) -> float:
+    _, width, height = header_size(source) or (1, 1920, 1080)
+    return estimate_frames_seconds(1, width * height, options.model, options.face_enhance)
+
+
 # On ZeroGPU the GPU is lent to each of these per call, for about as long as the work needs.
 _remaster_file = gpu_task(remaster_file, _file_seconds)
 _run_batch = gpu_task(run_batch, _batch_seconds)
 _compare = gpu_task(_compare_models, _compare_seconds)
+_remaster_video = gpu_task(remaster_video, _video_seconds)
+_preview_frame = gpu_task(preview_frame, _preview_seconds)
+
+
+def _frame_options(
+    tile: str | int | None,
+    model: str,
+    outscale: float,
+    face_enhance: bool,
+    denoise_strength: float,
+    face_model: str,
+    face_strength: float,
+) -> Options:
+    """The :class:`Options` for each frame of a video, from the Video tab's values."""
+    return page_options(
+        tile=tile,
+        model=model,
+        outscale=outscale,
+        face_enhance=face_enhance,
+        denoise_strength=denoise_strength,
+        face_model=face_model,
+        face_strength=face_strength,
+    )
+
+
+_PLAYABLE = (".mp4", ".m4v", ".webm")
+"""Containers browsers play (with H.264, VP9 or AV1 in them); others are for download only, so that Gradio
+does not re-encode them for its player."""
+
+
+def _video_folder(source: str, options: Options, video: VideoOptions) -> Path:
+    """The same folder for the same video and choices, so that Remaster after Stop continues the job."""
+    key = json.dumps([fingerprint(Path(source)), options.describe(), video.describe()], sort_keys=True)
+    return Path(get_upload_folder()) / "remaster" / f"video-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
 
 class Handlers:
@@ -352,3 +411,84 @@ class Handlers:
         if len(gallery) < 2:
             raise gr.Error("None of the models could run. " + " ".join(notes))
         return gallery, "\n".join(notes)
+
+    async def remaster_video(
+        self,
+        video: str | None,
+        model: str,
+        outscale: float,
+        tile: str | int | None = "auto",
+        face_enhance: bool = False,
+        denoise_strength: float = 0.5,
+        face_model: str = DEFAULT_FACE_MODEL,
+        face_strength: float = DEFAULT_FACE_STRENGTH,
+        codec: str = "h264",
+        crf: float | None = None,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
+    ) -> tuple[str, str | None, str]:
+        """Upscale and clean up every frame of a video with a Real-ESRGAN model, keeping sound, subtitles and timing.
+
+        A stopped job continues where it was when it is asked for again with the same video and choices.
+
+        Args:
+            video: the video file (MP4, MKV, WebM, MOV, AVI…).
+            model: RealESRGAN_x4plus, RealESRNet_x4plus, RealESRGAN_x4plus_anime_6B, RealESRGAN_x2plus,
+                realesr-animevideov3 (fast, for anime) or realesr-general-x4v3.
+            outscale: how many times larger the frames become, from 1 to 8.
+            tile: "auto", "off", or a tile size in pixels such as "256".
+            face_enhance: also restore faces with GFPGAN.
+            denoise_strength: realesr-general-x4v3 only: 0 removes the most noise, 1 none.
+            face_model: GFPGANv1.4, GFPGANv1.3 or RestoreFormer.
+            face_strength: 0 (the plain upscale) to 1 (the restored faces in full).
+            codec: "h264" (plays everywhere), "h265", "vp9", "av1" or "ffv1" (lossless).
+            crf: quality, lower is better and larger (H.264/H.265 0–51, VP9/AV1 0–63); empty for the codec's default.
+
+        Returns:
+            The remastered video file; the same for the page's player when browsers can play it (MP4 or WebM
+            in H.264, VP9 or AV1), else nothing; and a line saying what was done.
+        """
+        if video is None:
+            raise gr.Error("Upload a video first")
+        options = _frame_options(tile, model, outscale, face_enhance, denoise_strength, face_model, face_strength)
+        with user_errors():
+            choices = VideoOptions(codec=codec, crf=None if crf is None or codec == "ffv1" else crf)
+        target = _video_folder(video, options, choices) / output_stem(Path(video).stem, options)
+
+        def work(cancel: threading.Event) -> tuple[str, str | None, str]:
+            with user_errors():
+                done = _remaster_video(
+                    video, target, options, choices, enhancer=self.enhancer, progress=progress, cancel=cancel
+                )
+            playable = done.path.suffix in _PLAYABLE and choices.codec in ("h264", "vp9", "av1")
+            note = "" if playable else " · Browsers cannot play this file: download it and use a video player."
+            return str(done.path), str(done.path) if playable else None, done.summary() + note
+
+        return await cancellable(work)
+
+    async def preview_video(
+        self,
+        video: str | None,
+        seconds: float,
+        model: str,
+        outscale: float,
+        tile: str | int | None = "auto",
+        face_enhance: bool = False,
+        denoise_strength: float = 0.5,
+        face_model: str = DEFAULT_FACE_MODEL,
+        face_strength: float = DEFAULT_FACE_STRENGTH,
+    ) -> tuple[Pair, str]:
+        """One frame of a video, at ``seconds``, before and after: the choices judged in seconds, not the whole clip."""
+        if video is None:
+            raise gr.Error("Upload a video first")
+        options = _frame_options(tile, model, outscale, face_enhance, denoise_strength, face_model, face_strength)
+
+        def work(cancel: threading.Event) -> tuple[Pair, str]:
+            with user_errors():
+                before, after, when = _preview_frame(
+                    video, float(seconds or 0.0), options, enhancer=self.enhancer, cancel=cancel
+                )
+                pair = preview_pair(before, after)
+            (height, width), (out_height, out_width) = before.shape[:2], after.shape[:2]
+            return pair, f"The frame at {when:.2f} s: {width}×{height} → {out_width}×{out_height}"
+
+        return await cancellable(work)

@@ -11,8 +11,9 @@ from ..pipeline import Enhancer
 from ..registry import DEFAULT_FACE_MODEL, DETECTOR, MODELS, PARSER, get_model, model_names
 from ..settings import Settings
 from ..version import __version__
+from ..video import CRF_RANGE, DEFAULT_CRF
 from .components import ImageUpload
-from .handlers import OUTPUT_CHOICES, TILE_CHOICES, Handlers
+from .handlers import CODEC_CHOICES, OUTPUT_CHOICES, TILE_CHOICES, Handlers
 from .previews import DETAIL_SIDE
 from .status import limits_text, model_choices, starting_model, weights_status
 
@@ -59,6 +60,13 @@ def _examples(enhancer: Enhancer, fallback: str) -> tuple[list[list[object]], li
     return rows, labels
 
 
+def _video_model(enhancer: Enhancer, fallback: str) -> str:
+    """The Video tab's starting model: the one made for video when its weights are on disk, else ``fallback``."""
+    spec = MODELS.get("realesr-animevideov3")
+    ready = spec is not None and all(enhancer.store.on_disk(weight) for weight in spec.weight_files)
+    return spec.name if ready else fallback
+
+
 def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr.Blocks:
     """The remaster page, wired to ``enhancer`` (a default one when omitted).
 
@@ -79,10 +87,10 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
         spec = get_model(model)
         return gr.update(visible=spec.supports_denoise), gr.update(value=float(spec.scale))
 
-    def refresh_status() -> tuple[str, dict, dict, dict, gr.Timer]:
+    def refresh_status() -> tuple[object, ...]:
         text, pending = weights_status(enhancer)
         choices = model_choices(enhancer, "upscaler")
-        lists = [gr.update(choices=choices) for _ in range(3)]
+        lists = [gr.update(choices=choices) for _ in range(4)]
         return text, *lists, gr.Timer(active=pending)
 
     with gr.Blocks(title="remaster", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
@@ -219,7 +227,9 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
             )
             with gr.Row():
                 with gr.Column(scale=1):
-                    batch_files = gr.File(file_count="multiple", file_types=["image", ".zip"], label="Images or zips")
+                    batch_files = gr.File(
+                        file_count="multiple", file_types=["image", "video", ".zip"], label="Images, videos or zips"
+                    )
                     batch_model = gr.Dropdown(
                         choices=model_choices(enhancer, "upscaler"),
                         value=first,
@@ -276,6 +286,63 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
                     )
                     compare_notes = gr.Markdown()
 
+        with gr.Tab("Video"):
+            gr.Markdown(
+                "Every frame of a video, in order, with its sound, subtitles, chapters and timing kept. "
+                f"Videos up to {settings.max_video_seconds:,} s and {settings.max_video_frames:,} frames, results "
+                f"up to {settings.max_video_frame_pixels / 1e6:.1f} megapixels a frame. Preview one frame first: "
+                "it takes seconds. A stopped video continues where it was when you press Remaster again with the "
+                "same video and settings."
+            )
+            with gr.Row():
+                with gr.Column():
+                    video_in = gr.Video(label="Video", sources=["upload"], include_audio=True, format=None)
+                    video_model = gr.Dropdown(
+                        choices=model_choices(enhancer, "upscaler"),
+                        value=_video_model(enhancer, first),
+                        allow_custom_value=True,
+                        label="Model",
+                        info="realesr-animevideov3 is made for video and is the fastest.",
+                    )
+                    video_scale = gr.Slider(MIN_OUTSCALE, MAX_OUTSCALE, value=2.0, step=0.5, label="Output scale")
+                    video_tile = gr.Dropdown(
+                        choices=TILE_CHOICES, value="auto", allow_custom_value=True, label="Tiling"
+                    )
+                    video_denoise = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Denoise strength", visible=False)
+                    video_faces = gr.Checkbox(value=False, label="Restore faces", info="Much slower.")
+                    with gr.Group(visible=False) as video_face_options:
+                        video_face_model = gr.Dropdown(
+                            choices=model_choices(enhancer, "face_restorer"),
+                            value=DEFAULT_FACE_MODEL,
+                            label="Face model",
+                        )
+                        video_face_strength = gr.Slider(
+                            0.0, 1.0, value=DEFAULT_FACE_STRENGTH, step=0.05, label="Face strength"
+                        )
+                    with gr.Row():
+                        video_codec = gr.Dropdown(choices=CODEC_CHOICES, value="h264", label="Codec")
+                        video_crf = gr.Slider(
+                            *CRF_RANGE["h264"],
+                            value=DEFAULT_CRF["h264"],
+                            step=1,
+                            label="Quality (CRF)",
+                            info="Lower is better and larger.",
+                        )
+                    with gr.Row():
+                        preview_at = gr.Number(value=0.0, minimum=0.0, label="Preview the frame at (seconds)")
+                        preview_run = gr.Button("Preview this frame")
+                    with gr.Row():
+                        video_run = gr.Button("Remaster the video", variant="primary", scale=3)
+                        video_stop = gr.Button("Stop", variant="stop", scale=1)
+                with gr.Column():
+                    video_preview = gr.ImageSlider(
+                        label="Before / after of the chosen frame", type="pil", format="webp", interactive=False
+                    )
+                    video_preview_info = gr.Markdown()
+                    video_out = gr.Video(label="Result", interactive=False)
+                    video_file = gr.File(label="Download (full resolution)", interactive=False)
+                    video_info = gr.Markdown()
+
         # For agents (MCP) and scripts: the same work from an image URL, fetched safely.
         with gr.Row(visible=False):
             url_box = gr.Textbox(label="Image URL")
@@ -309,16 +376,66 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
         )
         model.change(model_changed, inputs=model, outputs=[denoise, outscale], api_visibility="private", queue=False)
 
-        def select_loaded(name: str) -> tuple[dict, dict, dict]:
+        def select_loaded(name: str) -> tuple[dict, ...]:
             choices = model_choices(enhancer, "upscaler")
-            return gr.update(choices=choices, value=name), gr.update(choices=choices), gr.update(choices=choices)
+            return gr.update(choices=choices, value=name), *(gr.update(choices=choices) for _ in range(3))
 
         load_button.click(
             handlers.load_model,
             inputs=[model_reference, model_upload],
             outputs=[loaded_name, model_info],
             api_name="load_model",
-        ).success(select_loaded, inputs=loaded_name, outputs=[model, batch_model, compare_models], queue=False)
+        ).success(
+            select_loaded, inputs=loaded_name, outputs=[model, batch_model, compare_models, video_model], queue=False
+        )
+        video_choices = [
+            video_model,
+            video_scale,
+            video_tile,
+            video_faces,
+            video_denoise,
+            video_face_model,
+            video_face_strength,
+        ]
+        video_job = video_run.click(
+            handlers.remaster_video,
+            inputs=[video_in, *video_choices, video_codec, video_crf],
+            outputs=[video_file, video_out, video_info],
+            api_name="remaster_video",
+        )
+        video_stop.click(None, cancels=[video_job], api_visibility="private")
+        preview_run.click(
+            handlers.preview_video,
+            inputs=[video_in, preview_at, *video_choices],
+            outputs=[video_preview, video_preview_info],
+            api_name="preview_video",
+        )
+        video_faces.change(
+            lambda on: gr.update(visible=on),
+            inputs=video_faces,
+            outputs=video_face_options,
+            api_visibility="private",
+            queue=False,
+        )
+        video_model.change(
+            lambda name: gr.update(visible=get_model(name).supports_denoise),
+            inputs=video_model,
+            outputs=video_denoise,
+            api_visibility="private",
+            queue=False,
+        )
+        video_codec.change(
+            lambda codec: gr.update(
+                visible=codec in CRF_RANGE,
+                minimum=CRF_RANGE.get(codec, (0, 51))[0],
+                maximum=CRF_RANGE.get(codec, (0, 51))[1],
+                value=DEFAULT_CRF.get(codec, 20),
+            ),
+            inputs=video_codec,
+            outputs=video_crf,
+            api_visibility="private",
+            queue=False,
+        )
         face_enhance.change(
             lambda on: gr.update(visible=on),
             inputs=face_enhance,
@@ -327,7 +444,7 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
             queue=False,
         )
         timer = gr.Timer(2.0)
-        lists = [model, batch_model, compare_models]
+        lists = [model, batch_model, compare_models, video_model]
         for trigger in (timer.tick, demo.load):
             trigger(
                 refresh_status,

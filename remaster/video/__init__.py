@@ -1,0 +1,174 @@
+"""Whole videos: every frame through the same engine as stills, with the sound, subtitles and timing kept.
+
+>>> from remaster import Options
+>>> from remaster.video import VideoOptions, remaster_video
+>>> options = Options("realesr-animevideov3", outscale=2)
+>>> result = remaster_video("clip.mkv", "out/clip_out", options, VideoOptions(crf=18))
+>>> result.path  # out/clip_out.mkv; run it again after a stop or a crash and it continues
+
+The work is done by PyAV (FFmpeg in-process: no ffmpeg binary). Importing this package is
+quick and imports neither PyAV nor torch; they load when a video is first remastered.
+
+=============== ==================================================================
+module          owns
+=============== ==================================================================
+``probe``       opening a video, checking it and the limits before any work
+``encoding``    codecs, containers, pixel formats and colour: what the output is
+``segments``    the job's state folder: segments encoded and kept on disk, for resume
+``frames``      frames decoded in order with their times, converted, and batched through the network
+``job``         the bounded decode → network → encode pipeline, and the one-frame preview
+``join``        the final file: segments and the input's other streams joined by stream copy
+=============== ==================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import numbers
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidOptionError
+
+if TYPE_CHECKING:
+    from .job import VideoResult, preview_frame, remaster_video
+
+__all__ = [
+    "CODECS",
+    "DEFAULT_CRF",
+    "VIDEO_SUFFIXES",
+    "VideoOptions",
+    "VideoResult",
+    "add_video_options",
+    "is_video",
+    "preview_frame",
+    "remaster_video",
+    "video_options_from",
+]
+
+VIDEO_SUFFIXES = (
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".wmv",
+    ".flv",
+    ".ts",
+    ".m2ts",
+    ".mts",
+    ".mpg",
+    ".mpeg",
+    ".ogv",
+    ".3gp",
+    ".nut",
+    ".y4m",
+)
+"""File extensions taken as videos (animated GIF, WebP and PNG are animations, done by ``files``)."""
+
+CODECS: tuple[str, ...] = ("h264", "h265", "vp9", "av1", "ffv1")
+"""Output codecs: H.264 plays everywhere; FFV1 is lossless."""
+DEFAULT_CRF = {"h264": 20, "h265": 24, "vp9": 32, "av1": 32}
+"""The quality each codec gets when none is chosen: visually close to the network's output."""
+CRF_RANGE = {"h264": (0, 51), "h265": (0, 51), "vp9": (0, 63), "av1": (0, 63)}
+NVENC_CODECS = ("h264", "h265", "av1")
+MIN_FPS, MAX_FPS = 1.0, 240.0
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a video's result is encoded. Checked when made.
+
+    Raises:
+        InvalidOptionError: a value is out of range or of the wrong kind.
+    """
+
+    codec: str = "h264"
+    """One of :data:`CODECS`."""
+    crf: int | None = None
+    """Quality: lower is better and larger; None for :data:`DEFAULT_CRF`. FFV1 is lossless and takes none."""
+    fps: float | None = None
+    """None keeps every frame and its own time (variable frame rate stays variable); a number gives a
+    constant-rate result of the same duration, frames repeated or dropped as needed."""
+    nvenc: bool = False
+    """Encode on an NVIDIA GPU (H.264, H.265, AV1)."""
+
+    def __post_init__(self) -> None:
+        if self.codec not in CODECS:
+            raise InvalidOptionError(f"codec must be one of {', '.join(CODECS)}, not {self.codec!r}")
+        if self.crf is not None:
+            if self.codec == "ffv1":
+                raise InvalidOptionError("FFV1 is lossless and takes no crf; leave it out")
+            low, high = CRF_RANGE[self.codec]
+            if isinstance(self.crf, bool) or not isinstance(self.crf, numbers.Real) or float(self.crf) % 1:
+                raise InvalidOptionError(f"crf must be a whole number from {low} to {high}, not {self.crf!r}")
+            if not low <= self.crf <= high:
+                raise InvalidOptionError(f"crf for {self.codec} must be from {low} to {high}, not {self.crf:g}")
+            object.__setattr__(self, "crf", int(self.crf))
+        if self.fps is not None:
+            if isinstance(self.fps, bool) or not isinstance(self.fps, numbers.Real) or not math.isfinite(self.fps):
+                raise InvalidOptionError(f"fps must be a number from {MIN_FPS:g} to {MAX_FPS:g}, not {self.fps!r}")
+            if not MIN_FPS <= self.fps <= MAX_FPS:
+                raise InvalidOptionError(f"fps must be from {MIN_FPS:g} to {MAX_FPS:g}, not {self.fps:g}")
+            object.__setattr__(self, "fps", float(self.fps))
+        if self.nvenc and self.codec not in NVENC_CODECS:
+            raise InvalidOptionError(f"NVENC encodes {', '.join(NVENC_CODECS)}, not {self.codec}")
+
+    @property
+    def quality(self) -> int | None:
+        """The CRF the encoder gets (None for lossless FFV1)."""
+        return None if self.codec == "ffv1" else (self.crf if self.crf is not None else DEFAULT_CRF[self.codec])
+
+    def describe(self) -> dict[str, Any]:
+        """The choices as plain values, for the job's manifest."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
+def is_video(path: str | Path) -> bool:
+    """Whether ``path`` is named like a video file."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def add_video_options(parser: argparse.ArgumentParser) -> None:
+    """Add the video options (codec, quality, frame rate, NVENC) to a command line ``parser``."""
+    group = parser.add_argument_group("videos")
+    group.add_argument("--codec", choices=CODECS, default="h264", help="video codec (default: h264; ffv1 is lossless)")
+    group.add_argument(
+        "--crf",
+        type=int,
+        default=None,
+        help="video quality, lower is better: "
+        + ", ".join(f"{codec} {DEFAULT_CRF[codec]}" for codec in DEFAULT_CRF)
+        + " by default",
+    )
+    group.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="a constant output frame rate, same duration (default: every frame at its own time)",
+    )
+    group.add_argument("--nvenc", action="store_true", help="encode on an NVIDIA GPU (h264, h265, av1)")
+
+
+def video_options_from(args: argparse.Namespace) -> VideoOptions:
+    """The :class:`VideoOptions` from parsed arguments.
+
+    Raises:
+        InvalidOptionError: a value is out of range.
+    """
+    return VideoOptions(codec=args.codec, crf=args.crf, fps=args.fps, nvenc=args.nvenc)
+
+
+_FROM_JOB = ("VideoResult", "preview_frame", "remaster_video")
+
+
+def __getattr__(name: str) -> object:
+    # The pipeline imports PyAV and torch: only when it is first asked for.
+    if name in _FROM_JOB:
+        from . import job
+
+        return getattr(job, name)
+    raise AttributeError(f"module 'remaster.video' has no attribute {name!r}")
