@@ -19,6 +19,7 @@ import importlib.util
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import nn
 
+from . import background
 from .errors import StoppedError, brief, is_out_of_memory
 from .kept import KeptTable
 from .network import current_check
@@ -47,6 +49,7 @@ _MEASURE_SIDE = 128
 """Backends are timed on a window of the first real input of at most this side, so that a minute-long tile is not."""
 _TIMING_RUNS = 3
 _WAIT_STEP_MS = 100
+_DISPLAY_NAMES = {"openvino": "OpenVINO", "tensorrt": "TensorRT"}
 
 
 def available(name: str) -> bool:
@@ -124,7 +127,14 @@ class Accelerated:
             self.state = "building"
         height, width = (min(side, _MEASURE_SIDE) for side in batch.shape[-2:])
         example = batch[:1, :, :height, :width].detach().clone()
-        threading.Thread(target=self._work, args=(example,), name=f"{self.backend} {self.label}", daemon=True).start()
+        try:
+            name = f"the {_DISPLAY_NAMES.get(self.backend, self.backend)} build of {self.label}"
+            background.start(self._work, example, name=name)
+        except RuntimeError as error:  # no thread to be had: stay on torch
+            log.warning("%s runs on torch: no thread to build %s in (%s)", self.label, self.backend, brief(error))
+            with self._idle:
+                self.state = "failed"
+                self._idle.notify_all()
 
     def _work(self, example: torch.Tensor) -> None:
         state: AcceleratedState = "failed"
@@ -168,6 +178,7 @@ def openvino_runner(module: nn.Module, example: torch.Tensor, dtype: torch.dtype
     hints = {torch.float32: "f32", torch.bfloat16: "bf16"}
     if dtype not in hints:
         raise ValueError(f"OpenVINO on a CPU takes fp32 or bf16, not {dtype}")
+    _quiet_tracing()
     plain = copy.deepcopy(module).float().to(memory_format=torch.contiguous_format)
     channels = example.shape[1]
     with torch.inference_mode(False), torch.no_grad(), _root_logger_kept():
@@ -195,6 +206,14 @@ def openvino_runner(module: nn.Module, example: torch.Tensor, dtype: torch.dtype
         return torch.from_numpy(request.get_output_tensor(0).data.copy()).to(batch.device)
 
     return run
+
+
+def _quiet_tracing() -> None:
+    """Keep the tracer's notes off standard error: OpenVINO converts through ``torch.jit.trace``, which
+    torch calls deprecated, and networks whose shapes depend on their input make the tracer warn that the
+    traced graph may not generalise (the dynamic height and width given to the converter cover that)."""
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
 
 
 @contextlib.contextmanager

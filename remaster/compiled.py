@@ -26,6 +26,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from . import background
 from .errors import brief, is_out_of_memory
 from .timing import speedup, synchronize
 
@@ -138,7 +139,7 @@ class BackgroundCompiled:
                 self.state = "compiling"
             _compilation_started()
         try:
-            threading.Thread(target=self._work, args=key, name=f"compile {self.label}", daemon=True).start()
+            background.start(self._work, *key, name=f"the compilation of {self.label}")
         except RuntimeError as error:  # no thread to be had: stay eager
             log.warning("Could not compile %s in the background (%s)", self.label, brief(error))
             self._finish(failed=True)

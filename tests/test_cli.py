@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -218,3 +219,33 @@ def test_the_package_installs_with_a_remaster_command_that_works_from_any_folder
         text=True,
     )
     assert helped.returncode == 0 and "Remaster images" in helped.stdout, helped.stderr
+
+
+def test_the_automatic_backend_finishes_its_build_before_exit_and_keeps_the_tracer_quiet(weights_dir, tmp_path):
+    images.save(images.rgb(40, 48), tmp_path / "a.png")
+    done = run_cli(
+        "a.png", "-o", "out", "-n", "realesr-animevideov3", "-q",
+        weights_dir=weights_dir, cwd=tmp_path, env={"REMASTER_BACKEND": "auto"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr  # 134, "terminate called without an active exception", before
+    assert "terminate" not in done.stderr and "Tracer" not in done.stderr and "jit" not in done.stderr
+    kept = json.loads((tmp_path / ".remaster-cache" / "backends.json").read_text())
+    assert list(kept.values()) in (["openvino"], ["torch"]), "the build and its measurement ended before exit"
+
+
+def test_a_process_waits_at_exit_for_a_build_it_started(tmp_path):
+    script = (
+        "import pathlib, time\n"
+        "from remaster import background\n"
+        "def build():\n"
+        "    time.sleep(1.5)\n"
+        "    pathlib.Path('built').write_text('yes')\n"
+        "background.start(build, name='the test build')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "built").read_text() == "yes"
+    assert "Finishing the test build before exiting" in done.stderr
