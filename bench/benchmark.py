@@ -327,27 +327,37 @@ _STAGES = (
 )
 
 
-def request_split(enhancer: remaster.Enhancer, name: str, side: int, repeats: int) -> None:
-    """Where a request's time goes, as the command line runs one: a PNG file in, a PNG file out."""
+def request_split(enhancer: remaster.Enhancer, name: str, side: int, repeats: int, in_memory: bool) -> None:
+    """Where a request's time goes: as the command line runs one (a PNG file in, a PNG file out, zlib level 6),
+    or in memory (an array in, an array out: what ``Enhancer.run`` costs around the network)."""
     import cProfile
     import pstats
+
+    from PIL import Image
 
     from remaster.files import remaster_file
 
     scratch = Path(tempfile.mkdtemp(prefix="remaster-split-"))
     source = scratch / "in.png"
-    from PIL import Image
-
-    Image.fromarray(test_image(side)).save(source)
+    image = test_image(side)
+    Image.fromarray(image).save(source)
     options = Options(model=name)
-    remaster_file(enhancer, source, scratch / "warm", options)
+
+    def request(index: int | str) -> None:
+        if in_memory:
+            enhancer.run(image, options)
+        else:
+            remaster_file(enhancer, source, scratch / f"out{index}", options)
+
+    request("warm")
     profile = cProfile.Profile()
     profile.enable()
     for index in range(repeats):
-        remaster_file(enhancer, source, scratch / f"out{index}", options)
+        request(index)
     profile.disable()
     stats = pstats.Stats(profile).stats
-    total = next(value[3] for key, value in stats.items() if key[2] == "remaster_file")
+    entry = ("pipeline.py", "run") if in_memory else ("files.py", "remaster_file")
+    total = next(value[3] for key, value in stats.items() if key[0].endswith(entry[0]) and key[2] == entry[1])
 
     def seconds(file: str, function: str) -> float:
         return sum(value[3] for key, value in stats.items() if key[0].endswith(file) and key[2] == function)
@@ -358,19 +368,20 @@ def request_split(enhancer: remaster.Enhancer, name: str, side: int, repeats: in
     )
     parts["the rest"] = total - sum(parts.values())
     cells = " | ".join(f"{value / repeats * 1000:.1f} ms ({value / total:.0%})" for value in parts.values())
-    print(f"| {name} | {side}² | {total / repeats * 1000:.1f} ms | {cells} |", flush=True)
+    outside = 1 - parts["network, with its casts and padding"] / total
+    print(f"| {name} | {side}² | {total / repeats * 1000:.1f} ms | {cells} | **{outside:.0%}** |", flush=True)
 
 
 def split_table(args: argparse.Namespace, enhancer: remaster.Enhancer, plain: remaster.Enhancer) -> None:
-    labels = [label for label, _, _ in _STAGES] + ["the rest"]
+    labels = [label for label, _, _ in _STAGES] + ["the rest", "outside the network"]
     for title, engine in (("the automatic backend", enhancer), ("torch alone", plain)):
-        print(
-            f"\nWhere a request's time goes on {title} (a PNG file in, a PNG file out, median over {args.repeats}):\n"
-        )
-        print("| model | input | request | " + " | ".join(labels) + " |")
-        print("|" + " --- |" * (len(labels) + 3))
-        for name in args.models:
-            request_split(engine, name, max(args.sizes), args.repeats)
+        for in_memory in (True, False):
+            how = "an array in, an array out" if in_memory else "a PNG file in, a PNG file out"
+            print(f"\nWhere a request's time goes on {title} ({how}, {args.repeats} requests, cProfile):\n")
+            print("| model | input | request | " + " | ".join(labels) + " |")
+            print("|" + " --- |" * (len(labels) + 3))
+            for name in args.models:
+                request_split(engine, name, max(args.sizes), args.repeats, in_memory)
 
 
 def seam_table(args: argparse.Namespace, uncompiled: remaster.Enhancer, folder: Path) -> None:
