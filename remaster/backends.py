@@ -203,7 +203,9 @@ def openvino_runner(module: nn.Module, example: torch.Tensor, dtype: torch.dtype
                 except BaseException:
                     request.cancel()
                     raise
-        return torch.from_numpy(request.get_output_tensor(0).data.copy()).to(batch.device)
+        # One copy out of OpenVINO's buffer (the next run reuses it), straight into the layout the caller wants.
+        output = torch.from_numpy(request.get_output_tensor(0).data)
+        return output.to(batch.device, memory_format=torch.channels_last, copy=True)
 
     return run
 
