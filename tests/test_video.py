@@ -32,13 +32,13 @@ import remaster
 from remaster import Options
 from remaster.architectures import ARCHITECTURES, SRVGGNetCompact, register_architecture
 from remaster.batch import run_batch
-from remaster.engine import build_network
 from remaster.registry import MODELS
 from remaster.video import VideoOptions, preview_frame, remaster_video
 from remaster.video.segments import JobBusyError, JobState, state_folder
 
 from . import images
 from .conftest import _SRVGG, run_module, running_app
+from .test_cli import weights_for_cli
 from .videos import make_clip, read_video
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,11 +182,7 @@ remaster_video(sys.argv[1], sys.argv[2], Options("realesr-animevideov3", outscal
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory):
     """Random weights for realesr-animevideov3 under its official name, for jobs in another process."""
-    folder = tmp_path_factory.mktemp("weights")
-    spec = remaster.get_model("realesr-animevideov3")
-    torch.manual_seed(0)
-    torch.save({"params": build_network(spec).state_dict()}, folder / spec.weights.filename)
-    return folder
+    return weights_for_cli(tmp_path_factory.mktemp("video"))
 
 
 def test_a_job_killed_midway_resumes_to_the_same_file_as_an_uninterrupted_run(weights_dir, tmp_path):
