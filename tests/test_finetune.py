@@ -205,7 +205,9 @@ def test_bad_data_is_reported_before_training(tmp_path):
         find_data(make_images(tmp_path / "one", count=1), 4, 32)
 
 
-def test_without_vgg19_weights_the_perceptual_recipe_says_so_and_trains(tmp_path, settings, monkeypatch, caplog):
+def test_without_vgg19_weights_the_perceptual_recipe_says_so_and_trains(
+    tmp_path, settings, monkeypatch, caplog, unregistering
+):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch-hub"))
     make_images(tmp_path / "data")
