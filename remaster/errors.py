@@ -8,6 +8,7 @@ __all__ = [
     "brief",
     "is_out_of_memory",
     "ImageTooLargeError",
+    "InvalidDataError",
     "InvalidImageError",
     "InvalidModelError",
     "InvalidOptionError",
@@ -55,6 +56,10 @@ class WeightsUnreachableError(WeightsUnavailableError):
 
 class InvalidModelError(InvalidOptionError):
     """A model file or reference cannot be used: not a model, an architecture not known, unsafe, changed, too large."""
+
+
+class InvalidDataError(RemasterError):
+    """Training data that cannot be used: no folder, no images, no image large enough, nothing held out."""
 
 
 class OutOfMemoryError(RemasterError):

@@ -44,7 +44,21 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .pipeline import Enhancer
 
-__all__ = ["BICUBIC", "DEGRADATIONS", "Score", "degrade", "evaluate", "main", "score"]
+__all__ = [
+    "BICUBIC",
+    "DEGRADATIONS",
+    "Score",
+    "bicubic",
+    "crop_box",
+    "degrade",
+    "evaluate",
+    "load_hr",
+    "main",
+    "metric_tables",
+    "score",
+    "write_crops",
+    "write_csv",
+]
 
 BICUBIC = "bicubic"
 DEGRADATIONS = {"bicubic": None, "jpeg": 30.0, "noise": 10.0, "blur": 1.5}
@@ -156,7 +170,7 @@ def evaluate(
     steps = tqdm(total=len(images) * len(methods), unit="run", disable=not progress, file=sys.stderr)
     for image_index, (name, hr) in enumerate(images.items()):
         lr = degrade(hr, scale, degradation, strength, seed + image_index)
-        box = _crop_box(hr.shape)
+        box = crop_box(hr.shape)
         crops[(name, "HR")] = hr[box]
         for method in methods:
             steps.set_postfix_str(f"{name}: {method}")
@@ -184,21 +198,23 @@ def evaluate(
     steps.close()
     out.mkdir(parents=True, exist_ok=True)
     ran = [method for method in methods if method not in unavailable]
-    _write_csv(scores, out / "results.csv")
+    write_csv(scores, out / "results.csv")
     _write_markdown(scores, list(images), ran, scale, degradation, strength, out / "results.md", skipped)
     if images:
-        _write_figure(crops, list(images), ran, out / "crops.png")
+        write_crops(crops, list(images), ran, out / "crops.png")
     return scores, problems
 
 
-def _crop_box(shape: tuple[int, ...]) -> tuple[slice, slice]:
+def crop_box(shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """The middle 96×96 (or less, on a smaller image) of an image of ``shape``: the region the crops image shows."""
     height, width = shape[:2]
     side_h, side_w = min(_CROP, height), min(_CROP, width)
     top, left = (height - side_h) // 2, (width - side_w) // 2
     return slice(top, top + side_h), slice(left, left + side_w)
 
 
-def _write_csv(scores: list[Score], path: Path) -> None:
+def write_csv(scores: list[Score], path: Path) -> None:
+    """One row per image and method: PSNR, SSIM, NIQE (empty where n/a) and seconds."""
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["image", "method", "psnr", "ssim", "niqe", "seconds"])
@@ -225,6 +241,15 @@ def _write_markdown(
         f"×{scale}, degradation: {how}. PSNR and SSIM on the Y channel with {scale} border pixels cropped "
         "(higher is better); NIQE without a reference (lower is better; n/a on images under about 200×200).",
     ]
+    lines += metric_tables(scores, image_names, methods)
+    if skipped:
+        lines += ["", "## Not evaluated", ""] + [f"- **{name}**: {reason}" for name, reason in skipped.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def metric_tables(scores: Sequence[Score], image_names: Sequence[str], methods: Sequence[str]) -> list[str]:
+    """Markdown lines: a table per metric (PSNR, SSIM, NIQE), a row per image and one of means, a column per method."""
+    lines: list[str] = []
     by_key = {(s.image, s.method): s for s in scores}
     for metric, digits in (("psnr", 2), ("ssim", 4), ("niqe", 3)):
         lines += ["", f"## {metric.upper()}", "", "| image | " + " | ".join(methods) + " |"]
@@ -237,18 +262,17 @@ def _write_markdown(
             values = [getattr(s, metric) for s in scores if s.method == method and getattr(s, metric) is not None]
             means.append(_cell(float(np.mean(values)) if values else None, digits))
         lines.append("| **mean** | " + " | ".join(means) + " |")
-    if skipped:
-        lines += ["", "## Not evaluated", ""] + [f"- **{name}**: {reason}" for name, reason in skipped.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return lines
 
 
 def _cell(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _write_figure(
+def write_crops(
     crops: dict[tuple[str, str], np.ndarray], image_names: list[str], methods: list[str], path: Path
 ) -> None:
+    """A PNG of crops side by side: a row per image, the HR crop (key ``(image, "HR")``) then each method's."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -22,7 +22,7 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 MODEL_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 _HUB = re.compile(r"^hf://(?P<repo>[^/@\s]+/[^/@\s]+)/(?P<file>[^@\s]+?)(?:@(?P<revision>[^@\s]+))?$")
 _TILING = {1: "supported", 2: "discouraged", 3: "internal"}
+_PREFERRED = (".safetensors", ".pth", ".pt", ".ckpt")
+"""Of files of one stem in a models folder (a fine-tuned model's .pth and .safetensors), the one that is the model:
+safetensors first, as it holds tensors only."""
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,7 @@ class ModelFiles:
         if folder is None or not folder.is_dir():
             return [], []
         loaded, failed = [], []
-        for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES):
+        for path in _one_per_stem(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES):
             try:
                 loaded.append(self.load(str(path)))
             except RemasterError as error:
@@ -233,7 +236,7 @@ class ModelFiles:
         if folder is None:
             return None
         match = next(
-            (folder / f"{name}{suffix}" for suffix in MODEL_SUFFIXES if (folder / f"{name}{suffix}").is_file()), None
+            (folder / f"{name}{suffix}" for suffix in _PREFERRED if (folder / f"{name}{suffix}").is_file()), None
         )
         return self.load(str(match)) if match is not None else None
 
@@ -396,6 +399,17 @@ class ModelFiles:
                 f"{path.name} needs {needed / 2**30:.1f} GB for its weights alone, and {free / 2**30:.1f} GB is free "
                 f"on {self.settings.device}; close other programs or use a machine with more memory"
             )
+
+
+def _one_per_stem(paths: Iterable[Path]) -> list[Path]:
+    """Of model files sharing a stem, the preferred one (see ``_PREFERRED``), so a pair is one model; sorted."""
+    chosen: dict[str, Path] = {}
+    for path in sorted(paths, key=lambda p: (p.stem, _PREFERRED.index(p.suffix.lower()))):
+        if path.stem in chosen:
+            log.info("%s is not registered: %s has the same name and is the model", path.name, chosen[path.stem].name)
+            continue
+        chosen[path.stem] = path
+    return sorted(chosen.values())
 
 
 def _made(folder: Path) -> Path:
