@@ -141,9 +141,14 @@ def reference(spec: remaster.ModelSpec, folder: Path, device: torch.device, half
     )
 
 
-def timed(device: torch.device, fn, *args, **kwargs) -> tuple[float, int, object]:
-    """Seconds, peak memory and result of ``fn(*args, **kwargs)``."""
-    with PeakMemory(device) as memory:
+def timed(device: torch.device, fn, *args, sample_memory: bool = True, **kwargs) -> tuple[float, int, object]:
+    """Seconds, peak memory (0 unless ``sample_memory``) and result of ``fn(*args, **kwargs)``.
+
+    On a CPU the memory is sampled by a thread every 5 ms, which on two cores takes time from the call
+    timed: the speed table samples it in one of its repeats only.
+    """
+    tracker = PeakMemory(device)
+    with tracker if sample_memory else contextlib.nullcontext(tracker) as memory:
         started = time.perf_counter()
         result = fn(*args, **kwargs)
         if device.type == "cuda":
@@ -296,16 +301,18 @@ def speed_row(
     runs: dict[str, list[float]] = {"ref": [], "auto": [], "torch": [], "fp32": []}
     peaks = {"ref": 0, "auto": 0}
     precision = ""
-    for _ in range(args.repeats):
-        seconds, peak, _ = timed(device, quietly, upsampler.enhance, bgr)
+    for repeat in range(args.repeats):
+        sampled = repeat == args.repeats // 2
+        seconds, peak, _ = timed(device, quietly, upsampler.enhance, bgr, sample_memory=sampled)
         runs["ref"].append(seconds)
         peaks["ref"] = max(peaks["ref"], peak)
-        seconds, peak, (_, report) = timed(device, enhancer.run, image, Options(model=name))
+        seconds, peak, (_, report) = timed(device, enhancer.run, image, Options(model=name), sample_memory=sampled)
         runs["auto"].append(seconds)
         peaks["auto"] = max(peaks["auto"], peak)
         precision = report.precision
-        runs["torch"].append(timed(device, plain.run, image, Options(model=name))[0])
-        runs["fp32"].append(timed(device, enhancer.run, image, Options(model=name, precision="fp32"))[0])
+        runs["torch"].append(timed(device, plain.run, image, Options(model=name), sample_memory=False)[0])
+        exact_run = timed(device, enhancer.run, image, Options(model=name, precision="fp32"), sample_memory=False)
+        runs["fp32"].append(exact_run[0])
     ref, auto, on_torch, exact = (statistics.median(runs[key]) for key in ("ref", "auto", "torch", "fp32"))
     tflops = 2 * network.macs_per_pixel * size * size / auto / 1e12
     backends = _backend(network) + ("" if exact_network is network else f"; fp32 {_backend(exact_network)}")
@@ -488,8 +495,8 @@ def families(device: torch.device, side: int, repeats: int) -> None:
         reference = (theirs()[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
         runs: dict[str, list[float]] = {"spandrel": [], "remaster": []}
         for _ in range(repeats):
-            runs["spandrel"].append(timed(device, theirs)[0])
-            runs["remaster"].append(timed(device, enhancer.run, image, options)[0])
+            runs["spandrel"].append(timed(device, theirs, sample_memory=False)[0])
+            runs["remaster"].append(timed(device, enhancer.run, image, options, sample_memory=False)[0])
         spandrel_s, remaster_s = (statistics.median(runs[key]) for key in ("spandrel", "remaster"))
         tflops = 2 * network.macs_per_pixel * side * side / remaster_s / 1e12
         print(
