@@ -239,6 +239,7 @@ def _run(job: Job, todo: list[str], workers: Workers, address: str | None, count
 def _execute(job: Job, todo: list[str], workers: Workers, counter: _Counter) -> None:
     import ray
     from ray.data import ActorPoolStrategy, DataContext
+    from ray.util.debug import log_once
 
     count, cpus, gpus = _sizes(workers, ray.cluster_resources(), ray.nodes())
     threads = None if gpus else max(1, int(cpus))
@@ -248,6 +249,12 @@ def _execute(job: Job, todo: list[str], workers: Workers, counter: _Counter) -> 
     # default); a block that still fails (its files could not be read) is dropped and its files reported as
     # failed, and the job goes on.
     context.enable_progress_bars, context.print_on_execution_start, context.max_errored_blocks = False, False, -1
+    # Ray Data would say that its progress bars are off (they are, for ours) and log each dataset's plan and
+    # timing at INFO; the command's own progress and summary say what matters.
+    log_once("ray_data_progress_manager_disabled")
+    data_log = logging.getLogger("ray.data")
+    data_level = data_log.level
+    data_log.setLevel(max(data_level, logging.WARNING))
     log.info("%d files on %d workers of %g CPUs and %g GPUs", len(todo), count, cpus, gpus)
     try:
         # Reading is I/O: it reserves no CPU, and a few reads at a time keep the workers fed without taking the
@@ -281,6 +288,7 @@ def _execute(job: Job, todo: list[str], workers: Workers, counter: _Counter) -> 
                 close()
     finally:
         context.enable_progress_bars, context.print_on_execution_start, context.max_errored_blocks = saved
+        data_log.setLevel(data_level)
     lost = [path for path in todo if job.source.uri(path) not in counter.seen]
     for path in lost:
         counter.row(
