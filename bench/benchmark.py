@@ -363,11 +363,11 @@ def request_split(enhancer: remaster.Enhancer, name: str, side: int, repeats: in
         request(index)
     profile.disable()
     stats = pstats.Stats(profile).stats
-    entry = ("pipeline.py", "run") if in_memory else ("files.py", "remaster_file")
-    total = next(value[3] for key, value in stats.items() if key[0].endswith(entry[0]) and key[2] == entry[1])
 
     def seconds(file: str, function: str) -> float:
         return sum(value[3] for key, value in stats.items() if key[0].endswith(file) and key[2] == function)
+
+    total = seconds("pipeline.py", "run") if in_memory else seconds("files.py", "remaster_file")
 
     parts = {label: seconds(file, function) for label, file, function in _STAGES}
     parts["tile copies and conversion to float"] -= (

@@ -198,14 +198,13 @@ def openvino_runner(module: nn.Module, example: torch.Tensor, dtype: torch.dtype
             request = requests.request = compiled.create_infer_request()
         inputs = {0: batch.float().contiguous().cpu().numpy()}
         shape = tuple(batch.shape)
+        started = time.perf_counter()
         if quick.get(shape):
             # Waiting in this thread lets it work too: 14 ms instead of 21 for realesr-animevideov3 at 128² on
             # two cores. Only for shapes whose last run took less than a stop check's step, so Stop still ends
             # a run within that step.
-            started = time.perf_counter()
             request.infer(inputs)
         else:
-            started = time.perf_counter()
             request.start_async(inputs)
             check = current_check()
             while not request.wait_for(_WAIT_STEP_MS):
