@@ -70,7 +70,7 @@ def main() -> int:
     from remaster.finetune import Config, finetune
     from remaster.settings import Settings
 
-    logs.configure(logging.INFO, "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(logging.INFO)
     overrides = {"weights_dir": args.weights_dir} if args.weights_dir else {}
     settings = Settings.from_env(device=args.device, **overrides)
     config = Config(

@@ -49,6 +49,7 @@ __all__ = [
     "DEGRADATIONS",
     "Score",
     "bicubic",
+    "cell",
     "crop_box",
     "degrade",
     "evaluate",
@@ -255,17 +256,18 @@ def metric_tables(scores: Sequence[Score], image_names: Sequence[str], methods: 
         lines += ["", f"## {metric.upper()}", "", "| image | " + " | ".join(methods) + " |"]
         lines.append("| --- |" + " --- |" * len(methods))
         for name in image_names:
-            cells = [_cell(getattr(by_key.get((name, m)), metric, None), digits) for m in methods]
+            cells = [cell(getattr(by_key.get((name, m)), metric, None), digits) for m in methods]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         means = []
         for method in methods:
             values = [getattr(s, metric) for s in scores if s.method == method and getattr(s, metric) is not None]
-            means.append(_cell(float(np.mean(values)) if values else None, digits))
+            means.append(cell(float(np.mean(values)) if values else None, digits))
         lines.append("| **mean** | " + " | ".join(means) + " |")
     return lines
 
 
-def _cell(value: float | None, digits: int) -> str:
+def cell(value: float | None, digits: int) -> str:
+    """A table cell: ``value`` to ``digits`` decimals, or n/a."""
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 

@@ -50,12 +50,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MODEL_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
+MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
+"""The file types of a model; of files of one stem in a models folder (a fine-tuned model's .pth and .safetensors),
+the first in this order is the model: safetensors first, as it holds tensors only."""
 _HUB = re.compile(r"^hf://(?P<repo>[^/@\s]+/[^/@\s]+)/(?P<file>[^@\s]+?)(?:@(?P<revision>[^@\s]+))?$")
 _TILING = {1: "supported", 2: "discouraged", 3: "internal"}
-_PREFERRED = (".safetensors", ".pth", ".pt", ".ckpt")
-"""Of files of one stem in a models folder (a fine-tuned model's .pth and .safetensors), the one that is the model:
-safetensors first, as it holds tensors only."""
 
 
 @dataclass(frozen=True)
@@ -236,7 +235,7 @@ class ModelFiles:
         if folder is None:
             return None
         match = next(
-            (folder / f"{name}{suffix}" for suffix in _PREFERRED if (folder / f"{name}{suffix}").is_file()), None
+            (folder / f"{name}{suffix}" for suffix in MODEL_SUFFIXES if (folder / f"{name}{suffix}").is_file()), None
         )
         return self.load(str(match)) if match is not None else None
 
@@ -402,9 +401,9 @@ class ModelFiles:
 
 
 def _one_per_stem(paths: Iterable[Path]) -> list[Path]:
-    """Of model files sharing a stem, the preferred one (see ``_PREFERRED``), so a pair is one model; sorted."""
+    """Of model files sharing a stem, the preferred one (see ``MODEL_SUFFIXES``), so a pair is one model; sorted."""
     chosen: dict[str, Path] = {}
-    for path in sorted(paths, key=lambda p: (p.stem, _PREFERRED.index(p.suffix.lower()))):
+    for path in sorted(paths, key=lambda p: (p.stem, MODEL_SUFFIXES.index(p.suffix.lower()))):
         if path.stem in chosen:
             log.info("%s is not registered: %s has the same name and is the model", path.name, chosen[path.stem].name)
             continue

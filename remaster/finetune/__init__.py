@@ -104,7 +104,7 @@ def finetune(
     """
     from .base import load_base
     from .report import write_report
-    from .result import write_model
+    from .result import model_paths, write_model
     from .trainer import Trainer
 
     config = config or Config()
@@ -128,7 +128,7 @@ def finetune(
     base_scores, base_images = trainer.held_out.run(trainer.original, where, "base")
     tuned_scores, tuned_images = trainer.held_out.run(trainer.ema, where, "tuned")
     metrics = {"base": mean_scores(base_scores), "tuned": mean_scores(tuned_scores)}
-    name = output.with_suffix("").name if output.suffix.lower() in (".pth", ".safetensors") else output.name
+    name = model_paths(output)[0].stem
     card = {
         "name": name,
         "base": {"name": model.name, "sha256": model.sha256},

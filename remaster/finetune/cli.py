@@ -89,7 +89,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the fine-tuning command line; returns the exit status."""
     args = parse_args(argv)
-    logs.configure(logging.INFO, "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(logging.INFO)
     try:
         val: float | Path = float(args.val)
     except ValueError:

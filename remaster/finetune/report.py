@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluate import Score, metric_tables, write_crops, write_csv
+from ..evaluate import Score, cell, metric_tables, write_crops, write_csv
 
 __all__ = ["verdict", "write_report"]
 
@@ -70,15 +70,11 @@ def write_report(
     lines += metric_tables(scores, image_names, ["base", "tuned"])
     lines += ["", "## Curve", "", "| step | training loss | PSNR | SSIM | NIQE |", "| --- | --- | --- | --- | --- |"]
     for point in points:
-        cells = [_cell(point.get(key), digits) for key, digits in (("loss", 4), ("psnr", 2), ("ssim", 4), ("niqe", 3))]
+        cells = [cell(point.get(key), digits) for key, digits in (("loss", 4), ("psnr", 2), ("ssim", 4), ("niqe", 3))]
         lines.append(f"| {int(point['step'])} | " + " | ".join(cells) + " |")
     lines += ["", closing]
     (folder / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return closing
-
-
-def _cell(value: float | None, digits: int) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def _write_curves(points: Sequence[Mapping[str, float | None]], path: Path) -> None:
