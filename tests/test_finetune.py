@@ -24,6 +24,7 @@ from remaster.finetune.base import load_base
 from remaster.finetune.data import find_data
 from remaster.finetune.degradation import Degrader, seed_everything
 from remaster.finetune.trainer import Trainer
+from remaster.locks import JobBusyError, lock_folder
 from remaster.model_files import ModelFiles
 from remaster.options import Options
 
@@ -227,3 +228,14 @@ def test_a_checkpoint_in_the_way_needs_resume(tmp_path, settings, unregistering)
     (tmp_path / "mine-finetune" / "checkpoint.pt").write_bytes(b"")
     with pytest.raises(InvalidOptionError, match="--resume"):
         finetune(tmp_path / "data", str(tmp_path / "base.pth"), tmp_path / "mine.pth", TINY, settings=settings)
+
+
+def test_a_second_run_on_the_same_model_is_refused_while_the_first_works(tmp_path, settings, unregistering):
+    make_images(tmp_path / "data")
+    make_base(tmp_path / "base.pth")
+    folder = run_folder(tmp_path / "mine.pth")
+    folder.mkdir()
+    busy = pytest.raises(JobBusyError, match="mine.pth is being made by another run")
+    with lock_folder(folder, "mine.pth"), busy:  # the lock as the first run holds it
+        finetune(tmp_path / "data", str(tmp_path / "base.pth"), tmp_path / "mine.pth", TINY, settings=settings)
+    assert not (tmp_path / "mine.pth").exists() and not (folder / "checkpoint.pt").exists()

@@ -18,6 +18,7 @@ checkpoints), :mod:`.result` (the model files and card), :mod:`.report` (the pro
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import threading
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidOptionError
+from ..locks import lock_folder
 from ..settings import Settings
 from ..version import __version__
 from .data import find_data
@@ -101,6 +103,7 @@ def finetune(
         InvalidOptionError: a setting out of range, a device not here, a checkpoint in the way or of another run.
         UnknownModelError, InvalidModelError, WeightsUnavailableError: the base model cannot be loaded.
         StoppedError: ``stop`` was set; the checkpoint was written.
+        JobBusyError: another run is making the same model now.
     """
     from .base import load_base
     from .report import write_report
@@ -115,39 +118,41 @@ def finetune(
     config.check(model.scale)
     training = find_data(Path(data), model.scale, config.crop_size, val, config.seed)
     folder = run_folder(output)
-    if (folder / CHECKPOINT).is_file() and not resume:
-        raise InvalidOptionError(
-            f"A run for {output.name} has a checkpoint at {folder / CHECKPOINT}: pass --resume to continue it, or "
-            "remove that folder to start afresh"
-        )
-    trainer = Trainer(model, training, config, where, folder, progress)
-    if resume:
-        trainer.resume()
-    history = trainer.train(stop)
+    folder.mkdir(parents=True, exist_ok=True)
+    with lock_folder(folder, output.name) or contextlib.nullcontext():  # the file is the lock, closed at the end
+        if (folder / CHECKPOINT).is_file() and not resume:
+            raise InvalidOptionError(
+                f"A run for {output.name} has a checkpoint at {folder / CHECKPOINT}: pass --resume to continue it, or "
+                "remove that folder to start afresh"
+            )
+        trainer = Trainer(model, training, config, where, folder, progress)
+        if resume:
+            trainer.resume()
+        history = trainer.train(stop)
 
-    base_scores, base_images = trainer.held_out.run(trainer.original, where, "base")
-    tuned_scores, tuned_images = trainer.held_out.run(trainer.ema, where, "tuned")
-    metrics = {"base": mean_scores(base_scores), "tuned": mean_scores(tuned_scores)}
-    name = model_paths(output)[0].stem
-    card = {
-        "name": name,
-        "base": {"name": model.name, "sha256": model.sha256},
-        "license": model.license,
-        "scale": model.scale,
-        "data": {"fingerprint": training.fingerprint, "layout": training.layout, "summary": training.summary()},
-        **asdict(config),
-        "held_out": trainer.held_out.names,
-        "metrics": metrics,
-        "made_by": f"remaster {__version__} (python -m remaster.finetune)",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    pth, safetensors, card_path = write_model(trainer.ema.state_dict(), output, card)
-    crops = trainer.held_out.crops({"base": base_images, "tuned": tuned_images})
-    closing = write_report(folder, card, history.points, [*base_scores, *tuned_scores], crops, trainer.held_out.names)
-    log.info("%s Model: %s (and %s, %s); report: %s", closing, pth, safetensors.name, card_path.name, folder)
-    return FinetuneResult(
-        pth, safetensors, card_path, folder, float(metrics["base"]["psnr"]), float(metrics["tuned"]["psnr"]), closing
-    )
+        base_scores, base_images = trainer.held_out.run(trainer.original, where, "base")
+        tuned_scores, tuned_images = trainer.held_out.run(trainer.ema, where, "tuned")
+        metrics = {"base": mean_scores(base_scores), "tuned": mean_scores(tuned_scores)}
+        name = model_paths(output)[0].stem
+        card = {
+            "name": name,
+            "base": {"name": model.name, "sha256": model.sha256},
+            "license": model.license,
+            "scale": model.scale,
+            "data": {"fingerprint": training.fingerprint, "layout": training.layout, "summary": training.summary()},
+            **asdict(config),
+            "held_out": trainer.held_out.names,
+            "metrics": metrics,
+            "made_by": f"remaster {__version__} (python -m remaster.finetune)",
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        pth, safetensors, card_path = write_model(trainer.ema.state_dict(), output, card)
+        crops = trainer.held_out.crops({"base": base_images, "tuned": tuned_images})
+        scores = [*base_scores, *tuned_scores]
+        closing = write_report(folder, card, history.points, scores, crops, trainer.held_out.names)
+        log.info("%s Model: %s (and %s, %s); report: %s", closing, pth, safetensors.name, card_path.name, folder)
+        base_psnr, tuned_psnr = float(metrics["base"]["psnr"]), float(metrics["tuned"]["psnr"])
+        return FinetuneResult(pth, safetensors, card_path, folder, base_psnr, tuned_psnr, closing)
 
 
 def _device(name: str) -> torch.device:

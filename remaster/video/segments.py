@@ -32,8 +32,8 @@ from typing import IO, TYPE_CHECKING
 
 import av
 
-from ..errors import RemasterError
 from ..image_io import atomic_file
+from ..locks import LOCK, JobBusyError, lock_folder
 
 if TYPE_CHECKING:
     from .encoding import OutputPlan
@@ -91,7 +91,7 @@ class JobState:
         """
         folder = state_folder(target)
         folder.mkdir(parents=True, exist_ok=True)
-        lock = _lock(folder, target)
+        lock = lock_folder(folder, target.name)
         manifest = folder / "job.json"
         try:
             found = json.loads(manifest.read_text(encoding="utf-8"))
@@ -106,7 +106,7 @@ class JobState:
         if found is not None:
             log.info("Starting %s afresh: the state in %s is of another job", target.name, folder)
         for old in folder.iterdir():
-            if old.name != _LOCK:
+            if old.name != LOCK:
                 shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
         _write_json(manifest, {"identity": identity, "segment_frames": segment_frames})
         return cls(folder, segment_frames, lock)
@@ -201,31 +201,6 @@ class SegmentWriter:
         with contextlib.suppress(av.error.FFmpegError):
             self.container.close()
         self.partial.unlink(missing_ok=True)
-
-
-class JobBusyError(RemasterError):
-    """Another run is remastering the same video to the same result now."""
-
-
-_LOCK = "lock"
-
-
-def _lock(folder: Path, target: Path) -> IO[bytes] | None:
-    """An exclusive lock on the job's folder, held by the open file until closed (None where the
-    system has no ``flock``)."""
-    try:
-        import fcntl
-    except ImportError:
-        return None
-    handle = open(folder / _LOCK, "wb")  # noqa: SIM115 - held open as the lock itself
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise JobBusyError(
-            f"{target.name} is being made by another run right now; wait for it to finish, or stop it first"
-        ) from None
-    return handle
 
 
 def _write_json(path: Path, value: object) -> None:
