@@ -32,6 +32,7 @@ from remaster.engine import build_network
 from . import images
 from .conftest import run_module
 from .test_animation import animated
+from .videos import make_clip, read_video
 
 MODEL = "realesr-animevideov3"
 OPTIONS = Options(model=MODEL)
@@ -209,6 +210,25 @@ def test_a_parquet_list_on_the_command_line_joining_a_cluster(ray_address, weigh
     assert "0 done, 3 skipped, 1 failed" in again.stderr, again.stderr
 
 
+def test_a_video_in_the_archive_is_one_task_done_as_the_command_line_does_it(ray_address, weights, tmp_path):
+    """Every frame with its time, and the sound, as remaster_video keeps them; the row counts the frames."""
+    root = tmp_path / "reels"
+    (root / "1999").mkdir(parents=True)
+    clip = make_clip(root / "1999" / "party.mkv", frames=5, audio=True)
+    images.save(images.rgb(12, 16), root / "poster.png")
+    summary = remaster_archive(
+        str(root), str(tmp_path / "out"), Options(model=MODEL, outscale=2), workers=Workers(count=1, cpus=2, gpus=0),
+        settings=settings_for(weights),
+    )  # fmt: skip
+    assert (summary.done, summary.failed) == (2, 0), summary.failures
+    video = read_video(tmp_path / "out" / "1999" / "party.mkv")
+    assert len(video.frames) == 5 and video.times == clip.times and video.frames[0].shape == (48, 64, 3)
+    assert video.audio_packets == read_video(clip.path).audio_packets
+    rows = {Path(row["source"]).name: row for row in read_manifest(tmp_path / "out")}
+    assert rows["party.mkv"]["frames"] == 5 and rows["party.mkv"]["output_width"] == 64
+    assert rows["poster.png"]["status"] == "done"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -308,7 +328,7 @@ def test_globs_match_as_glob_does_and_csv_lists_are_relative_to_their_folder(tmp
     listing = list_sources(locate(str(tmp_path / "lists" / "wanted.csv")), nowhere)
     assert [listing.relative(path) for path in listing.paths] == ["a/x1.png", "b/y.png"]
     assert listing.missing == [str(tmp_path / "lists" / "missing.png")]
-    with pytest.raises(SourceError, match="No images matching"):
+    with pytest.raises(SourceError, match="No images or videos matching"):
         list_sources(locate(str(tmp_path / "a" / "*.tif")), nowhere)
 
 
