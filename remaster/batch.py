@@ -26,12 +26,12 @@ from .errors import RemasterError, StoppedError
 from .files import FileResult, output_stem, remaster_file, unique_name
 from .options import Options
 from .pipeline import Enhancer
-from .video import VIDEO_SUFFIXES, is_video
+from .video import MEDIA_SUFFIXES, is_video
 
 if TYPE_CHECKING:
     from .video import VideoResult
 
-__all__ = ["BatchResult", "expand_inputs", "run_batch", "safe_stem"]
+__all__ = ["BatchResult", "expand_inputs", "remaster_any", "run_batch", "safe_stem"]
 
 
 @dataclass
@@ -133,7 +133,7 @@ def _is_hidden(name: str) -> bool:
 
 
 def _is_image_member(name: str) -> bool:
-    return not _is_hidden(name) and Path(name).suffix.lower() in (*image_io.IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
+    return not _is_hidden(name) and Path(name).suffix.lower() in MEDIA_SUFFIXES
 
 
 def run_batch(
@@ -171,7 +171,9 @@ def run_batch(
                     progress((index + fraction) / len(items), f"{index + 1} of {len(items)}: {display}")
 
             try:
-                done = _remaster(enhancer, path, workdir / "out" / stem, options, file_progress, cancel)
+                done = remaster_any(
+                    enhancer, path, workdir / "out" / stem, options, progress=file_progress, cancel=cancel
+                )
             except StoppedError as error:
                 if cancel is not None and cancel.is_set():
                     raise
@@ -186,15 +188,17 @@ def run_batch(
     return result
 
 
-def _remaster(
+def remaster_any(
     enhancer: Enhancer,
     path: Path,
     target: Path,
     options: Options,
-    progress: Callable[..., object],
-    cancel: threading.Event | None,
+    *,
+    progress: Callable[..., object] | None = None,
+    cancel: threading.Event | None = None,
 ) -> FileResult | VideoResult:
-    """A still or animation through :func:`remaster_file`, a video through :func:`remaster.video.remaster_video`."""
+    """A still or animation through :func:`remaster_file`, a video through :func:`remaster.video.remaster_video`
+    (with the default video options)."""
     if is_video(path):
         from .video import remaster_video
 

@@ -24,13 +24,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import image_io, logs
+from . import logs
 from .errors import InvalidOptionError, RemasterError, UnknownModelError
 from .model_files import is_reference
 from .options import ALPHA_UPSAMPLERS, DEFAULT_FACE_STRENGTH, PRECISIONS, STILL_FORMATS, Options
 from .registry import DEFAULT_FACE_MODEL, model_names
 from .settings import Settings, models_dir_from_env
-from .video import VIDEO_SUFFIXES, add_video_options, is_video, video_options_from
+from .video import MEDIA_SUFFIXES, add_video_options, is_video, video_options_from
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -274,13 +274,7 @@ def collect_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
-            found.extend(
-                sorted(
-                    p
-                    for p in path.iterdir()
-                    if p.is_file() and p.suffix.lower() in (*image_io.IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
-                )
-            )
+            found.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES))
         elif path.is_file():
             found.append(path)
         else:

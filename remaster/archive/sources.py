@@ -17,13 +17,11 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from ..image_io import IMAGE_SUFFIXES, atomic_file
-from ..video import VIDEO_SUFFIXES
+from ..image_io import atomic_file
+from ..video import MEDIA_SUFFIXES
 
 __all__ = ["LIST_SUFFIXES", "Listing", "Location", "SourceError", "clashing", "list_sources", "locate", "output_stem"]
 
-_SUFFIXES = (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
-"""The files a folder's listing takes: images (animations among them) and videos."""
 LIST_SUFFIXES = (".parquet", ".csv")
 """A SOURCE file with one of these suffixes is a list of paths, not an image."""
 _LIST_COLUMNS = ("path", "source", "uri", "url")
@@ -162,14 +160,16 @@ def _folder(source: Location, dest: Location, base: str, pattern: str | None) ->
             continue
         if inside and (info.path + "/").startswith(dest.path.rstrip("/") + "/"):
             continue
-        if posixpath.splitext(relative)[1].lower() not in _SUFFIXES:
+        if posixpath.splitext(relative)[1].lower() not in MEDIA_SUFFIXES:
             continue
         if pattern is None or _matches(relative, pattern):
             paths.append(info.path)
     if not paths:
         what = f"matching {pattern}" if pattern else ""
         raise SourceError(
-            f"No images or videos {what} in {source.uri(base)} (looked for {', '.join(_SUFFIXES)})".replace("  ", " ")
+            f"No images or videos {what} in {source.uri(base)} (looked for {', '.join(MEDIA_SUFFIXES)})".replace(
+                "  ", " "
+            )
         )
     return Listing(source, base, sorted(paths), [])
 

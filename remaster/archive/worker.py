@@ -17,18 +17,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import RemasterError, brief
 from ..options import Options
 from ..registry import MODELS
-from ..video import is_video
 from .manifest import SCHEMA, options_key
 from .sources import Location, output_stem
-
-if TYPE_CHECKING:
-    from ..files import FileResult
-    from ..video import VideoResult
 
 __all__ = ["ArchiveWorker", "Job"]
 
@@ -113,22 +107,14 @@ class ArchiveWorker:
         return row
 
     def _remaster(self, path: str, data: bytes) -> dict[str, object]:
-        from ..files import remaster_file
+        from ..batch import remaster_any
 
         relative = self.job.relative(path)
         with tempfile.TemporaryDirectory(prefix="remaster-archive-") as scratch:
             local = Path(scratch) / "source" / posixpath.basename(path)
             local.parent.mkdir()
             local.write_bytes(data)
-            target = Path(scratch) / "result"
-            if is_video(local):  # as the command line does one, with the default video options
-                from ..video import remaster_video
-
-                done: FileResult | VideoResult = remaster_video(local, target, self.job.options, enhancer=self.enhancer)
-                frames = done.frames
-            else:
-                done = remaster_file(self.enhancer, local, target, self.job.options)
-                frames = done.report.frames
+            done = remaster_any(self.enhancer, local, Path(scratch) / "result", self.job.options)
             result = done.path.read_bytes()
         output = self.job.dest.join(output_stem(relative, self.job.clashes) + done.path.suffix)
         self.job.dest.put(output, result)
@@ -142,5 +128,5 @@ class ArchiveWorker:
             "input_height": height,
             "output_width": out_width,
             "output_height": out_height,
-            "frames": frames,
+            "frames": done.report.frames,
         }

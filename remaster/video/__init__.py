@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidOptionError
+from ..image_io import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     from .job import VideoResult, preview_frame, remaster_video
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CODECS",
     "DEFAULT_CRF",
+    "MEDIA_SUFFIXES",
     "VIDEO_SUFFIXES",
     "VideoOptions",
     "VideoResult",
@@ -68,6 +70,8 @@ VIDEO_SUFFIXES = (
     ".y4m",
 )
 """File extensions taken as videos (animated GIF, WebP and PNG are animations, done by ``files``)."""
+MEDIA_SUFFIXES = (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
+"""Every file extension remaster takes from a folder: images (animations among them) and videos."""
 
 CODECS: tuple[str, ...] = ("h264", "h265", "vp9", "av1", "ffv1")
 """Output codecs: H.264 plays everywhere; FFV1 is lossless."""
