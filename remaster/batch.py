@@ -29,7 +29,7 @@ from .pipeline import Enhancer
 from .video import MEDIA_SUFFIXES, is_video
 
 if TYPE_CHECKING:
-    from .video import VideoResult
+    from .video import VideoOptions, VideoResult
 
 __all__ = ["BatchResult", "expand_inputs", "remaster_any", "run_batch", "safe_stem"]
 
@@ -194,15 +194,16 @@ def remaster_any(
     target: Path,
     options: Options,
     *,
+    video: VideoOptions | None = None,
     progress: Callable[..., object] | None = None,
     cancel: threading.Event | None = None,
 ) -> FileResult | VideoResult:
     """A still or animation through :func:`remaster_file`, a video through :func:`remaster.video.remaster_video`
-    (with the default video options)."""
+    (encoded as ``video`` says; the default video options when None)."""
     if is_video(path):
         from .video import remaster_video
 
-        return remaster_video(path, target, options, enhancer=enhancer, progress=progress, cancel=cancel)
+        return remaster_video(path, target, options, video, enhancer=enhancer, progress=progress, cancel=cancel)
     return remaster_file(enhancer, path, target, options, progress=progress, cancel=cancel)
 
 

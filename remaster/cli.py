@@ -35,9 +35,7 @@ from .video import MEDIA_SUFFIXES, add_video_options, is_video, video_options_fr
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from .files import FileResult
     from .pipeline import Enhancer
-    from .video import VideoResult
 
 __all__ = [
     "add_options",
@@ -287,16 +285,6 @@ def collect_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
     return unique, missing
 
 
-def _remaster_video(enhancer: Enhancer, source: Path, target: Path, args: argparse.Namespace, bar: tqdm) -> VideoResult:
-    """A video, its progress (frames, frames per second, time left) shown on the bar."""
-    from .video import remaster_video
-
-    def progress(fraction: float, desc: str) -> None:
-        bar.set_postfix_str(f"{source.name}: {desc}", refresh=True)
-
-    return remaster_video(source, target, args.options, args.video, enhancer=enhancer, progress=progress)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = parse_args(argv)
@@ -335,14 +323,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _remaster_one(enhancer: Enhancer, source: Path, args: argparse.Namespace, written: set[str], bar: tqdm) -> str:
     """Remaster one file, image or video; the line that says what came of it. Nothing a file does ends the run."""
-    from .files import output_stem, remaster_file, unique_name
+    from .batch import remaster_any
+    from .files import output_stem, unique_name
+
+    def show_video_progress(fraction: float, desc: str) -> None:
+        bar.set_postfix_str(f"{source.name}: {desc}", refresh=True)
 
     target = args.output / unique_name(output_stem(source.stem, args.options, args.suffix), written)
     try:
-        if is_video(source):
-            done: FileResult | VideoResult = _remaster_video(enhancer, source, target, args, bar)
-        else:
-            done = remaster_file(enhancer, source, target, args.options)
+        # A video's frames, frames per second and time left show on the bar; an image's tiles would only flicker.
+        progress = show_video_progress if is_video(source) else None
+        done = remaster_any(enhancer, source, target, args.options, video=args.video, progress=progress)
     except (RemasterError, OSError, ValueError) as error:
         return f"error: {source}: {error}"
     except Exception as error:  # noqa: BLE001 - a fault of ours with one file: say so, and go on with the rest
