@@ -6,15 +6,20 @@ whole session; the workers load random weights of realesr-animevideov3 under its
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import av
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -24,10 +29,12 @@ from PIL import Image
 import remaster
 from remaster import Options
 from remaster.archive import FOLDER, Workers, remaster_archive
-from remaster.archive.driver import _dest_files, _finished, _sizes
+from remaster.archive.driver import WORK, _dest_files, _finished, _sizes
 from remaster.archive.manifest import Manifest, options_key
 from remaster.archive.sources import SourceError, clashing, list_sources, locate, output_stem
+from remaster.archive.worker import _temporary_work
 from remaster.engine import build_network
+from remaster.video import VideoOptions
 
 from . import images
 from .conftest import run_module
@@ -211,22 +218,86 @@ def test_a_parquet_list_on_the_command_line_joining_a_cluster(ray_address, weigh
 
 
 def test_a_video_in_the_archive_is_one_task_done_as_the_command_line_does_it(ray_address, weights, tmp_path):
-    """Every frame with its time, and the sound, as remaster_video keeps them; the row counts the frames."""
+    """Every frame with its time, and the sound, as remaster_video keeps them, in the codec asked for; the row counts
+    the frames and records the video options."""
     root = tmp_path / "reels"
     (root / "1999").mkdir(parents=True)
     clip = make_clip(root / "1999" / "party.mkv", frames=5, audio=True)
     images.save(images.rgb(12, 16), root / "poster.png")
-    summary = remaster_archive(
-        str(root), str(tmp_path / "out"), Options(model=MODEL, outscale=2), workers=Workers(count=1, cpus=2, gpus=0),
-        settings=settings_for(weights),
+    done = run_module(
+        "remaster.archive", "reels", "out", "-n", MODEL, "-s", "2", "--codec", "ffv1", "--address", ray_address, "-q",
+        weights_dir=weights, cwd=tmp_path, timeout=300,
     )  # fmt: skip
-    assert (summary.done, summary.failed) == (2, 0), summary.failures
+    assert done.returncode == 0 and "2 done, 0 skipped, 0 failed" in done.stderr, done.stderr
     video = read_video(tmp_path / "out" / "1999" / "party.mkv")
     assert len(video.frames) == 5 and video.times == clip.times and video.frames[0].shape == (48, 64, 3)
     assert video.audio_packets == read_video(clip.path).audio_packets
+    with av.open(str(tmp_path / "out" / "1999" / "party.mkv")) as container:
+        assert container.streams.video[0].codec_context.name == "ffv1"
     rows = {Path(row["source"]).name: row for row in read_manifest(tmp_path / "out")}
     assert rows["party.mkv"]["frames"] == 5 and rows["party.mkv"]["output_width"] == 64
-    assert rows["poster.png"]["status"] == "done"
+    assert rows["party.mkv"]["input_bytes"] == clip.path.stat().st_size and rows["party.mkv"]["resumed_frames"] == 0
+    assert json.loads(rows["party.mkv"]["options"])["video"]["codec"] == "ffv1"
+    assert rows["poster.png"]["status"] == "done" and "video" not in json.loads(rows["poster.png"]["options"])
+    assert not (tmp_path / "out" / WORK).exists(), "the videos' work folder goes when they are done"
+
+
+def holder_of(lock: Path) -> int:
+    """The process that holds ``lock`` open (Linux)."""
+    target = str(lock.resolve())
+    for link in Path("/proc").glob("[0-9]*/fd/*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(link) == target:
+                return int(link.parts[2])
+    raise AssertionError(f"no process holds {lock}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the worker through /proc")
+def test_a_worker_killed_midway_through_a_video_goes_on_from_its_finished_segments(ray_address, weights, tmp_path):
+    """The video's finished segments are kept in DEST's work folder, so Ray's retry of it on a new worker does only
+    the rest, and the result is the same file an uninterrupted run makes."""
+    from remaster import Enhancer, Settings
+    from remaster.video import remaster_video
+
+    root, dest = tmp_path / "reels", tmp_path / "out"
+    root.mkdir()
+    clip = make_clip(root / "long.mkv", frames=120, size=(48, 32), audio=True)
+    options, video = Options(model=MODEL, outscale=2), VideoOptions(codec="ffv1")
+    # One backend throughout: "auto" moves to the one measured faster at a moment each process finds for itself,
+    # and backends differ in bf16 by a level here and there.
+    settings = {**settings_for(weights), "backend": "torch"}
+    killed: list[tuple[int, int]] = []
+
+    def kill_the_worker_after_its_first_segment() -> None:
+        deadline = time.monotonic() + 120
+        while not killed and time.monotonic() < deadline:
+            for segment in (dest / WORK).glob("*/.*.remaster-video/000000.json"):
+                done_segments = len(list(segment.parent.glob("0*.json")))
+                pid = holder_of(segment.parent / "lock")
+                os.kill(pid, signal.SIGKILL)
+                killed.append((pid, done_segments))
+                return
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_the_worker_after_its_first_segment, daemon=True)
+    killer.start()
+    summary = remaster_archive(
+        str(root), str(dest), options, workers=Workers(count=1, cpus=2, gpus=0), settings=settings,
+        video=video, segment_frames=8,
+    )  # fmt: skip
+    killer.join()
+    assert killed, "the worker was killed midway"
+    assert (summary.done, summary.failed) == (1, 0), summary.failures
+    [row] = read_manifest(dest)
+    assert row["frames"] == 120 and row["worker"] != f"{socket.gethostname()}:{killed[0][0]}"
+    assert 8 <= row["resumed_frames"] < 120 and row["resumed_frames"] % 8 == 0, row["resumed_frames"]
+    assert row["resumed_frames"] >= 8 * killed[0][1], "every segment finished before the kill was kept"
+    whole = remaster_video(
+        clip.path, tmp_path / "whole", options, video, enhancer=Enhancer(Settings.from_env(**settings)),
+        segment_frames=8,
+    )  # fmt: skip
+    assert (dest / "long.mkv").read_bytes() == whole.path.read_bytes(), "the same file as an uninterrupted run"
+    assert not (dest / WORK).exists()
 
 
 def free_port() -> int:
@@ -253,16 +324,25 @@ def test_an_s3_bucket_in_and_out(ray_address, weights, tmp_path, monkeypatch):
             images.save(images.rgb(12, 10 + index, seed=index), image)
             s3.upload_file(str(image), "museum", f"scans/box/plate{index}.png")
         s3.put_object(Bucket="museum", Key="scans/broken.jpg", Body=b"not a JPEG")
+        clip = make_clip(tmp_path / "reel.mkv", frames=4, audio=True)
+        s3.upload_file(str(clip.path), "museum", "scans/reel.mkv")
         fs = S3FileSystem(
             endpoint_override=f"127.0.0.1:{port}", scheme="http", access_key="testing", secret_key="testing",
             region="us-east-1",
         )  # fmt: skip
         run = {"source_filesystem": fs, "dest_filesystem": fs, "settings": settings_for(weights)}
         summary = remaster_archive("s3://museum/scans", "s3://museum/remastered", OPTIONS, **run)
-        assert (summary.done, summary.failed) == (3, 1), summary.failures
+        assert (summary.done, summary.failed) == (4, 1), summary.failures
         listed = s3.list_objects_v2(Bucket="museum", Prefix="remastered/")["Contents"]
         keys = {item["Key"] for item in listed if not item["Key"].endswith("/")}  # pyarrow's folder markers
-        assert keys == {f"remastered/box/plate{i}.png" for i in range(3)} | {f"remastered/{FOLDER}/manifest.parquet"}
+        assert keys == {f"remastered/box/plate{i}.png" for i in range(3)} | {
+            "remastered/reel.mkv",
+            f"remastered/{FOLDER}/manifest.parquet",
+        }
+        s3.download_file("museum", "remastered/reel.mkv", str(tmp_path / "reel-out.mkv"))
+        video = read_video(tmp_path / "reel-out.mkv")
+        assert video.times == clip.times and video.audio_packets == read_video(clip.path).audio_packets
+        assert not list(_temporary_work(locate("s3://museum/remastered", fs)).glob("*")), "the video's copy is gone"
         for index in range(3):
             body = s3.get_object(Bucket="museum", Key=f"remastered/box/plate{index}.png")["Body"].read()
             with Image.open(io.BytesIO(body)) as result:
@@ -270,9 +350,9 @@ def test_an_s3_bucket_in_and_out(ray_address, weights, tmp_path, monkeypatch):
         rows = pq.read_table(f"museum/remastered/{FOLDER}", filesystem=fs).to_pylist()
         assert {row["source"] for row in rows if row["status"] == "done"} == {
             f"s3://museum/scans/box/plate{i}.png" for i in range(3)
-        }
+        } | {"s3://museum/scans/reel.mkv"}
         again = remaster_archive("s3://museum/scans", "s3://museum/remastered", OPTIONS, **run)
-        assert (again.done, again.skipped, again.failed) == (0, 3, 1)
+        assert (again.done, again.skipped, again.failed) == (0, 4, 1)
     finally:
         server.stop()
 
@@ -281,12 +361,16 @@ def test_done_means_done_with_these_options_and_the_output_whole_in_dest(tmp_pat
     dest = locate(str(tmp_path / "out"))
     manifest = Manifest(dest)
     key, other = options_key(OPTIONS), options_key(Options(model=MODEL, outscale=2))
-    for name in ("kept", "deleted", "resized", "other-options"):
+    video_key = options_key(OPTIONS, VideoOptions(codec="ffv1"))
+    assert video_key != options_key(OPTIONS, VideoOptions()) != key, "a video's key says how it is encoded"
+    sources = {"kept": "png", "deleted": "png", "resized": "png", "other-options": "png", "reel": "mkv", "film": "mkv"}
+    for name, suffix in sources.items():
         (tmp_path / "out").mkdir(exist_ok=True)
-        (tmp_path / "out" / f"{name}.png").write_bytes(b"12345")
+        (tmp_path / "out" / f"{name}.{suffix}").write_bytes(b"12345")
+        options = {"other-options": other, "reel": video_key, "film": key}.get(name, key)
         manifest.add(
-            {"source": f"/in/{name}.png", "output": str(tmp_path / "out" / f"{name}.png"), "status": "done",
-             "output_bytes": 5, "options": other if name == "other-options" else key, "finished_at": 0.0}
+            {"source": f"/in/{name}.{suffix}", "output": str(tmp_path / "out" / f"{name}.{suffix}"), "status": "done",
+             "output_bytes": 5, "options": options, "finished_at": 0.0}
         )  # fmt: skip
     manifest.add({"source": "/in/broken.png", "status": "failed", "error": "truncated", "options": key})
     manifest.add({"source": "/in/kept.png", "output": str(tmp_path / "out" / "kept.png"), "status": "done",
@@ -297,10 +381,13 @@ def test_done_means_done_with_these_options_and_the_output_whole_in_dest(tmp_pat
     left = tmp_path / "out" / "sub" / f".kept.png.{'0' * 32}.part"
     left.parent.mkdir()
     left.write_bytes(b"half")
-    assert _finished(manifest, _dest_files(dest), key) == {"/in/kept.png"}
+    assert _finished(manifest, _dest_files(dest), key, video_key) == {"/in/kept.png", "/in/reel.mkv"}
     assert not left.exists(), "what a killed run left half-written is removed"
     assert manifest.merge().endswith(f"{FOLDER}/manifest.parquet")
-    assert len(read_manifest(tmp_path / "out")) == 5, "one row per source after merging"
+    unfinished = tmp_path / "out" / WORK / "0123abcd" / ".result.mkv.remaster-video" / "000000.mkv"
+    unfinished.parent.mkdir(parents=True)
+    unfinished.write_bytes(b"a segment of a video that a dead worker left")
+    assert len(read_manifest(tmp_path / "out")) == 7, "one row per source after merging; the work folder passed over"
 
 
 def test_output_names_keep_the_relative_path_and_clashing_stems_keep_their_whole_name():
@@ -343,6 +430,8 @@ def test_workers_are_sized_to_the_cluster():
 def test_bad_usage_is_answered_without_starting_ray(weights, tmp_path):
     done = run_module("remaster.archive", "nowhere", "out", "-n", MODEL, weights_dir=weights, cwd=tmp_path)
     assert done.returncode == 2 and "No file, folder or match at" in done.stderr, done.stderr
+    crf = run_module("remaster.archive", str(tmp_path), "out", "--crf", "99", weights_dir=weights, cwd=tmp_path)
+    assert crf.returncode == 2 and "crf for h264 must be from 0 to 51, not 99" in crf.stderr, crf.stderr
     (tmp_path / "same").mkdir()
     images.save(images.rgb(8, 8), tmp_path / "same" / "a.png")
     with pytest.raises(SourceError, match="DEST is SOURCE"):

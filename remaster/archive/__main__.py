@@ -14,9 +14,10 @@ from collections.abc import Sequence
 
 from .. import logs
 from ..cli import add_options, checked_options, resolved_options
-from ..errors import RemasterError
+from ..errors import InvalidOptionError, RemasterError
 from ..registry import get_model
 from ..settings import Settings
+from ..video import add_video_options, video_options_from
 from .driver import Workers, remaster_archive
 from .manifest import FOLDER
 from .sources import SourceError
@@ -26,8 +27,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command's options, with ``args.options`` the checked :class:`~remaster.Options`; exits 2 on an error."""
     parser = argparse.ArgumentParser(
         prog="python -m remaster.archive",
-        description="Remaster a whole archive on Ray: every image under SOURCE into DEST at its own relative path, "
-        f"with a Parquet manifest in DEST/{FOLDER}/. Run it again to go on where it stopped.",
+        description="Remaster a whole archive on Ray: every image and video under SOURCE into DEST at its own "
+        f"relative path, with a Parquet manifest in DEST/{FOLDER}/. Run it again to go on where it stopped.",
     )
     parser.add_argument("source", metavar="SOURCE", help="a folder, a glob, or a .parquet/.csv list of paths; or a URI")
     parser.add_argument("dest", metavar="DEST", help="the output folder, local or a URI (s3://bucket/prefix)")
@@ -38,6 +39,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs each (default: 1 where there are)")
     parser.add_argument("--batch-size", type=int, default=4, help="files sent to a worker at once (default: 4)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_video_options(parser)
     args = parser.parse_args(argv)
     for name in ("workers", "cpus_per_worker", "batch_size"):
         value = getattr(args, name)
@@ -46,6 +48,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.gpus_per_worker is not None and args.gpus_per_worker < 0:
         parser.error(f"--gpus-per-worker must be 0 or more, not {args.gpus_per_worker:g}")
     args.options = checked_options(parser, args)
+    try:
+        args.video = video_options_from(args)
+    except InvalidOptionError as error:
+        parser.error(str(error))
     return args
 
 
@@ -73,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             model_file = args.model if downloaded else str(get_model(args.options.model).weights.path)
         summary = remaster_archive(
             args.source, args.dest, args.options, workers=workers, settings=settings, address=args.address,
-            progress=progress, model_file=model_file,
+            progress=progress, model_file=model_file, video=args.video,
         )  # fmt: skip
     except (SourceError, RemasterError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -5,6 +5,7 @@ Ray is imported here, when a job has work, so ``import remaster`` never loads it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from ..options import Options
 from ..settings import Settings
-from .manifest import SCHEMA, Manifest, options_key
+from ..video import VideoOptions, is_video
+from .manifest import FOLDER, SCHEMA, Manifest, options_key
 from .sources import Location, clashing, list_sources, locate
 from .worker import ArchiveWorker, Job
 
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 
 _PARTIAL = re.compile(r"\..+\.[0-9a-f]{32}\.part")
 """The name :func:`remaster.image_io.atomic_file` writes under before renaming."""
+WORK = f"{FOLDER}/_work"
+"""Where in a local DEST the videos being remastered keep their finished segments (a name that Parquet readers
+of the manifest folder pass over)."""
 _FORWARDED_PREFIXES = ("REMASTER_", "HF_")
 """Environment variables passed to every worker, wherever it runs, so it reads the settings the command was given."""
 
@@ -88,6 +93,8 @@ def remaster_archive(
     dest_filesystem: pyarrow.fs.FileSystem | None = None,
     progress: Callable[[dict, int], None] | None = None,
     model_file: str | None = None,
+    video: VideoOptions | None = None,
+    segment_frames: int | None = None,
 ) -> ArchiveSummary:
     """Remaster every image SOURCE names into DEST, on Ray, skipping those already done; resumable.
 
@@ -107,6 +114,10 @@ def remaster_archive(
             of files this run does.
         model_file: where ``options.model`` comes from when it is a model file of the user's (a path,
             ``hf://`` reference or URL): each worker loads it too.
+        video: how videos are encoded (codec, quality, frame rate), as on the command line; the defaults when
+            None. A video's finished segments are kept in ``DEST/_remaster_manifest/_work/`` (on an object store,
+            in each worker's temporary folder) until it is done, so a dead worker's video goes on from them.
+        segment_frames: a video's output frames per resumable segment (default: about 10 s of work each).
 
     Returns:
         The counts of this run; the manifest holds a row for every source.
@@ -118,17 +129,18 @@ def remaster_archive(
     """
     started = time.perf_counter()
     options = options if options is not None else Options()
+    video = video if video is not None else VideoOptions()
     overrides = dict(settings or {})
     Settings.from_env(device="cpu", **overrides)  # a malformed variable is an error now; workers pick their device
     source_at, dest_at = locate(source, source_filesystem), locate(dest, dest_filesystem)
     listing = list_sources(source_at, dest_at)
     manifest = Manifest(dest_at)
-    finished = _finished(manifest, _dest_files(dest_at), options_key(options))
+    finished = _finished(manifest, _dest_files(dest_at), options_key(options), options_key(options, video))
     todo = [path for path in listing.paths if listing.location.uri(path) not in finished]
     counter = _Counter(manifest, progress, len(todo) + len(listing.missing))
     try:
         for missing in listing.missing:
-            counter.row(_failed_row(missing, options, "No such file: the list names it, but it is not there"))
+            counter.row(_failed_row(missing, options, video, "No such file: the list names it, but it is not there"))
         if todo:
             job = Job(
                 options=options,
@@ -138,10 +150,15 @@ def remaster_archive(
                 clashes=frozenset(clashing(listing.relative(path) for path in listing.paths)),
                 settings=overrides,
                 model_file=model_file,
+                video=video,
+                segment_frames=segment_frames,
+                work=dest_at.join(WORK) if dest_at.is_local else None,
             )
             _run(job, todo, workers or Workers(), address, counter)
     finally:
         manifest_uri = manifest.merge()
+        if dest_at.is_local:
+            _remove_empty_folders(Path(dest_at.join(WORK)))
     return ArchiveSummary(
         done=counter.done,
         skipped=len(listing.paths) - len(todo),
@@ -152,14 +169,27 @@ def remaster_archive(
     )
 
 
-def _finished(manifest: Manifest, outputs: Mapping[str, int], key: str) -> set[str]:
-    """Sources whose current row is done with these options and whose output is in ``outputs`` (DEST's files and
-    their sizes), whole."""
+def _finished(manifest: Manifest, outputs: Mapping[str, int], key: str, video_key: str) -> set[str]:
+    """Sources whose current row is done with these options (``video_key`` for a video) and whose output is in
+    ``outputs`` (DEST's files and their sizes), whole."""
     return {
         row["source"]
         for row in manifest.latest().values()
-        if row["status"] == "done" and row["options"] == key and outputs.get(row["output"]) == row["output_bytes"]
+        if row["status"] == "done"
+        and row["options"] == (video_key if is_video(row["source"]) else key)
+        and outputs.get(row["output"]) == row["output_bytes"]
     }
+
+
+def _remove_empty_folders(folder: Path) -> None:
+    """Remove ``folder`` and the folders in it, where empty (what a video left unfinished stays)."""
+    if not folder.is_dir():
+        return
+    for inner in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            inner.rmdir()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def _dest_files(dest: Location) -> dict[str, int]:
@@ -201,14 +231,14 @@ class _Counter:
             self.progress(row, self.total)
 
 
-def _failed_row(source: str, options: Options, error: str) -> dict:
+def _failed_row(source: str, options: Options, video: VideoOptions, error: str) -> dict:
     row = dict.fromkeys(SCHEMA.names)
     row.update(
         source=source,
         status="failed",
         error=error,
         model=options.model,
-        options=options_key(options),
+        options=options_key(options, video if is_video(source) else None),
         finished_at=time.time(),
     )
     return row
@@ -260,19 +290,32 @@ def _execute(job: Job, todo: list[str], workers: Workers, counter: _Counter) -> 
         # Reading is I/O: it reserves no CPU, and a few reads at a time keep the workers fed without taking the
         # cores they compute on. One block per batch: a batch's rows come back (and are kept) as soon as it is
         # done, and a worker that dies costs one batch, not a block of thousands.
-        blocks = -(-len(todo) // workers.batch_size)
-        files = ray.data.read_binary_files(
-            todo,
-            include_paths=True,
-            filesystem=job.source.filesystem,
-            num_cpus=0,
-            concurrency=min(2 * count, blocks),
-            override_num_blocks=blocks,
-        )
+        # A video is a block of its own, its path alone: the worker reads it, however large, from SOURCE. Videos
+        # go first, so that the longest tasks do not come last.
+        images = [path for path in todo if not is_video(path)]
+        videos = [{"path": path, "bytes": b""} for path in todo if is_video(path)]
+        parts = []
+        if videos:
+            parts.append(ray.data.from_items(videos, override_num_blocks=len(videos)))
+        if images:
+            blocks = -(-len(images) // workers.batch_size)
+            parts.append(
+                ray.data.read_binary_files(
+                    images,
+                    include_paths=True,
+                    filesystem=job.source.filesystem,
+                    num_cpus=0,
+                    concurrency=min(2 * count, blocks),
+                    override_num_blocks=blocks,
+                )
+            )
+        files = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
         rows = files.map_batches(
             ArchiveWorker,
             fn_constructor_kwargs={"job": replace(job, threads=threads)},
-            batch_size=workers.batch_size,
+            # One file per call, and (Ray bundles a task's input up to a batch) one block per task: a batch of
+            # images as read, or one video, never several videos that a dead worker would all start again.
+            batch_size=1,
             batch_format="numpy",
             compute=ActorPoolStrategy(min_size=1, max_size=count),
             num_cpus=cpus,
@@ -295,6 +338,7 @@ def _execute(job: Job, todo: list[str], workers: Workers, counter: _Counter) -> 
             _failed_row(
                 job.source.uri(path),
                 job.options,
+                job.video,
                 "Not remastered: the batch holding it was lost (it could not be read, or its worker kept failing); "
                 "run the same command again to retry it",
             )

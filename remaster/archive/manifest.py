@@ -21,6 +21,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ..options import Options
+from ..video import VideoOptions
 from .sources import Location
 
 __all__ = ["FOLDER", "MERGED", "SCHEMA", "Manifest", "options_key"]
@@ -43,6 +44,7 @@ SCHEMA = pa.schema(
         ("output_width", pa.int32()),
         ("output_height", pa.int32()),
         ("frames", pa.int32()),
+        ("resumed_frames", pa.int32()),
         ("model", pa.string()),
         ("options", pa.string()),
         ("seconds", pa.float64()),
@@ -52,15 +54,19 @@ SCHEMA = pa.schema(
     ]
 )
 """One row per remastered (or failed) source. ``status`` is ``done`` or ``failed``; ``error`` says why it failed;
-``options`` is the whole :class:`~remaster.Options` as JSON; ``worker`` is ``host:pid`` of the worker."""
+``options`` is the whole :class:`~remaster.Options` as JSON (a video's with its ``video`` options); ``frames`` are
+a video's or animation's frames, ``resumed_frames`` those of a video that an earlier attempt had finished (its
+worker died, or the job was stopped); ``worker`` is ``host:pid`` of the worker."""
 _FLUSH_ROWS = 1000
 _FLUSH_SECONDS = 10.0
 _MERGE_PARTS = 100
 
 
-def options_key(options: Options) -> str:
-    """The options as the manifest records them: JSON, keys sorted, so equal options give equal text."""
-    return json.dumps(asdict(options), sort_keys=True)
+def options_key(options: Options, video: VideoOptions | None = None) -> str:
+    """The options as the manifest records them: JSON, keys sorted, so equal options give equal text. A video's
+    add how it is encoded (``video``), so that a change there redoes the videos and not the images."""
+    value = asdict(options) if video is None else {**asdict(options), "video": video.describe()}
+    return json.dumps(value, sort_keys=True)
 
 
 class Manifest:

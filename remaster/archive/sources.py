@@ -7,9 +7,12 @@ libraries read them (for S3: ``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, ``AWS_ENDPO
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import posixpath
 import re
+import shutil
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ LIST_SUFFIXES = (".parquet", ".csv")
 """A SOURCE file with one of these suffixes is a list of paths, not an image."""
 _LIST_COLUMNS = ("path", "source", "uri", "url")
 _GLOB_CHARACTERS = "*?["
+_CHUNK = 8 << 20
 
 
 class SourceError(ValueError):
@@ -67,6 +71,55 @@ class Location:
         stream = self.filesystem.open_output_stream(path)
         stream.write(data)
         stream.close()
+
+    def move_in(self, path: str, local: Path) -> None:
+        """Move the local file ``local`` to ``path``, whole or not at all: a rename where both are on one disk,
+        else a copy under a temporary name and a rename; to an object store, one streamed upload (removed again
+        if it fails part-way). ``local`` is gone afterwards.
+
+        Raises:
+            OSError: it could not be written.
+        """
+        if self.is_local:
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(local, path)
+                return
+            except OSError as error:
+                if error.errno != errno.EXDEV:
+                    raise
+            with atomic_file(Path(path)) as partial:
+                shutil.copyfile(local, partial)
+        else:
+            try:
+                with open(local, "rb") as source, self.filesystem.open_output_stream(path) as stream:
+                    shutil.copyfileobj(source, stream, _CHUNK)
+            except BaseException:
+                # An object store shows an upload once its stream is closed, complete or not.
+                with contextlib.suppress(OSError):
+                    self.filesystem.delete_file(path)
+                raise
+        local.unlink()
+
+    def local_copy(self, path: str, folder: Path) -> Path:
+        """The file at ``path`` as a local file: itself on a local disk, else a copy in ``folder`` (kept there,
+        so that a second call finds it; made whole or not at all).
+
+        Raises:
+            OSError: it could not be read.
+        """
+        if self.is_local:
+            return Path(path)
+        info = self.filesystem.get_file_info(path)
+        copy = folder / f"source{posixpath.splitext(path)[1]}"
+        if copy.is_file() and (copy.stat().st_size, copy.stat().st_mtime_ns) == (info.size, info.mtime_ns):
+            return copy
+        with atomic_file(copy) as partial:
+            with self.filesystem.open_input_stream(path) as stream, open(partial, "wb") as f:
+                shutil.copyfileobj(stream, f, _CHUNK)
+            if info.mtime_ns is not None:
+                os.utime(partial, ns=(info.mtime_ns, info.mtime_ns))
+        return copy
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """The Ray actor that remasters an archive's files: one loaded :class:`~remaster.Enhancer` per worker.
 
-Each file goes through :func:`remaster.files.remaster_file`, as on the command line, from its bytes
-written to a scratch folder; the result is written to DEST by the worker itself, under the source's
-own relative path, whole or not at all. A file that cannot be remastered is a row with its error.
+Each file goes through :func:`remaster.batch.remaster_any`, as on the command line. An image comes
+as its bytes, written to a scratch folder; a video is read by the worker from SOURCE itself (not
+carried through Ray) and remastered in the job's work folder, where its finished segments stay
+if the worker dies, so that the next attempt, on any worker that sees that folder, goes on from
+them. The result is written to DEST by the worker, under the source's own relative path, whole or
+not at all. A file that cannot be remastered is a row with its error.
 """
 
 from __future__ import annotations
@@ -11,18 +14,25 @@ import hashlib
 import logging
 import os
 import posixpath
+import shutil
 import socket
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import RemasterError, brief
 from ..options import Options
 from ..registry import MODELS
+from ..video import VideoOptions, is_video
 from .manifest import SCHEMA, options_key
 from .sources import Location, output_stem
+
+if TYPE_CHECKING:
+    from ..files import FileResult
+    from ..video import VideoResult
 
 __all__ = ["ArchiveWorker", "Job"]
 
@@ -50,6 +60,13 @@ class Job:
     """Torch threads for a CPU worker: the CPUs Ray gave it."""
     model_file: str | None = None
     """A model file the options' model comes from (a path, ``hf://`` reference or URL), for each worker to load."""
+    video: VideoOptions = field(default_factory=VideoOptions)
+    """How videos are encoded."""
+    segment_frames: int | None = None
+    """A video's output frames per resumable segment; None for about 10 s of work each."""
+    work: str | None = None
+    """The local folder where a video's finished segments are kept until it is done: DEST's own
+    (``DEST/_remaster_manifest/_work``) on a local disk; None for each worker's temporary folder."""
 
     def relative(self, path: str) -> str:
         """``path`` relative to :attr:`base`."""
@@ -57,7 +74,8 @@ class Job:
 
 
 class ArchiveWorker:
-    """Called by Ray Data with batches of ``{"path", "bytes"}``; returns one manifest row per file."""
+    """Called by Ray Data with batches of ``{"path", "bytes"}`` (a video's bytes empty: the worker reads it from
+    SOURCE); returns one manifest row per file."""
 
     def __init__(self, job: Job) -> None:
         from ..pipeline import Enhancer
@@ -74,6 +92,8 @@ class ArchiveWorker:
 
             ModelFiles(self.enhancer.settings).load(job.model_file)
         self.options_key = options_key(job.options)
+        self.video_key = options_key(job.options, job.video)
+        self.work = Path(job.work) if job.work else _temporary_work(job.dest)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         log.info("worker %s: %s on %s", self.name, job.options.model, self.enhancer.settings.device)
 
@@ -83,19 +103,20 @@ class ArchiveWorker:
         return {name: [row[name] for row in rows] for name in SCHEMA.names}
 
     def remaster(self, path: str, data: bytes) -> dict[str, object]:
-        """Remaster one file (its path on the source file system and its bytes); its manifest row."""
+        """Remaster one file (its path on the source file system, and an image's bytes); its manifest row."""
         started = time.perf_counter()
+        video = is_video(path)
         row: dict[str, object] = dict.fromkeys(SCHEMA.names)
         row.update(
             source=self.job.source.uri(path),
             status="failed",
-            input_bytes=len(data),
+            input_bytes=None if video else len(data),
             model=self.job.options.model,
-            options=self.options_key,
+            options=self.video_key if video else self.options_key,
             worker=self.name,
         )
         try:
-            row.update(self._remaster(path, data))
+            row.update(self._remaster_video(path) if video else self._remaster_image(path, data))
         except Exception as error:  # noqa: BLE001 - one bad file is a row with its error, never a failed job
             if isinstance(error, _EXPECTED):
                 log.info("%s: %s", row["source"], error)
@@ -106,27 +127,65 @@ class ArchiveWorker:
         row["finished_at"] = time.time()
         return row
 
-    def _remaster(self, path: str, data: bytes) -> dict[str, object]:
+    def _remaster_image(self, path: str, data: bytes) -> dict[str, object]:
         from ..batch import remaster_any
 
-        relative = self.job.relative(path)
         with tempfile.TemporaryDirectory(prefix="remaster-archive-") as scratch:
             local = Path(scratch) / "source" / posixpath.basename(path)
             local.parent.mkdir()
             local.write_bytes(data)
             done = remaster_any(self.enhancer, local, Path(scratch) / "result", self.job.options)
-            result = done.path.read_bytes()
+            return self._deliver(path, done)
+
+    def _remaster_video(self, path: str) -> dict[str, object]:
+        from ..video import remaster_video
+
+        folder = self.work / hashlib.sha256(self.job.source.uri(path).encode()).hexdigest()[:24]
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            local = self.job.source.local_copy(path, folder)
+            done = remaster_video(
+                local, folder / "result", self.job.options, self.job.video, enhancer=self.enhancer,
+                segment_frames=self.job.segment_frames,
+            )  # fmt: skip
+            row = {"input_bytes": local.stat().st_size, **self._deliver(path, done), "resumed_frames": done.resumed}
+        except BaseException:
+            if not any(folder.glob(".*.remaster-video")):  # no finished segments to go on from
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        shutil.rmtree(folder, ignore_errors=True)
+        return row
+
+    def _deliver(self, path: str, done: FileResult | VideoResult) -> dict[str, object]:
+        """Move ``done``'s file to DEST at the source's relative path; what the row says of it."""
+        relative = self.job.relative(path)
         output = self.job.dest.join(output_stem(relative, self.job.clashes) + done.path.suffix)
-        self.job.dest.put(output, result)
+        digest, size = _sha256(done.path), done.path.stat().st_size
+        self.job.dest.move_in(output, done.path)
         (width, height), (out_width, out_height) = done.report.input_size, done.report.output_size
         return {
             "status": "done",
             "output": self.job.dest.uri(output),
-            "output_bytes": len(result),
-            "output_sha256": hashlib.sha256(result).hexdigest(),
+            "output_bytes": size,
+            "output_sha256": digest,
             "input_width": width,
             "input_height": height,
             "output_width": out_width,
             "output_height": out_height,
             "frames": done.report.frames,
         }
+
+
+def _temporary_work(dest: Location) -> Path:
+    """This machine's work folder for the job writing to ``dest`` (an object store): one per DEST, so that a
+    worker started again on this machine finds what the one before it left."""
+    digest = hashlib.sha256(dest.uri(dest.path).encode()).hexdigest()[:24]
+    return Path(tempfile.gettempdir()) / "remaster-archive" / digest
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
