@@ -158,9 +158,11 @@ class ArchiveWorker:
 
     def _deliver(self, path: str, done: FileResult | VideoResult) -> dict[str, object]:
         """Move ``done``'s file to DEST at the source's relative path; what the row says of it."""
+        from ..model_files import sha256_of
+
         relative = self.job.relative(path)
         output = self.job.dest.join(output_stem(relative, self.job.clashes) + done.path.suffix)
-        digest, size = _sha256(done.path), done.path.stat().st_size
+        digest, size = sha256_of(done.path), done.path.stat().st_size
         self.job.dest.move_in(output, done.path)
         (width, height), (out_width, out_height) = done.report.input_size, done.report.output_size
         return {
@@ -181,11 +183,3 @@ def _temporary_work(dest: Location) -> Path:
     worker started again on this machine finds what the one before it left."""
     digest = hashlib.sha256(dest.uri(dest.path).encode()).hexdigest()[:24]
     return Path(tempfile.gettempdir()) / "remaster-archive" / digest
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
