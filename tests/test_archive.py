@@ -32,7 +32,7 @@ from remaster.archive import FOLDER, Workers, remaster_archive
 from remaster.archive.driver import WORK, _dest_files, _finished, _sizes
 from remaster.archive.manifest import Manifest, options_key
 from remaster.archive.sources import SourceError, clashing, list_sources, locate, output_stem
-from remaster.archive.worker import _temporary_work
+from remaster.archive.worker import temporary_work
 from remaster.engine import build_network
 from remaster.video import VideoOptions
 
@@ -342,7 +342,9 @@ def test_an_s3_bucket_in_and_out(ray_address, weights, tmp_path, monkeypatch):
         s3.download_file("museum", "remastered/reel.mkv", str(tmp_path / "reel-out.mkv"))
         video = read_video(tmp_path / "reel-out.mkv")
         assert video.times == clip.times and video.audio_packets == read_video(clip.path).audio_packets
-        assert not list(_temporary_work(locate("s3://museum/remastered", fs)).glob("*")), "the video's copy is gone"
+        work = temporary_work(locate("s3://museum/remastered", fs))
+        assert not work.exists(), "the video's copy and its folder are gone"
+        assert not work.parent.exists() or any(work.parent.iterdir()), "an empty folder of work folders is removed"
         for index in range(3):
             body = s3.get_object(Bucket="museum", Key=f"remastered/box/plate{index}.png")["Body"].read()
             with Image.open(io.BytesIO(body)) as result:

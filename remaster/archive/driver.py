@@ -20,7 +20,7 @@ from ..settings import Settings
 from ..video import VideoOptions, is_video
 from .manifest import FOLDER, SCHEMA, Manifest, options_key
 from .sources import Location, clashing, list_sources, locate
-from .worker import ArchiveWorker, Job
+from .worker import ArchiveWorker, Job, temporary_work
 
 if TYPE_CHECKING:
     import pyarrow.fs
@@ -159,6 +159,11 @@ def remaster_archive(
         manifest_uri = manifest.merge()
         if dest_at.is_local:
             _remove_empty_folders(Path(dest_at.join(WORK)))
+        else:  # this machine's temporary work folder, and the folder of all such, where nothing is left in them
+            work = temporary_work(dest_at)
+            _remove_empty_folders(work)
+            with contextlib.suppress(OSError):
+                work.parent.rmdir()
     return ArchiveSummary(
         done=counter.done,
         skipped=len(listing.paths) - len(todo),

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ..files import FileResult
     from ..video import VideoResult
 
-__all__ = ["ArchiveWorker", "Job"]
+__all__ = ["ArchiveWorker", "Job", "temporary_work"]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class ArchiveWorker:
             ModelFiles(self.enhancer.settings).load(job.model_file)
         self.options_key = options_key(job.options)
         self.video_key = options_key(job.options, job.video)
-        self.work = Path(job.work) if job.work else _temporary_work(job.dest)
+        self.work = Path(job.work) if job.work else temporary_work(job.dest)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         log.info("worker %s: %s on %s", self.name, job.options.model, self.enhancer.settings.device)
 
@@ -178,7 +178,7 @@ class ArchiveWorker:
         }
 
 
-def _temporary_work(dest: Location) -> Path:
+def temporary_work(dest: Location) -> Path:
     """This machine's work folder for the job writing to ``dest`` (an object store): one per DEST, so that a
     worker started again on this machine finds what the one before it left."""
     digest = hashlib.sha256(dest.uri(dest.path).encode()).hexdigest()[:24]
