@@ -148,7 +148,7 @@ def hub_unreachable(settings: Settings, timeout: float) -> str | None:
     try:
         httpx.head(endpoint, timeout=timeout)
     except httpx.HTTPError as error:
-        return f"the Hugging Face Hub ({endpoint}) did not answer when remaster started ({brief(error, 120)})"
+        return f"the Hugging Face Hub ({endpoint}) did not answer ({brief(error, 120)})"
     return None
 
 
@@ -316,9 +316,12 @@ class WeightStore:
 
     Any number of threads may ask for the same file; one of them fetches it and the
     others wait for that result. A failure is remembered for the status display but
-    not cached: the next request tries the sources again. When the network could not be
-    reached, requests in the next ``retry_network_after`` seconds keep to the files on
-    disk, so that they fail at once instead of each waiting out the timeouts again.
+    not cached: the next request tries the sources again. Before its first download the
+    store asks the Hub whether it answers (as :meth:`probe_hub` does at the app's start),
+    so that with no network a request fails at once, with the fix, instead of waiting out
+    the Hub's retries (about 23 s). When the network could not be reached, requests in the
+    next ``retry_network_after`` seconds keep to the files on disk; after that the Hub is
+    asked again.
     """
 
     def __init__(self, settings: Settings, retry_network_after: float = 60.0, probe_timeout: float = 5.0) -> None:
@@ -329,6 +332,7 @@ class WeightStore:
         self._down_reason = ""
         self._probed = threading.Event()
         self._probed.set()
+        self._hub_asked = False
         self._lock = threading.Lock()
         self._ready: dict[WeightFile, Path] = {}
         self._in_flight: dict[WeightFile, Future[Path]] = {}
@@ -359,6 +363,8 @@ class WeightStore:
             if on_wait is not None:
                 on_wait(f"Waiting for {weight.filename} to finish downloading…")
             return future.result()
+        if download:
+            self._ask_hub_before_downloading(weight)
         reason = self._offline_reason() if download else "only files on disk were looked at"
         try:
             path = fetch_weight(weight, self.settings, reason)
@@ -388,6 +394,19 @@ class WeightStore:
             return self._down_reason
         return None
 
+    def _ask_hub_before_downloading(self, weight: WeightFile) -> None:
+        """Ask the Hub whether it answers, in this thread, if ``weight`` would be downloaded and the Hub has not
+        been asked yet (or did not answer and its window is over); threads asking meanwhile wait for the answer."""
+        if self.settings.offline or find_on_disk(weight, self.settings) is not None:
+            return
+        with self._lock:
+            window_over = self._network_down_until and time.monotonic() >= self._network_down_until
+            if self._hub_asked and not window_over:
+                return
+            self._hub_asked, self._network_down_until = True, 0.0
+            self._probed.clear()
+        self._probe()
+
     def probe_hub(self) -> threading.Thread | None:
         """Ask the Hub once, in the background, whether it answers (None when offline: nothing to ask).
 
@@ -397,7 +416,9 @@ class WeightStore:
         """
         if self.settings.offline:
             return None
-        self._probed.clear()
+        with self._lock:
+            self._hub_asked = True
+            self._probed.clear()
         thread = threading.Thread(target=self._probe, name="remaster-hub-probe", daemon=True)
         thread.start()
         return thread
@@ -405,7 +426,9 @@ class WeightStore:
     def _probe(self) -> None:
         try:
             why = hub_unreachable(self.settings, self.probe_timeout)
-            if why is not None:
+            if why is None:
+                self._network_down_until = 0.0
+            else:
                 log.warning("%s; only weight files on disk are used for now", why)
                 self._network_down(why)
         finally:
