@@ -129,3 +129,33 @@ def test_a_stop_ends_an_openvino_run(enhancer, tmp_path):
     cancel.set()
     with pytest.raises(remaster.StoppedError):
         forced.run(gradient(64, 64), Options(model=spec.name, precision="fp32", tile=0), cancel=cancel)
+
+
+@pytest.mark.parametrize(("slowdown", "used"), [(0, True), (2, False)])
+def test_a_backend_is_used_only_if_it_measured_faster_than_torch(slowdown, used, tmp_path):
+    """A backend that answers at once is taken; one that does the work twice over (half torch's speed) is not."""
+    from remaster.kept import KeptTable
+
+    module = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.Conv2d(32, 3, 3, padding=1)).eval()
+
+    def build(module: nn.Module, example: torch.Tensor):
+        with torch.inference_mode():
+            answer = module(example)
+
+        def run(batch: torch.Tensor) -> torch.Tensor:
+            for _ in range(slowdown):
+                module(batch)
+            return answer
+
+        return run
+
+    choices = KeptTable(tmp_path / "backends.json", "backend choices")
+    accelerated = Accelerated(module, "the test network", "fake", build, choices, key="net")
+    batch = torch.rand(1, 3, 96, 96)
+    with torch.inference_mode():
+        accelerated(batch)
+        assert accelerated.wait(timeout=60)
+        assert accelerated.state == ("chosen" if used else "torch")
+        assert choices.get("net") == ("fake" if used else "torch")
+        accelerated(batch)
+    assert accelerated.calls == ({"backend": 1, "torch": 1} if used else {"backend": 0, "torch": 2})
