@@ -403,8 +403,7 @@ class WeightStore:
             window_over = self._network_down_until and time.monotonic() >= self._network_down_until
             if self._hub_asked and not window_over:
                 return
-            self._hub_asked, self._network_down_until = True, 0.0
-            self._probed.clear()
+            self._start_asking()
         self._probe()
 
     def probe_hub(self) -> threading.Thread | None:
@@ -417,11 +416,15 @@ class WeightStore:
         if self.settings.offline:
             return None
         with self._lock:
-            self._hub_asked = True
-            self._probed.clear()
+            self._start_asking()
         thread = threading.Thread(target=self._probe, name="remaster-hub-probe", daemon=True)
         thread.start()
         return thread
+
+    def _start_asking(self) -> None:
+        """With the lock held: until :meth:`_probe` has the Hub's answer, requests that would download wait for it."""
+        self._hub_asked, self._network_down_until = True, 0.0
+        self._probed.clear()
 
     def _probe(self) -> None:
         try:
