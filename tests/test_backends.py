@@ -16,6 +16,7 @@ import remaster
 from remaster import Options
 from remaster.architectures import ARCHITECTURES, SRVGGNetCompact, register_architecture
 from remaster.backends import Accelerated, available
+from remaster.kept import KeptTable
 
 from .images import gradient, to_uint8
 
@@ -134,8 +135,6 @@ def test_a_stop_ends_an_openvino_run(enhancer, tmp_path):
 @pytest.mark.parametrize(("slowdown", "used"), [(0, True), (2, False)])
 def test_a_backend_is_used_only_if_it_measured_faster_than_torch(slowdown, used, tmp_path):
     """A backend that answers at once is taken; one that does the work twice over (half torch's speed) is not."""
-    from remaster.kept import KeptTable
-
     module = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.Conv2d(32, 3, 3, padding=1)).eval()
 
     def build(module: nn.Module, example: torch.Tensor):
