@@ -20,7 +20,7 @@ from ..settings import Settings
 from ..video import VideoOptions, is_video
 from .manifest import FOLDER, SCHEMA, Manifest, options_key
 from .sources import Location, clashing, list_sources, locate
-from .worker import ArchiveWorker, Job, temporary_work
+from .worker import WRITTEN_IN, ArchiveWorker, Job, temporary_work
 
 if TYPE_CHECKING:
     import pyarrow.fs
@@ -226,7 +226,8 @@ class _Counter:
         self.seen: set[str] = set()
 
     def row(self, row: dict) -> None:
-        self.manifest.add(row)
+        written_in = row.pop(WRITTEN_IN, None)
+        self.manifest.add(row, written_in)
         self.seen.add(row["source"])
         if row["status"] == "done":
             self.done += 1
@@ -276,6 +277,7 @@ def _execute(job: Job, todo: list[str], workers: Workers, counter: _Counter) -> 
     from ray.data import ActorPoolStrategy, DataContext
     from ray.util.debug import log_once
 
+    started = time.time()
     count, cpus, gpus = _sizes(workers, ray.cluster_resources(), ray.nodes())
     threads = None if gpus else max(1, int(cpus))
     context = DataContext.get_current()
@@ -337,17 +339,29 @@ def _execute(job: Job, todo: list[str], workers: Workers, counter: _Counter) -> 
     finally:
         context.enable_progress_bars, context.print_on_execution_start, context.max_errored_blocks = saved
         data_log.setLevel(data_level)
-    lost = [path for path in todo if job.source.uri(path) not in counter.seen]
-    for path in lost:
+    lost = [job.source.uri(path) for path in todo if job.source.uri(path) not in counter.seen]
+    if lost:
+        # A worker that died after finishing some files of a batch that then failed for good wrote their rows.
+        counter.manifest.flush()
+        current = counter.manifest.latest()
+        finished = [current[source] for source in lost if _done_since(current.get(source), started)]
+        for row in finished:
+            counter.row({**row, "finished_at": row["finished_at"].timestamp()})
+        lost = [source for source in lost if source not in counter.seen]
+    for source in lost:
         counter.row(
             _failed_row(
-                job.source.uri(path),
+                source,
                 job.options,
                 job.video,
                 "Not remastered: the batch holding it was lost (it could not be read, or its worker kept failing); "
                 "run the same command again to retry it",
             )
         )
+
+
+def _done_since(row: dict | None, started: float) -> bool:
+    return row is not None and row["status"] == "done" and row["finished_at"].timestamp() >= started
 
 
 def _sizes(workers: Workers, resources: Mapping[str, float], nodes: list[dict]) -> tuple[int, float, float]:

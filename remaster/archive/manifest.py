@@ -1,18 +1,22 @@
 """The manifest: one Parquet row per source, kept in ``DEST/_remaster_manifest/``.
 
-While a job runs, rows are written there as parts (``part-TIME-RUN.parquet``) every few seconds;
-at the end (and every hundred parts) the parts are merged into ``manifest.parquet`` and removed.
-The folder is one Parquet dataset at every moment: read it whole, and where a source has several
+Each worker writes a file's row as a part of its own (``part-TIME-WORKER.parquet``) as soon as it has
+delivered the output, so that whatever stops the job, no output is in DEST without its row. The driver
+gathers the rows as they come back into parts of its own every few seconds and then removes the workers'
+parts those hold; at the end (and every hundred parts) all parts are merged into ``manifest.parquet`` and
+removed. The folder is one Parquet dataset at every moment: read it whole, and where a source has several
 rows the last one written (parts after ``manifest.parquet``, in name order) is its current state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import posixpath
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import datetime, timezone
 
@@ -24,7 +28,7 @@ from ..options import Options
 from ..video import VideoOptions
 from .sources import Location
 
-__all__ = ["FOLDER", "MERGED", "SCHEMA", "Manifest", "options_key"]
+__all__ = ["FOLDER", "MERGED", "SCHEMA", "Manifest", "options_key", "write_part"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,8 @@ worker died, or the job was stopped); ``worker`` is ``host:pid`` of the worker."
 _FLUSH_ROWS = 1000
 _FLUSH_SECONDS = 10.0
 _MERGE_PARTS = 100
+_DELETING_THREADS = 8
+"""Workers' parts removed at once (an object store's deletes are one request each)."""
 
 
 def options_key(options: Options, video: VideoOptions | None = None) -> str:
@@ -67,6 +73,29 @@ def options_key(options: Options, video: VideoOptions | None = None) -> str:
     add how it is encoded (``video``), so that a change there redoes the videos and not the images."""
     value = asdict(options) if video is None else {**asdict(options), "video": video.describe()}
     return json.dumps(value, sort_keys=True)
+
+
+def write_part(dest: Location, rows: list[dict], writer: str) -> str:
+    """Write ``rows`` (with the columns of :data:`SCHEMA`; ``finished_at`` as a datetime or as seconds since the
+    epoch) into DEST's manifest as a new part, whole or not at all, named by the time and ``writer``; its path.
+
+    Raises:
+        OSError: it could not be written.
+    """
+    table = pa.Table.from_pylist([_with_timestamp(row) for row in rows], schema=SCHEMA)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    path = posixpath.join(dest.join(FOLDER), f"part-{stamp}-{writer}.parquet")
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    dest.put(path, sink.getvalue().to_pybytes())
+    return path
+
+
+def _with_timestamp(row: dict) -> dict:
+    finished = row.get("finished_at")
+    if isinstance(finished, (int, float)):
+        return {**row, "finished_at": datetime.fromtimestamp(finished, timezone.utc)}
+    return row
 
 
 class Manifest:
@@ -77,6 +106,8 @@ class Manifest:
         self.folder = dest.join(FOLDER)
         self._run = uuid.uuid4().hex[:8]
         self._pending: list[dict] = []
+        self._covered: list[str] = []
+        """Workers' parts whose rows are pending here: removed once those are written."""
         self._flushed_at = time.monotonic()
         self._parts_written = 0
 
@@ -84,25 +115,26 @@ class Manifest:
         """Each source's current row (the last written), by source."""
         return {row["source"]: row for row in self._read(self._files()).to_pylist()}
 
-    def add(self, row: dict) -> None:
+    def add(self, row: dict, written_in: str | None = None) -> None:
         """Keep ``row`` (with the columns of :data:`SCHEMA`; ``finished_at`` as seconds since the epoch); it is
-        written with the next part, within a few seconds or a thousand rows."""
-        finished = row.get("finished_at")
-        if isinstance(finished, (int, float)):
-            row = {**row, "finished_at": datetime.fromtimestamp(finished, timezone.utc)}
-        self._pending.append(row)
+        written with the next part, within a few seconds or a thousand rows. ``written_in`` is the part a worker
+        wrote it in already, removed once this one is written."""
+        self._pending.append(_with_timestamp(row))
+        if written_in is not None:
+            self._covered.append(written_in)
         if len(self._pending) >= _FLUSH_ROWS or time.monotonic() - self._flushed_at >= _FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:
-        """Write the rows kept so far as a new part; every hundred parts, merge."""
+        """Write the rows kept so far as a new part and remove the workers' parts it holds; every hundred parts,
+        merge."""
         self._flushed_at = time.monotonic()
         if not self._pending:
             return
-        table = pa.Table.from_pylist(self._pending, schema=SCHEMA)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-        self._write(posixpath.join(self.folder, f"part-{stamp}-{self._run}.parquet"), table)
+        write_part(self.dest, self._pending, self._run)
         self._pending = []
+        covered, self._covered = self._covered, []
+        self._delete(covered)
         self._parts_written += 1
         if self._parts_written % _MERGE_PARTS == 0:
             self.merge()
@@ -115,10 +147,22 @@ class Manifest:
         if files and files != [merged]:
             self._write(merged, self._read(files))
             parts = [path for path in files if path != merged]
-            for path in parts:
-                self.dest.filesystem.delete_file(path)
+            self._delete(parts)
             log.info("merged %d manifest parts into %s", len(parts), merged)
         return self.dest.uri(merged)
+
+    def _delete(self, parts: list[str]) -> None:
+        """Remove ``parts``; one that is gone already (merged) is passed over."""
+        if len(parts) <= 1 or self.dest.is_local:
+            for path in parts:
+                self._delete_one(path)
+            return
+        with ThreadPoolExecutor(_DELETING_THREADS) as pool:
+            list(pool.map(self._delete_one, parts))
+
+    def _delete_one(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.dest.filesystem.delete_file(path)
 
     def _files(self) -> list[str]:
         selector = pafs.FileSelector(self.folder, allow_not_found=True)

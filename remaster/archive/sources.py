@@ -154,7 +154,7 @@ def locate(uri: str, filesystem: pafs.FileSystem | None = None) -> Location:
         return Location(pafs.LocalFileSystem(), _local_path(rest), "")
     try:
         fs, path = pafs.FileSystem.from_uri(uri)
-    except (pafs.ArrowInvalid, ValueError):
+    except ValueError:  # pyarrow.ArrowInvalid: a scheme pyarrow does not know
         fs, path = _fsspec(uri)
     except OSError as error:
         raise SourceError(f"Could not open {uri}: {error}") from None

@@ -5,7 +5,8 @@ as its bytes, written to a scratch folder; a video is read by the worker from SO
 carried through Ray) and remastered in the job's work folder, where its finished segments stay
 if the worker dies, so that the next attempt, on any worker that sees that folder, goes on from
 them. The result is written to DEST by the worker, under the source's own relative path, whole or
-not at all. A file that cannot be remastered is a row with its error.
+not at all, and its row into the manifest right after it (see :mod:`.manifest`), so that a job stopped
+in any way redoes nothing it finished. A file that cannot be remastered is a row with its error.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import shutil
 import socket
 import tempfile
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ from ..errors import RemasterError, brief
 from ..options import Options
 from ..registry import MODELS
 from ..video import VideoOptions, is_video
-from .manifest import SCHEMA, options_key
+from .manifest import SCHEMA, options_key, write_part
 from .sources import Location, output_stem
 
 if TYPE_CHECKING:
@@ -73,9 +75,13 @@ class Job:
         return posixpath.relpath(path, self.base) if self.base else path.lstrip("/")
 
 
+WRITTEN_IN = "written_in"
+"""The column, beside the manifest's, that names the part a worker wrote a row in (None where it could not)."""
+
+
 class ArchiveWorker:
     """Called by Ray Data with batches of ``{"path", "bytes"}`` (a video's bytes empty: the worker reads it from
-    SOURCE); returns one manifest row per file."""
+    SOURCE); returns one manifest row per file, each already written into the manifest as a part."""
 
     def __init__(self, job: Job) -> None:
         from ..pipeline import Enhancer
@@ -95,12 +101,19 @@ class ArchiveWorker:
         self.video_key = options_key(job.options, job.video)
         self.work = Path(job.work) if job.work else temporary_work(job.dest)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.part_writer = f"w{uuid.uuid4().hex[:8]}"
         log.info("worker %s: %s on %s", self.name, job.options.model, self.enhancer.settings.device)
 
     def __call__(self, batch: Mapping[str, object]) -> dict[str, list]:
-        """Remaster each file of ``batch`` and write its output; the rows, column by column."""
+        """Remaster each file of ``batch``, write its output and its row; the rows, column by column, with
+        :data:`WRITTEN_IN`."""
         rows = [self.remaster(str(path), bytes(data)) for path, data in zip(batch["path"], batch["bytes"], strict=True)]
-        return {name: [row[name] for row in rows] for name in SCHEMA.names}
+        try:
+            part = write_part(self.job.dest, rows, self.part_writer)
+        except OSError as error:  # the driver writes the rows it gets back; only a dead driver would lose them
+            log.warning("could not write the manifest rows of %s: %s", [row["source"] for row in rows], error)
+            part = None
+        return {**{name: [row[name] for row in rows] for name in SCHEMA.names}, WRITTEN_IN: [part] * len(rows)}
 
     def remaster(self, path: str, data: bytes) -> dict[str, object]:
         """Remaster one file (its path on the source file system, and an image's bytes); its manifest row."""
