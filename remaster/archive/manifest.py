@@ -1,7 +1,8 @@
 """The manifest: one Parquet row per source, kept in ``DEST/_remaster_manifest/``.
 
 Each worker writes a file's row as a part of its own (``part-TIME-WORKER.parquet``) as soon as it has
-delivered the output, so that whatever stops the job, no output is in DEST without its row. The driver
+moved the output into DEST, so that whatever stops the job, no output is in DEST without its row but
+those whose rows were being written at that moment (one a worker at most, done again). The driver
 gathers the rows as they come back into parts of its own every few seconds and then removes the workers'
 parts those hold; at the end (and every hundred parts) all parts are merged into ``manifest.parquet`` and
 removed. The folder is one Parquet dataset at every moment: read it whole, and where a source has several

@@ -5,8 +5,9 @@ as its bytes, written to a scratch folder; a video is read by the worker from SO
 carried through Ray) and remastered in the job's work folder, where its finished segments stay
 if the worker dies, so that the next attempt, on any worker that sees that folder, goes on from
 them. The result is written to DEST by the worker, under the source's own relative path, whole or
-not at all, and its row into the manifest right after it (see :mod:`.manifest`), so that a job stopped
-in any way redoes nothing it finished. A file that cannot be remastered is a row with its error.
+not at all, and its row into the manifest right after it (see :mod:`.manifest`), so that a job
+stopped in any way redoes nothing it finished (but a file whose row was being written at that
+moment). A file that cannot be remastered is a row with its error.
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ class ArchiveWorker:
         """Remaster each file of ``batch``, write its output and its row; the rows, column by column, with
         :data:`WRITTEN_IN`."""
         rows = [self.remaster(str(path), bytes(data)) for path, data in zip(batch["path"], batch["bytes"], strict=True)]
+        # The rows go in after the outputs: a row written first would, if the worker died before moving its output
+        # in, make an older output there (of other options, at the same size) look done.
         try:
             part = write_part(self.job.dest, rows, self.part_writer)
         except OSError as error:  # the driver writes the rows it gets back; only a dead driver would lose them
