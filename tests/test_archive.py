@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -193,19 +194,35 @@ def test_a_folder_interrupted_then_resumed_while_a_worker_is_killed(ray_address,
     done_first = {row["source"] for row in kept if row["status"] == "done"}
     assert done_first and {total for _, total in first} == {30}
 
-    # Run again, on two CPU workers, one of them killed when the first row comes back.
+    # Run again, on two CPU workers, one of them killed once it has recorded its first file, in the middle of a
+    # batch that Ray then sends again to the worker it restarts.
     again, killed = [], []
+    earlier_parts = set((dest / FOLDER).glob("part-*"))
 
-    def kill_the_first_worker(row: dict, total: int) -> None:
-        again.append((row, total))
-        if not killed:
-            killed.append(row["worker"])
-            os.kill(int(row["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+    def kill_a_worker_after_its_first_file() -> None:
+        deadline = time.monotonic() + 120
+        while not killed and time.monotonic() < deadline:
+            for part in set((dest / FOLDER).glob("part-*-a*.parquet")) - earlier_parts:
+                if not re.fullmatch(r"part-[0-9T]+-a[0-9a-f]{32}\.parquet", part.name):
+                    continue  # the driver's
+                try:
+                    [row] = pq.read_table(part).to_pylist()
+                except FileNotFoundError:  # the driver holds its row already, and removed it
+                    continue
+                if row["status"] != "done":
+                    continue
+                os.kill(int(row["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+                killed.append((row["worker"], row["source"], Path(row["output"]).stat().st_ino))
+                return
+            time.sleep(0.002)
 
+    killer = threading.Thread(target=kill_a_worker_after_its_first_file, daemon=True)
+    killer.start()
     summary = remaster_archive(
         str(root), str(dest), OPTIONS, workers=TWO_CPU_WORKERS, settings=settings_for(weights),
-        progress=kill_the_first_worker,
+        progress=lambda row, total: again.append((row, total)),
     )  # fmt: skip
+    killer.join()
     todo = 30 - len(done_first)
     assert (summary.done, summary.skipped, summary.failed) == (len(good) - len(done_first), len(done_first), 4)
     assert f"{len(good) - len(done_first)} done, {len(done_first)} skipped, {len(broken)} failed" in summary.line()
@@ -215,8 +232,11 @@ def test_a_folder_interrupted_then_resumed_while_a_worker_is_killed(ray_address,
     assert not done_first & set(sources), "the finished ones are not redone"
     assert_complete(root, dest, good, broken)
     workers = {row["worker"] for row, _ in again}
-    # Ray restarts the killed worker too, but the other may finish what is left before the restart takes a file.
-    assert killed[0] in workers and len(workers) in (2, 3), f"two workers, and the killed one's restart: {workers}"
+    assert killed and len(workers) == 3, f"two workers, and the killed one's restart: {workers}"
+    worker, source, inode = killed[0]
+    rows = {row["source"]: row for row in read_manifest(dest)}
+    assert rows[source]["worker"] == worker, "the killed worker's finished file is not redone by its restart"
+    assert Path(rows[source]["output"]).stat().st_ino == inode, "nor its output written again"
 
 
 def test_a_driver_killed_outright_leaves_the_rows_of_the_outputs_it_wrote(ray_address, weights, archive, tmp_path):

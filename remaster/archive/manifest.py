@@ -29,7 +29,7 @@ from ..options import Options
 from ..video import VideoOptions
 from .sources import Location
 
-__all__ = ["FOLDER", "MERGED", "SCHEMA", "Manifest", "options_key", "write_part"]
+__all__ = ["FOLDER", "MERGED", "SCHEMA", "Manifest", "options_key", "rows_written_by", "write_part"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,23 @@ def write_part(dest: Location, rows: list[dict], writer: str) -> str:
     pq.write_table(table, sink)
     dest.put(path, sink.getvalue().to_pybytes())
     return path
+
+
+def rows_written_by(dest: Location, writer: str) -> dict[str, tuple[dict, str]]:
+    """The rows in those of DEST's manifest parts that ``writer`` wrote and are still there (the driver removes
+    them once it holds their rows), by source, each with its part."""
+    selector = pafs.FileSelector(dest.join(FOLDER), allow_not_found=True)
+    parts = sorted(
+        info.path
+        for info in dest.filesystem.get_file_info(selector)
+        if info.is_file and info.base_name.startswith("part-") and info.base_name.endswith(f"-{writer}.parquet")
+    )
+    rows = {}
+    for part in parts:
+        with contextlib.suppress(FileNotFoundError):  # removed meanwhile: its rows are the driver's
+            for row in pq.read_table(part, filesystem=dest.filesystem, schema=SCHEMA).to_pylist():
+                rows[row["source"]] = (row, part)
+    return rows
 
 
 def _with_timestamp(row: dict) -> dict:

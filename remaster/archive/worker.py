@@ -30,7 +30,7 @@ from ..errors import RemasterError, brief
 from ..options import Options
 from ..registry import MODELS
 from ..video import VideoOptions, is_video
-from .manifest import SCHEMA, options_key, write_part
+from .manifest import SCHEMA, options_key, rows_written_by, write_part
 from .sources import Location, output_stem
 
 if TYPE_CHECKING:
@@ -102,21 +102,45 @@ class ArchiveWorker:
         self.video_key = options_key(job.options, job.video)
         self.work = Path(job.work) if job.work else temporary_work(job.dest)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self.part_writer = f"w{uuid.uuid4().hex[:8]}"
+        self.part_writer, self.finished_before = _writer_and_finished_before(job.dest)
         log.info("worker %s: %s on %s", self.name, job.options.model, self.enhancer.settings.device)
 
     def __call__(self, batch: Mapping[str, object]) -> dict[str, list]:
         """Remaster each file of ``batch``, write its output and its row; the rows, column by column, with
         :data:`WRITTEN_IN`."""
-        rows = [self.remaster(str(path), bytes(data)) for path, data in zip(batch["path"], batch["bytes"], strict=True)]
+        rows, parts, fresh = [], [], []
+        for path, data in zip(batch["path"], batch["bytes"], strict=True):
+            finished = self._finished_before(str(path))
+            if finished is not None:
+                rows.append(finished[0])
+                parts.append(finished[1])
+            else:
+                rows.append(self.remaster(str(path), bytes(data)))
+                parts.append(None)
+                fresh.append(rows[-1])
         # The rows go in after the outputs: a row written first would, if the worker died before moving its output
         # in, make an older output there (of other options, at the same size) look done.
+        part = None
         try:
-            part = write_part(self.job.dest, rows, self.part_writer)
+            part = write_part(self.job.dest, fresh, self.part_writer) if fresh else None
         except OSError as error:  # the driver writes the rows it gets back; only a dead driver would lose them
-            log.warning("could not write the manifest rows of %s: %s", [row["source"] for row in rows], error)
-            part = None
-        return {**{name: [row[name] for row in rows] for name in SCHEMA.names}, WRITTEN_IN: [part] * len(rows)}
+            log.warning("could not write the manifest rows of %s: %s", [row["source"] for row in fresh], error)
+        parts = [written or part for written in parts]
+        return {**{name: [row[name] for row in rows] for name in SCHEMA.names}, WRITTEN_IN: parts}
+
+    def _finished_before(self, path: str) -> tuple[dict[str, object], str] | None:
+        """The row and part of ``path`` if this worker finished it before Ray restarted it, and the output is
+        still in DEST at its size: Ray sends the batch it died in again, and what was done of it is not redone."""
+        earlier = self.finished_before.pop(self.job.source.uri(path), None)
+        if earlier is None:
+            return None
+        row, part = earlier
+        scheme = f"{self.job.dest.scheme}://" if self.job.dest.scheme else ""
+        info = self.job.dest.filesystem.get_file_info(row["output"].removeprefix(scheme))
+        if not info.is_file or info.size != row["output_bytes"]:
+            return None
+        log.info("%s: done before this worker was restarted", row["source"])
+        return {**row, "finished_at": row["finished_at"].timestamp()}, part
 
     def remaster(self, path: str, data: bytes) -> dict[str, object]:
         """Remaster one file (its path on the source file system, and an image's bytes); its manifest row."""
@@ -192,6 +216,23 @@ class ArchiveWorker:
             "output_height": out_height,
             "frames": done.report.frames,
         }
+
+
+def _writer_and_finished_before(dest: Location) -> tuple[str, dict[str, tuple[dict, str]]]:
+    """This worker's name on its manifest parts (its Ray actor's, which a restart keeps), and, if Ray restarted
+    it, the done rows it wrote before, by source, with their parts."""
+    import ray
+
+    context = ray.get_runtime_context() if ray.is_initialized() else None
+    actor = context.get_actor_id() if context is not None else None
+    if actor is None:
+        return f"w{uuid.uuid4().hex[:8]}", {}
+    writer = f"a{actor}"
+    if not context.was_current_actor_reconstructed:
+        return writer, {}
+    earlier = {source: found for source, found in rows_written_by(dest, writer).items() if found[0]["status"] == "done"}
+    log.info("restarted: %d files finished before are in the manifest", len(earlier))
+    return writer, earlier
 
 
 def temporary_work(dest: Location) -> Path:
