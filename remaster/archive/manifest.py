@@ -83,30 +83,38 @@ def write_part(dest: Location, rows: list[dict], writer: str) -> str:
     Raises:
         OSError: it could not be written.
     """
-    table = pa.Table.from_pylist([_with_timestamp(row) for row in rows], schema=SCHEMA)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     path = posixpath.join(dest.join(FOLDER), f"part-{stamp}-{writer}.parquet")
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    dest.put(path, sink.getvalue().to_pybytes())
+    _put_table(dest, path, pa.Table.from_pylist([_with_timestamp(row) for row in rows], schema=SCHEMA))
     return path
 
 
 def rows_written_by(dest: Location, writer: str) -> dict[str, tuple[dict, str]]:
     """The rows in those of DEST's manifest parts that ``writer`` wrote and are still there (the driver removes
     them once it holds their rows), by source, each with its part."""
-    selector = pafs.FileSelector(dest.join(FOLDER), allow_not_found=True)
-    parts = sorted(
-        info.path
-        for info in dest.filesystem.get_file_info(selector)
-        if info.is_file and info.base_name.startswith("part-") and info.base_name.endswith(f"-{writer}.parquet")
-    )
     rows = {}
-    for part in parts:
+    for part in _parts(dest, writer):
         with contextlib.suppress(FileNotFoundError):  # removed meanwhile: its rows are the driver's
             for row in pq.read_table(part, filesystem=dest.filesystem, schema=SCHEMA).to_pylist():
                 rows[row["source"]] = (row, part)
     return rows
+
+
+def _parts(dest: Location, writer: str = "") -> list[str]:
+    """The paths of DEST's manifest parts (those ``writer`` wrote, if given), in name order."""
+    selector = pafs.FileSelector(dest.join(FOLDER), allow_not_found=True)
+    ending = f"-{writer}.parquet" if writer else ".parquet"
+    return sorted(
+        info.path
+        for info in dest.filesystem.get_file_info(selector)
+        if info.is_file and info.base_name.startswith("part-") and info.base_name.endswith(ending)
+    )
+
+
+def _put_table(dest: Location, path: str, table: pa.Table) -> None:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    dest.put(path, sink.getvalue().to_pybytes())
 
 
 def _with_timestamp(row: dict) -> dict:
@@ -163,7 +171,7 @@ class Manifest:
         files = self._files()
         merged = posixpath.join(self.folder, MERGED)
         if files and files != [merged]:
-            self._write(merged, self._read(files))
+            _put_table(self.dest, merged, self._read(files))
             parts = [path for path in files if path != merged]
             self._delete(parts)
             log.info("merged %d manifest parts into %s", len(parts), merged)
@@ -183,15 +191,9 @@ class Manifest:
             self.dest.filesystem.delete_file(path)
 
     def _files(self) -> list[str]:
-        selector = pafs.FileSelector(self.folder, allow_not_found=True)
-        names = sorted(
-            info.path
-            for info in self.dest.filesystem.get_file_info(selector)
-            if info.is_file and info.base_name.startswith("part-") and info.base_name.endswith(".parquet")
-        )
         merged = posixpath.join(self.folder, MERGED)
         has_merged = self.dest.filesystem.get_file_info(merged).is_file
-        return ([merged] if has_merged else []) + names
+        return ([merged] if has_merged else []) + _parts(self.dest)
 
     def _read(self, files: list[str]) -> pa.Table:
         """The current row of each source in ``files`` (read in order; a later row replaces an earlier one)."""
@@ -201,8 +203,3 @@ class Manifest:
                 latest.pop(row["source"], None)
                 latest[row["source"]] = row
         return pa.Table.from_pylist(list(latest.values()), schema=SCHEMA)
-
-    def _write(self, path: str, table: pa.Table) -> None:
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        self.dest.put(path, sink.getvalue().to_pybytes())
