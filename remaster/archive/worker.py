@@ -21,6 +21,7 @@ import socket
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,7 +229,11 @@ def _writer_and_finished_before(dest: Location) -> tuple[str, dict[str, tuple[di
     if actor is None:
         return f"w{uuid.uuid4().hex[:8]}", {}
     writer = f"a{actor}"
-    if not context.was_current_actor_reconstructed:
+    with warnings.catch_warnings():
+        # Ray's own property reads its deprecated ``actor_id``, which would warn on every worker's start.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        restarted = context.was_current_actor_reconstructed
+    if not restarted:
         return writer, {}
     earlier = {source: found for source, found in rows_written_by(dest, writer).items() if found[0]["status"] == "done"}
     log.info("restarted: %d files finished before are in the manifest", len(earlier))
