@@ -2,6 +2,7 @@
 
     python bench/archive.py                           # 100 images of 128², realesr-animevideov3, 1 and 2 workers
     python bench/archive.py --images 200 --size 256 --model RealESRGAN_x4plus --workers 1 2 4
+    python bench/archive.py --size 256 --cpus-per-worker 1        # scaling: each worker one core
 
 Each command runs as a user runs it (``python -m remaster`` and ``python -m remaster.archive``, each
 starting fresh, the archive one starting its own local Ray), in turn, ``--repeats`` times. For each:
@@ -135,11 +136,12 @@ def plain(source: Path, out: Path, model: str, env: dict[str, str]) -> Timing:
     return Timing(wall, _steady(times), peak, len(times), status)
 
 
-def archive(source: Path, out: Path, model: str, workers: int, env: dict[str, str]) -> Timing:
+def archive(source: Path, out: Path, model: str, workers: int, cpus: float | None, env: dict[str, str]) -> Timing:
     import pyarrow.parquet as pq
 
     command = [sys.executable, "-m", "remaster.archive", str(source), str(out), "-n", model, "-q"]
-    wall, peak, status = run([*command, "--workers", str(workers)], env)
+    command += ["--workers", str(workers)] + (["--cpus-per-worker", f"{cpus:g}"] if cpus else [])
+    wall, peak, status = run(command, env)
     rows = pq.read_table(out / "_remaster_manifest").to_pylist()
     times = sorted(row["finished_at"].timestamp() for row in rows if row["status"] == "done")
     return Timing(wall, _steady(times), peak, len(times), status)
@@ -153,7 +155,7 @@ def median(timings: list[Timing], field: str) -> float:
     return statistics.median(getattr(t, field) for t in timings)
 
 
-def report(results: dict[str, list[Timing]], images: int, gpus: int) -> None:
+def report(results: dict[str, list[Timing]], images: int, gpus: int, cpus_per_worker: float | None) -> None:
     base = results["command line"]
     base_wall, base_steady = median(base, "wall"), median(base, "steady_per_image")
     base_start = base_wall - base_steady * (images - 1)
@@ -186,6 +188,7 @@ def report(results: dict[str, list[Timing]], images: int, gpus: int) -> None:
         print(
             f"archive with 1 worker vs the command line: wall {median(one, 'wall') / base_wall - 1:+.1%}, "
             f"steady {median(one, 'steady_per_image') / base_steady - 1:+.1%}"
+            + (f" (its worker on {cpus_per_worker:g} CPU(s), the command line on all)" if cpus_per_worker else "")
         )
 
 
@@ -195,6 +198,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="input edge in pixels (default 128)")
     parser.add_argument("--model", default="realesr-animevideov3")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--cpus-per-worker", type=float, default=None,
+        help="CPUs (and torch threads) each archive worker takes; default: the command's own sizing, which gives "
+        "one worker every core and splits them between more; a fixed number measures how the workers scale",
+    )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--weights-dir", type=Path, default=None)
     args = parser.parse_args()
@@ -212,7 +220,12 @@ def main() -> None:
         device = f"{gpus} CUDA GPU(s): {torch.cuda.get_device_name(0)}" if gpus else "no GPU"
         print(
             f"{args.images} images of {args.size}² → ×4, {args.model} ({origin} weights), {os.cpu_count()} CPUs, "
-            f"{device}; torch {torch.__version__}; {args.repeats} run(s) each, medians"
+            f"{device}; torch {torch.__version__}; {args.repeats} run(s) each, medians; "
+            + (
+                f"{args.cpus_per_worker:g} CPU(s) per archive worker"
+                if args.cpus_per_worker
+                else "archive workers sized by the command"
+            )
         )
         results: dict[str, list[Timing]] = {"command line": []}
         results.update({f"archive, {n} worker{'s' if n > 1 else ''}": [] for n in args.workers})
@@ -222,12 +235,12 @@ def main() -> None:
                 if name == "command line":
                     timing = plain(source, out, args.model, env)
                 else:
-                    timing = archive(source, out, args.model, int(name.split()[1]), env)
+                    timing = archive(source, out, args.model, int(name.split()[1]), args.cpus_per_worker, env)
                 if timing.images != args.images or timing.status != 0:
                     print(f"  {name}: {timing.images} of {args.images} images written", file=sys.stderr)
                 results[name].append(timing)
                 print(f"  {name}: {timing.wall:.1f} s", file=sys.stderr, flush=True)
-        report(results, args.images, gpus)
+        report(results, args.images, gpus, args.cpus_per_worker)
 
 
 if __name__ == "__main__":
