@@ -4,6 +4,7 @@
     python bench/benchmark.py --device cuda --half # a GPU, against RealESRGANer(half=True)
     python bench/benchmark.py --big                # also 1920×1080 → 7680×4320 with RealESRGAN_x4plus
     python bench/benchmark.py --families           # only: one row per architecture family of model files
+    python bench/benchmark.py --faces              # only: face restoration, automatic backend against torch
 
 Where networks are compiled (CUDA by default, or REMASTER_COMPILE=1), each model is warmed
 up at each size and its background compilation awaited before timing; the table then also
@@ -41,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 import remaster  # noqa: E402
 from remaster import Options, tiling  # noqa: E402
 from remaster._compat import import_basicsr  # noqa: E402
+from remaster.backends import Accelerated  # noqa: E402
 from remaster.engine import build_network  # noqa: E402
 from remaster.settings import Settings  # noqa: E402
 
@@ -196,6 +198,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--family-size", type=int, default=64, help="the families' input side (default: 64)")
     parser.add_argument(
+        "--faces",
+        nargs="+",
+        metavar="FACE_MODEL",
+        help="instead: face restoration with these face models (random weights at real sizes, one face per "
+        "image, upscaled by the first of --models) on the automatic backend against REMASTER_BACKEND=torch",
+    )
+    parser.add_argument(
         "--no-bf16", action="store_true", help="act as a CPU without bf16 instructions (automatic precision: fp32)"
     )
     return parser.parse_args()
@@ -215,6 +224,9 @@ def main() -> None:
     settings = Settings.from_env(device=args.device, weights_dir=folder, offline=True, cache_dir=scratch)
     if args.no_bf16:
         settings = replace(settings, cpu_bf16=False)
+    if args.faces:
+        face_table(args, settings)
+        return
     enhancer = remaster.Enhancer(settings)
     uncompiled = enhancer.with_settings(compile=False, backend="torch")
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else _cpu_name()})")
@@ -434,6 +446,64 @@ def big_image(enhancer: remaster.Enhancer) -> None:
         f"\n1920×1080 → {result.shape[1]}×{result.shape[0]} with RealESRGAN_x4plus ({report.precision}): "
         f"{seconds:.1f} s, peak {'GPU memory' if device.type == 'cuda' else 'RSS'} {peak / 2**30:.2f} GiB"
     )
+
+
+def face_table(args: argparse.Namespace, settings: Settings) -> None:
+    """Seconds a request with one face takes on the automatic backend and on torch, and the face step's share."""
+    from remaster.faces import FACE_TEMPLATE, Face
+    from remaster.registry import DETECTOR, PARSER
+
+    folder = settings.weights_dir
+    helpers = [*((name, "face_restorer") for name in args.faces), (PARSER, "face_parser"), (DETECTOR, "face_detector")]
+    for name, kind in helpers:
+        spec = remaster.get_model(name, kind)
+        torch.manual_seed(0)
+        state = build_network(spec).state_dict()
+        torch.save({spec.state_dict_key: state} if spec.state_dict_key else state, folder / spec.weights.filename)
+    side = args.sizes[0]
+    image = test_image(side)
+    # One face, its aligned 512² crop two thirds of the image across; random detectors find none, so it is given.
+    face = Face(((FACE_TEMPLATE - 256) * (side / 768) + side / 2).astype(np.float32))
+    automatic = remaster.Enhancer(settings)
+    on_torch = automatic.with_settings(backend="torch")
+    for enhancer in (automatic, on_torch):
+        enhancer.faces.detect = lambda source, on_wait=None: [face]
+    model = args.models[0]
+    print(f"{side}² with one face, upscaled by {model}; face networks with random weights at real sizes")
+    print(
+        f"{'face model':<16}{'restorer + parser on':>30}{'torch s':>10}{'auto s':>9}{'ratio':>8}"
+        f"{'face step: torch s':>20}{'auto s':>9}"
+    )
+    for face_model in args.faces:
+        options = Options(model=model, face_enhance=True, face_model=face_model)
+        automatic.run(image, options)  # builds the face networks' backends in the background
+        # The restorer's and the parser's runners as the request built them (cached by name: the lambda is unused).
+        runners = [
+            automatic.engine.helper(remaster.get_model(name, kind), lambda module: module)
+            for name, kind in ((face_model, "face_restorer"), (PARSER, "face_parser"))
+        ]
+        chosen = []
+        for runner in runners:
+            if isinstance(runner, Accelerated):
+                runner.wait(timeout=args.compile_timeout)
+                measured = f" {runner.speedup:.2f}×" if runner.speedup else ""
+                chosen.append(f"{runner.backend if runner.state == 'chosen' else 'torch'}{measured}")
+            else:
+                chosen.append("torch")
+        times: dict[str, list[float]] = {"torch": [], "auto": [], "torch plain": [], "auto plain": []}
+        plain = replace(options, face_enhance=False)
+        for _ in range(args.repeats):
+            for label, enhancer in (("torch", on_torch), ("auto", automatic)):
+                for key, request in ((label, options), (f"{label} plain", plain)):
+                    started = time.perf_counter()
+                    enhancer.run(image, request)
+                    times[key].append(time.perf_counter() - started)
+        median = {key: statistics.median(value) for key, value in times.items()}
+        step = {label: median[label] - median[f"{label} plain"] for label in ("torch", "auto")}
+        print(
+            f"{face_model:<16}{' + '.join(chosen):>30}{median['torch']:>10.2f}{median['auto']:>9.2f}"
+            f"{median['torch'] / median['auto']:>7.2f}×{step['torch']:>20.2f}{step['auto']:>9.2f}"
+        )
 
 
 def _family_networks() -> dict[str, object]:

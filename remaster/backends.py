@@ -17,6 +17,7 @@ import contextlib
 import copy
 import importlib.util
 import logging
+import os
 import threading
 import time
 import warnings
@@ -35,6 +36,8 @@ from .settings import BACKENDS
 from .timing import speedup
 
 if TYPE_CHECKING:
+    import openvino as ov
+
     from .settings import Settings
 
 __all__ = ["BACKENDS", "Accelerated", "available", "choose", "openvino_runner", "tensorrt_runner"]
@@ -54,6 +57,9 @@ timing's noise, and on a CPU a second runtime's thread pool also costs the work 
 a 2-core AMD EPYC: realesr-animevideov3 timed at 1.03× on OpenVINO, and whole requests ran at 0.92–1.00×)."""
 _WAIT_STEP_MS = 100
 _DISPLAY_NAMES = {"openvino": "OpenVINO", "tensorrt": "TensorRT"}
+_CONVERTING = threading.Lock()
+"""One conversion at a time: OpenVINO converts through torch's tracer, and two traces at once (two networks'
+builds, such as a face restorer's and its parser's) see each other's graphs and both fail its sanity check."""
 
 
 def available(name: str) -> bool:
@@ -73,6 +79,8 @@ class Accelerated:
         choices: where decisions are kept, with ``key`` naming this network's; a kept ``torch`` means
             nothing is built, a kept ``backend`` means it is built and used without measuring again.
         measure: time the backend against torch before using it; off when the backend is forced.
+        whole_example: build and time the backend on the first input whole, for networks of one input
+            size; else on a window of it, so that a minute-long tile is not timed.
     """
 
     def __init__(
@@ -84,6 +92,7 @@ class Accelerated:
         choices: KeptTable | None = None,
         key: str = "",
         measure: bool = True,
+        whole_example: bool = False,
     ) -> None:
         self.module = module
         self.label = label
@@ -93,6 +102,7 @@ class Accelerated:
         self._build = build
         self._choices = choices
         self._key = key
+        self._whole_example = whole_example
         self._runner: Runner | None = None
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -129,8 +139,11 @@ class Accelerated:
             if self.state != "waiting":
                 return
             self.state = "building"
-        height, width = (min(side, _MEASURE_SIDE) for side in batch.shape[-2:])
-        example = batch[:1, :, :height, :width].detach().clone()
+        window = batch[:1]
+        if not self._whole_example:
+            height, width = (min(extent, _MEASURE_SIDE) for extent in batch.shape[-2:])
+            window = window[:, :, :height, :width]
+        example = window.detach().clone()
         try:
             name = f"the {_DISPLAY_NAMES.get(self.backend, self.backend)} build of {self.label}"
             background.start(self._work, example, name=name)
@@ -168,8 +181,18 @@ class Accelerated:
                 self._idle.notify_all()
 
 
-def openvino_runner(module: nn.Module, example: torch.Tensor, dtype: torch.dtype, threads: int, cache: Path) -> Runner:
+def openvino_runner(
+    module: nn.Module,
+    example: torch.Tensor,
+    dtype: torch.dtype,
+    threads: int,
+    cache: Path,
+    fixed_shape: bool = False,
+) -> Runner:
     """``module`` converted by OpenVINO for the CPU, with any batch, height and width, in ``dtype``'s precision.
+
+    ``fixed_shape`` converts it for ``example``'s shape alone: networks of one input size whose weights
+    depend on it (GFPGAN's modulated convolutions) convert only so.
 
     bf16 gets OpenVINO's bf16 hint, fp32 its f32 one (exact). A run waits for its result in short
     steps, so Stop (or Ctrl-C) ends it between them (OpenVINO cancels the work), as the stop points do
@@ -185,14 +208,12 @@ def openvino_runner(module: nn.Module, example: torch.Tensor, dtype: torch.dtype
         raise ValueError(f"OpenVINO on a CPU takes fp32 or bf16, not {dtype}")
     _quiet_tracing()
     plain = copy.deepcopy(module).float().to(memory_format=torch.contiguous_format)
-    channels = example.shape[1]
-    with torch.inference_mode(False), torch.no_grad(), _root_logger_kept():
-        converted = ov.convert_model(
-            plain, example_input=example.float(), input=[ov.PartialShape([-1, channels, -1, -1])]
-        )
+    shape = list(example.shape) if fixed_shape else [-1, example.shape[1], -1, -1]
     cache.mkdir(parents=True, exist_ok=True)
+    core = ov.Core()
+    converted = _converted(core, plain, example, shape, cache)
     config = {"INFERENCE_PRECISION_HINT": hints[dtype], "INFERENCE_NUM_THREADS": threads, "CACHE_DIR": str(cache)}
-    compiled = ov.Core().compile_model(converted, "CPU", config)
+    compiled = core.compile_model(converted, "CPU", config)
     requests = threading.local()
     quick: dict[tuple[int, ...], bool] = {}
 
@@ -224,6 +245,36 @@ def openvino_runner(module: nn.Module, example: torch.Tensor, dtype: torch.dtype
         return output.to(batch.device, memory_format=torch.channels_last, copy=True)
 
     return run
+
+
+def _converted(core: ov.Core, plain: nn.Module, example: torch.Tensor, shape: list[int], cache: Path) -> ov.Model:
+    """OpenVINO's model of ``plain`` for inputs of ``shape`` (−1: any): read from ``cache`` where a network of
+    the same weights was converted before, else converted and kept there. Converting traces the network (GFPGAN:
+    18 s on two cores); reading the kept model takes a second."""
+    import openvino as ov
+
+    dims = "x".join("any" if extent < 0 else str(extent) for extent in shape)
+    path = cache / f"{_weights_key(plain)}-{dims}.xml"
+    if path.is_file():
+        try:
+            return core.read_model(path)
+        except Exception as error:  # noqa: BLE001 - a damaged kept model is converted again
+            log.info("%s could not be read (%s); converting the network again", path, brief(error))
+    with _CONVERTING, torch.inference_mode(False), torch.no_grad(), _root_logger_kept():
+        converted = ov.convert_model(plain, example_input=example.float(), input=[ov.PartialShape(shape)])
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.partial.xml")
+    try:
+        # fp32 as converted (saving would halve the weights by default), the .bin first: the .xml says it is whole.
+        ov.save_model(converted, partial, compress_to_fp16=False)
+        os.replace(partial.with_suffix(".bin"), path.with_suffix(".bin"))
+        os.replace(partial, path)
+    except (OSError, RuntimeError) as error:
+        log.info("the converted network could not be kept in %s (%s)", cache, brief(error))
+        for leftover in (partial, partial.with_suffix(".bin")):
+            leftover.unlink(missing_ok=True)
+        return converted
+    # The model as later processes will read it, so that OpenVINO's compiled-model cache keeps one copy for all.
+    return core.read_model(path)
 
 
 def _quiet_tracing() -> None:
@@ -266,12 +317,13 @@ def tensorrt_runner(module: nn.Module, example: torch.Tensor, cache: Path, large
 
 
 def _weights_key(module: nn.Module) -> str:
+    """Names ``module``'s class and weights: what a converted or built network kept on disk is found by."""
     import hashlib
 
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(type(module).__qualname__.encode())
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().float().cpu().numpy().tobytes()[:4096])
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
 
 

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -35,6 +36,9 @@ from .weights import WeightStore
 __all__ = ["MAX_BLENDS", "CachedNetwork", "Engine", "build_network", "canonical_state_dict", "load_checkpoint"]
 
 log = logging.getLogger(__name__)
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 MAX_BLENDS = 8
 """Networks of blended denoise weights kept (the page's slider makes a new one per value)."""
@@ -110,6 +114,7 @@ class Engine:
         self._networks: OrderedDict[CachedNetwork, Network] = OrderedDict()
         """Least recently used first."""
         self._modules: dict[str, nn.Module] = {}
+        self._helpers: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
         self._state_dicts: dict[WeightFile, dict[str, torch.Tensor]] = {}
         self.overlaps = KeptTable(settings.cache_dir / "overlaps.json", "measured overlap")
         """Overlaps measured for models without one of their own, by weight-file SHA-256: the official models'
@@ -125,6 +130,7 @@ class Engine:
         with self._lock:
             self._networks.clear()
             self._modules.clear()
+            self._helpers.clear()
             self._state_dicts.clear()
 
     def forget(self, model: str) -> None:
@@ -133,6 +139,7 @@ class Engine:
             for key in [key for key in self._networks if key.model == model]:
                 del self._networks[key]
             self._modules.pop(model, None)
+            self._helpers.pop(model, None)
 
     def module(self, spec: ModelSpec, on_wait: Callable[[str], None] | None = None) -> nn.Module:
         """The loaded fp32 module for a helper model (face restorer, detector, parser), kept once loaded.
@@ -140,17 +147,43 @@ class Engine:
         Raises:
             WeightsUnavailableError: the weights could not be found, downloaded or loaded.
         """
-        with self._lock:
-            cached = self._modules.get(spec.name)
-        if cached is not None:
-            return cached
-        state = self._load(spec.weights, spec.state_dict_key, on_wait)
-        module = _load_strict(spec, state, self.device)
-        module = module.eval().requires_grad_(False).to(self.device)
-        with self._lock:
-            module = self._modules.setdefault(spec.name, module)
-        log.info("Loaded %s on %s", spec.name, self.device)
-        return module
+
+        def load() -> nn.Module:
+            state = self._load(spec.weights, spec.state_dict_key, on_wait)
+            module = _load_strict(spec, state, self.device).eval().requires_grad_(False).to(self.device)
+            log.info("Loaded %s on %s", spec.name, self.device)
+            return module
+
+        return self._kept(self._modules, spec.name, load)
+
+    def helper(
+        self,
+        spec: ModelSpec,
+        plain: Callable[[nn.Module], nn.Module],
+        on_wait: Callable[[str], None] | None = None,
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A helper model's network of one input size (a face restorer or parser) as one tensor in, one out,
+        in fp32, on the backend measured faster for it: OpenVINO on a CPU where it converts, else torch.
+
+        Args:
+            plain: makes the loaded module a network of one tensor in and one out (the arguments its
+                caller always gives it fixed), which is what a backend converts.
+
+        Raises:
+            WeightsUnavailableError: the weights could not be found, downloaded or loaded.
+        """
+
+        def make() -> Callable[[torch.Tensor], torch.Tensor]:
+            module = plain(self.module(spec, on_wait)).eval()
+            backend = choose(self.settings, self.device, torch.float32)
+            # Compiled graphs and TensorRT's fp16 engines are for the upscalers; a helper runs on OpenVINO or torch.
+            if backend == "openvino":
+                accelerated = self._accelerated(backend, module, spec, torch.float32, fixed_shape=True)
+                if accelerated is not None:
+                    return accelerated
+            return module
+
+        return self._kept(self._helpers, spec.name, make)
 
     def network(
         self,
@@ -204,13 +237,17 @@ class Engine:
     def _state_dict(
         self, weight: WeightFile, key: str, on_wait: Callable[[str], None] | None
     ) -> dict[str, torch.Tensor]:
+        return self._kept(self._state_dicts, weight, lambda: self._load(weight, key, on_wait))
+
+    def _kept(self, table: dict[K, V], key: K, make: Callable[[], V]) -> V:
+        """``table[key]``, made (outside the lock: loading is slow) and kept there if it is not there yet."""
         with self._lock:
-            cached = self._state_dicts.get(weight)
-        if cached is None:
-            cached = self._load(weight, key, on_wait)
-            with self._lock:
-                cached = self._state_dicts.setdefault(weight, cached)
-        return cached
+            kept = table.get(key)
+        if kept is not None:
+            return kept
+        made = make()
+        with self._lock:
+            return table.setdefault(key, made)
 
     def _load(self, weight: WeightFile, key: str, on_wait: Callable[[str], None] | None) -> dict[str, torch.Tensor]:
         path = self.store.path(weight, on_wait)
@@ -254,9 +291,12 @@ class Engine:
         return network
 
     def _accelerated(
-        self, backend: str, module: nn.Module, spec: ModelSpec, dtype: torch.dtype
+        self, backend: str, module: nn.Module, spec: ModelSpec, dtype: torch.dtype, fixed_shape: bool = False
     ) -> Callable[[torch.Tensor], torch.Tensor] | None:
-        """The runner of ``module`` on ``backend`` (built in the background), or None to run it on torch."""
+        """The runner of ``module`` on ``backend`` (built in the background), or None to run it on torch.
+
+        ``fixed_shape``: ``module`` takes inputs of one shape, and its backend is built for that shape alone.
+        """
         label = f"{spec.name} ({dtype})"
         if backend == "compiled":
             return BackgroundCompiled(module, label)
@@ -270,7 +310,7 @@ class Engine:
             threads = torch.get_num_threads()
 
             def build(module: nn.Module, example: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-                return openvino_runner(module, example, dtype, threads, cache)
+                return openvino_runner(module, example, dtype, threads, cache, fixed_shape=fixed_shape)
 
         else:
 
@@ -279,7 +319,9 @@ class Engine:
 
         key = f"{spec.name}|{spec.weights.sha256 or spec.weights.md5}|{self.device}|{str(dtype).removeprefix('torch.')}"
         measure = self.settings.backend == "auto"
-        return Accelerated(module, label, backend, build, self.backends, key, measure=measure)
+        return Accelerated(
+            module, label, backend, build, self.backends, key, measure=measure, whole_example=fixed_shape
+        )
 
     def with_overlap(self, spec: ModelSpec, network: Network) -> Network:
         """``network`` with its tiles' overlap: its own, or, for a model that brought none, measured in fp32 the

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
+from torch import nn
 
 from .engine import Engine
 from .errors import WeightsUnavailableError
@@ -145,11 +146,36 @@ def _soft_mask(parsing: np.ndarray) -> np.ndarray:
     return mask
 
 
+class _Restoring(nn.Module):
+    """A face restorer (GFPGAN, RestoreFormer) as one tensor in, one out: aligned faces in −1–1 to RGB in −1–1,
+    with fixed noise, so that the same face gives the same result every time (and a backend can convert it)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        return self.network(faces, return_rgb=False, randomize_noise=False)[0]
+
+
+class _Parsing(nn.Module):
+    """ParseNet as one tensor in, one out: restored faces in −1–1 to the logits of its 19 classes."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        return self.network(faces)[0]
+
+
 class FaceRestorer:
     """Finds and restores faces with the models in the registry, on an :class:`Engine`'s device.
 
     The face networks always run in fp32: GFPGAN's StyleGAN decoder is not made for
-    half precision, and half precision on a CPU is slow where it works at all.
+    half precision, and half precision on a CPU is slow where it works at all. The restorer
+    and the parser, which take one size of input, run on OpenVINO on a CPU where it measures
+    faster (as the upscalers do); the detector's own code runs its network, on torch.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -260,8 +286,8 @@ class FaceRestorer:
         spec = get_model(options.face_model, "face_restorer")
         if not faces or options.face_strength <= 0:
             return 0
-        restorer = self.engine.module(spec, on_wait)
-        parser = self.engine.module(get_model(PARSER, "face_parser"), on_wait)
+        restorer = self.engine.helper(spec, _Restoring, on_wait)
+        parser = self.engine.helper(get_model(PARSER, "face_parser"), _Parsing, on_wait)
         scale = (target.shape[1] / source.shape[1], target.shape[0] / source.shape[0])
         restored = 0
         for index, face in enumerate(faces, start=1):
@@ -278,17 +304,16 @@ class FaceRestorer:
                 progress(index / len(faces))
         return restored
 
-    def _run_restorer(self, restorer: torch.nn.Module, crop: np.ndarray) -> np.ndarray:
+    def _run_restorer(self, restorer: Callable[[torch.Tensor], torch.Tensor], crop: np.ndarray) -> np.ndarray:
         batch = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).unsqueeze(0).to(self.engine.device)
         with torch.inference_mode():
-            # Fixed noise (randomize_noise=False): the same face gives the same result every time.
-            output = restorer(batch * 2 - 1, return_rgb=False, randomize_noise=False)[0]
+            output = restorer(batch * 2 - 1)
             face = ((output.float().clamp(-1, 1) + 1) / 2)[0].permute(1, 2, 0)
         return face.cpu().numpy()
 
-    def _mask(self, parser: torch.nn.Module, face: np.ndarray) -> np.ndarray:
+    def _mask(self, parser: Callable[[torch.Tensor], torch.Tensor], face: np.ndarray) -> np.ndarray:
         batch = torch.from_numpy(np.ascontiguousarray(face)).permute(2, 0, 1).unsqueeze(0).to(self.engine.device)
         with torch.inference_mode():
-            logits = parser(batch * 2 - 1)[0]
+            logits = parser(batch * 2 - 1)
             parsing = logits.argmax(dim=1)[0].cpu().numpy()
         return _soft_mask(parsing)

@@ -16,9 +16,12 @@ import remaster
 from remaster import Options
 from remaster.architectures import ARCHITECTURES, SRVGGNetCompact, register_architecture
 from remaster.backends import Accelerated, available
+from remaster.faces import Face
 from remaster.kept import KeptTable
+from remaster.registry import PARSER
 
 from .images import gradient, to_uint8
+from .test_faces import LANDMARKS
 
 pytestmark = pytest.mark.skipif(not available("openvino"), reason="OpenVINO is a requirement; this runs where it is")
 
@@ -96,6 +99,30 @@ def test_a_network_openvino_cannot_take_stays_on_torch_and_the_request_succeeds(
     assert np.array_equal(first, again) and accelerated.calls == {"backend": 0, "torch": 2}
 
 
+@pytest.mark.parametrize("face_model", ["tiny-gfpgan", "tiny-restoreformer"])
+def test_face_restorer_and_parser_run_on_openvino_with_torchs_result(enhancer, tiny_faces, tmp_path, face_model):
+    forced = backend_enhancer(enhancer, tmp_path, "openvino")
+    for app in (forced, enhancer):  # random detectors find no faces: give both the same one
+        app.faces.detect = lambda source, on_wait=None: [Face(LANDMARKS)]
+    image = to_uint8(gradient(96, 128, seed=2))
+    options = Options(model="tiny-srvgg", precision="fp32", face_enhance=True, face_model=face_model)
+    try:
+        forced.run(image, options)  # on torch, while OpenVINO builds them
+        helpers = [
+            forced.engine.helper(remaster.get_model(name, kind), lambda module: module)
+            for name, kind in ((face_model, "face_restorer"), (PARSER, "face_parser"))
+        ]
+        assert all(isinstance(helper, Accelerated) and helper.wait(timeout=300) for helper in helpers)
+        assert [helper.state for helper in helpers] == ["chosen", "chosen"], "forced: used without measuring"
+        ours, report = forced.run(image, options)
+        on_torch, _ = enhancer.run(image, options)
+    finally:
+        del forced.faces.detect, enhancer.faces.detect
+    assert report.faces_restored == 1 and all(helper.calls["backend"] == 1 for helper in helpers)
+    assert np.abs(ours.astype(int) - on_torch).max() <= 1, "fp32 is exact on every backend"
+    assert np.abs(ours.astype(int) - forced.enhance(image, model="tiny-srvgg", precision="fp32")).max() > 8
+
+
 def test_the_choice_is_measured_once_kept_and_reused(enhancer, tmp_path):
     spec = remaster.get_model("tiny-srvgg")
     measuring = backend_enhancer(enhancer, tmp_path, "auto")
@@ -112,6 +139,31 @@ def test_the_choice_is_measured_once_kept_and_reused(enhancer, tmp_path):
     else:
         later.run(gradient(24, 24), Options(model=spec.name, precision="fp32"))
         assert reused.wait(timeout=300) and reused.state == "chosen" and reused.speedup is None, "not measured again"
+
+
+def test_a_converted_network_is_kept_on_disk_and_a_later_process_reads_it(enhancer, tmp_path, monkeypatch):
+    import openvino
+
+    spec = remaster.get_model("tiny-srvgg")
+    options = Options(model=spec.name, precision="fp32")
+    first = backend_enhancer(enhancer, tmp_path, "openvino")
+    first.run(gradient(24, 24), options)
+    assert settle(first.engine, spec, "fp32").state == "chosen"
+    kept = list((tmp_path / "cache" / "openvino").glob("*.xml"))
+    assert len(kept) == 1 and kept[0].name.endswith("-anyx3xanyxany.xml") and kept[0].with_suffix(".bin").is_file()
+    assert not list(kept[0].parent.glob(".*partial*")), "nothing half-written left"
+
+    def converted_again(*args, **kwargs):
+        raise RuntimeError("converted again")
+
+    monkeypatch.setattr(openvino, "convert_model", converted_again)
+    later = backend_enhancer(enhancer, tmp_path, "openvino")  # another process, the same cache
+    image = gradient(30, 20, seed=3)
+    later.run(image, options)
+    accelerated = settle(later.engine, spec, "fp32")
+    assert accelerated.state == "chosen", "read from disk, not converted"
+    ours = later.run(image, options)[0]
+    assert accelerated.calls["backend"] == 1 and np.abs(ours - enhancer.run(image, options)[0]).max() < 1e-4
 
 
 def test_remaster_backend_torch_is_todays_path(enhancer, tmp_path):
