@@ -504,6 +504,33 @@ def face_table(args: argparse.Namespace, settings: Settings) -> None:
             f"{face_model:<16}{' + '.join(chosen):>30}{median['torch']:>10.2f}{median['auto']:>9.2f}"
             f"{median['torch'] / median['auto']:>7.2f}×{step['torch']:>20.2f}{step['auto']:>9.2f}"
         )
+    detection_table(automatic, on_torch, args.repeats, args.compile_timeout)
+
+
+def detection_table(automatic: remaster.Enhancer, on_torch: remaster.Enhancer, repeats: int, timeout: float) -> None:
+    """Seconds the face detector (RetinaFace, random weights) takes on a photo, automatic backend against torch."""
+    from remaster.faces import FaceRestorer
+    from remaster.registry import DETECTOR
+
+    photos = [test_image(side).astype(np.float32) / 255 for side in (256, 1024, 1600)]
+    FaceRestorer.detect(automatic.faces, photos[0])  # builds the detector's backend in the background
+    runner = automatic.engine.helper(remaster.get_model(DETECTOR, "face_detector"), lambda module: module)
+    if isinstance(runner, Accelerated):
+        runner.wait(timeout=timeout)
+        on = f"{runner.backend if runner.state == 'chosen' else 'torch'} {runner.speedup or 0:.2f}×"
+    else:
+        on = "torch"
+    print(f"\nface detection ({DETECTOR}, random weights) on {on}")
+    print(f"{'photo':<12}{'torch s':>10}{'auto s':>9}{'ratio':>8}")
+    for photo in photos:
+        times: dict[str, list[float]] = {"torch": [], "auto": []}
+        for _ in range(repeats):
+            for label, enhancer in (("torch", on_torch), ("auto", automatic)):
+                started = time.perf_counter()
+                FaceRestorer.detect(enhancer.faces, photo)  # the real method: the faces were patched in above
+                times[label].append(time.perf_counter() - started)
+        torch_s, auto_s = statistics.median(times["torch"]), statistics.median(times["auto"])
+        print(f"{f'{photo.shape[1]}²':<12}{torch_s:>10.3f}{auto_s:>9.3f}{torch_s / auto_s:>7.2f}×")
 
 
 def _family_networks() -> dict[str, object]:

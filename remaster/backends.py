@@ -242,7 +242,8 @@ def openvino_runner(
         quick[shape] = time.perf_counter() - started < _WAIT_STEP_MS / 1000
         # One copy out of OpenVINO's buffer (the next run reuses it), straight into the layout the caller wants.
         output = torch.from_numpy(request.get_output_tensor(0).data)
-        return output.to(batch.device, memory_format=torch.channels_last, copy=True)
+        layout = torch.channels_last if output.dim() == 4 else torch.contiguous_format
+        return output.to(batch.device, memory_format=layout, copy=True)
 
     return run
 

@@ -161,13 +161,15 @@ class Engine:
         spec: ModelSpec,
         plain: Callable[[nn.Module], nn.Module],
         on_wait: Callable[[str], None] | None = None,
+        fixed_shape: bool = True,
     ) -> Callable[[torch.Tensor], torch.Tensor]:
-        """A helper model's network of one input size (a face restorer or parser) as one tensor in, one out,
-        in fp32, on the backend measured faster for it: OpenVINO on a CPU where it converts, else torch.
+        """A helper model's network (a face restorer, parser or detector) as one tensor in, one out, in fp32,
+        on the backend measured faster for it: OpenVINO on a CPU where it converts, else torch.
 
         Args:
             plain: makes the loaded module a network of one tensor in and one out (the arguments its
                 caller always gives it fixed), which is what a backend converts.
+            fixed_shape: the network takes one input shape (the 512² faces); else any height and width.
 
         Raises:
             WeightsUnavailableError: the weights could not be found, downloaded or loaded.
@@ -178,7 +180,7 @@ class Engine:
             backend = choose(self.settings, self.device, torch.float32)
             # Compiled graphs and TensorRT's fp16 engines are for the upscalers; a helper runs on OpenVINO or torch.
             if backend == "openvino":
-                accelerated = self._accelerated(backend, module, spec, torch.float32, fixed_shape=True)
+                accelerated = self._accelerated(backend, module, spec, torch.float32, fixed_shape=fixed_shape)
                 if accelerated is not None:
                     return accelerated
             return module

@@ -9,6 +9,7 @@ blended by a strength the user controls, and nothing is written to the working f
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,13 +170,37 @@ class _Parsing(nn.Module):
         return self.network(faces)[0]
 
 
+class _Detecting(nn.Module):
+    """RetinaFace's network as one tensor in, one out: its box, class and landmark outputs side by side."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        # The class's own forward: the detector that facexlib's code calls has this object in its place.
+        return torch.cat(type(self.network).forward(self.network, image), dim=-1)
+
+
+_DETECTION_OUTPUTS = (4, 2, 10)
+"""What :class:`_Detecting` puts side by side: a box, two class scores, five landmarks for each anchor."""
+
+
+def _detector_running(detector: nn.Module, network: Callable[[torch.Tensor], torch.Tensor]) -> nn.Module:
+    """facexlib's RetinaFace whose detection code runs its network through ``network``. A shallow copy for each
+    image: the weights are shared, and the sizes its code keeps on itself are this image's alone."""
+    running = copy.copy(detector)
+    running.forward = lambda image: network(image).split(_DETECTION_OUTPUTS, dim=-1)
+    return running
+
+
 class FaceRestorer:
     """Finds and restores faces with the models in the registry, on an :class:`Engine`'s device.
 
     The face networks always run in fp32: GFPGAN's StyleGAN decoder is not made for
-    half precision, and half precision on a CPU is slow where it works at all. The restorer
-    and the parser, which take one size of input, run on OpenVINO on a CPU where it measures
-    faster (as the upscalers do); the detector's own code runs its network, on torch.
+    half precision, and half precision on a CPU is slow where it works at all. On a CPU they
+    run on OpenVINO where it measures faster, as the upscalers do: the restorer and the parser
+    converted for their one size of input, the detector for any.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -203,7 +228,9 @@ class FaceRestorer:
         Raises:
             WeightsUnavailableError: the detector's weights could not be found.
         """
-        detector = self.engine.module(get_model(DETECTOR, "face_detector"), on_wait)
+        spec = get_model(DETECTOR, "face_detector")
+        detector = self.engine.module(spec, on_wait)
+        network = self.engine.helper(spec, _Detecting, on_wait, fixed_shape=False)
         height, width = image.shape[:2]
         if min(height, width) < _MIN_DETECTION_SIDE:
             return []
@@ -211,7 +238,7 @@ class FaceRestorer:
         small = image if ratio == 1.0 else cv2.resize(image, None, fx=ratio, fy=ratio, interpolation=cv2.INTER_AREA)
         bgr = np.ascontiguousarray(small[:, :, ::-1] * 255.0, dtype=np.float32)
         with torch.inference_mode():
-            found = detector.detect_faces(bgr, conf_threshold=_DETECTION_THRESHOLD)
+            found = _detector_running(detector, network).detect_faces(bgr, conf_threshold=_DETECTION_THRESHOLD)
         faces = [
             Face(landmarks=(row[5:15].reshape(5, 2) / ratio).astype(np.float32), score=float(row[4])) for row in found
         ]

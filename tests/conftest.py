@@ -33,7 +33,8 @@ import remaster  # noqa: E402
 from remaster._compat import import_basicsr  # noqa: E402
 from remaster.architectures import ARCHITECTURES, SRVGGNetCompact, register_architecture  # noqa: E402
 from remaster.engine import build_network  # noqa: E402
-from remaster.registry import MODELS, ModelSpec, WeightFile  # noqa: E402
+from remaster.faces import FACE_TEMPLATE  # noqa: E402
+from remaster.registry import DETECTOR, MODELS, ModelSpec, WeightFile  # noqa: E402
 from remaster.settings import Settings  # noqa: E402
 
 from . import hubserver  # noqa: E402
@@ -336,6 +337,37 @@ def tiny_faces(_tiny_face_models: dict[str, TinyModel]) -> Iterator[dict[str, Ti
     swapped for tiny ones under the same names for the test module and put back afterwards."""
     with MODELS.extended(*(model.spec for model in _tiny_face_models.values()), replace=True):
         yield _tiny_face_models
+
+
+def finding_detector_weights(spec: ModelSpec) -> bytes:
+    """RetinaFace weights whose heads ignore the image: every anchor of the coarsest level (256- and
+    512-pixel anchors, every 32 pixels) holds a face shaped like the alignment template, filling its
+    anchor. NMS then keeps a few of them. The real detector code runs on real detections."""
+    torch.manual_seed(0)
+    state = build_network(spec).state_dict()
+    offsets = torch.from_numpy((FACE_TEMPLATE - 256) / 512 / 0.1).float().flatten()  # decode_landm's variance
+    for level in range(3):
+        for head in ("ClassHead", "BboxHead", "LandmarkHead"):
+            state[f"{head}.{level}.conv1x1.weight"].zero_()
+            state[f"{head}.{level}.conv1x1.bias"].zero_()
+        face = level == 2
+        state[f"ClassHead.{level}.conv1x1.bias"][:] = torch.tensor([-10.0, 10.0] * 2 if face else [10.0, -10.0] * 2)
+        state[f"LandmarkHead.{level}.conv1x1.bias"][:] = offsets.repeat(2)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def finding(
+    enhancer: remaster.Enhancer, tiny_faces: dict[str, TinyModel], hub: hubserver.HubServer
+) -> Iterator[remaster.Enhancer]:
+    """An enhancer whose face detector finds the same faces in every image of a size."""
+    tiny = tiny_faces[DETECTOR].spec
+    data = finding_detector_weights(tiny)
+    detector = replace(tiny, weights=weight_file(hub, "finding-detector.pth", data))
+    with remaster.MODELS.extended(detector, replace=True):
+        yield remaster.Enhancer(enhancer.settings, enhancer.store)
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from remaster.architectures import ARCHITECTURES, SRVGGNetCompact, register_arch
 from remaster.backends import Accelerated, available
 from remaster.faces import Face
 from remaster.kept import KeptTable
-from remaster.registry import PARSER
+from remaster.registry import DETECTOR, PARSER
 
 from .images import gradient, to_uint8
 from .test_faces import LANDMARKS
@@ -121,6 +121,20 @@ def test_face_restorer_and_parser_run_on_openvino_with_torchs_result(enhancer, t
     assert report.faces_restored == 1 and all(helper.calls["backend"] == 1 for helper in helpers)
     assert np.abs(ours.astype(int) - on_torch).max() <= 1, "fp32 is exact on every backend"
     assert np.abs(ours.astype(int) - forced.enhance(image, model="tiny-srvgg", precision="fp32")).max() > 8
+
+
+def test_the_face_detector_runs_on_openvino_and_finds_torchs_faces(finding, tmp_path):
+    forced = backend_enhancer(finding, tmp_path, "openvino")
+    image = gradient(256, 384, seed=5)
+    first = forced.faces.detect(image)  # on torch, while OpenVINO builds it
+    detector = forced.engine.helper(remaster.get_model(DETECTOR, "face_detector"), lambda module: module)
+    assert isinstance(detector, Accelerated) and detector.wait(timeout=300) and detector.state == "chosen"
+    for source in (image, gradient(300, 200, seed=6)):
+        ours, on_torch = forced.faces.detect(source), finding.faces.detect(source)
+        assert len(ours) == len(on_torch) > 2
+        for face, reference in zip(ours, on_torch, strict=True):
+            assert np.abs(face.landmarks - reference.landmarks).max() < 0.05
+    assert detector.calls == {"backend": 2, "torch": 1} and len(first) == len(finding.faces.detect(image))
 
 
 def test_the_choice_is_measured_once_kept_and_reused(enhancer, tmp_path):

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import replace
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
 import remaster
 from remaster import Options
-from remaster.engine import build_network
 from remaster.faces import FACE_SIZE, FACE_TEMPLATE, Face, align_face, paste_face
-from remaster.registry import DETECTOR
 
 from . import images
-from .conftest import weight_file
 from .hubserver import Fault
 
 
@@ -149,35 +144,6 @@ def test_faces_at_the_border_and_gray_targets_paste_within_the_image():
     paste_face(gray, np.ones_like(crop), np.ones((FACE_SIZE, FACE_SIZE), np.float32), matrix, (4.0, 4.0), 1.0)
     assert gray.shape == (384, 512, 1) and gray.max() == pytest.approx(1.0, abs=1e-4)
     assert gray[0, 0, 0] > 0.9 and gray[-1, -1, 0] == pytest.approx(0.25)
-
-
-def finding_detector_weights(spec) -> bytes:
-    """RetinaFace weights whose heads ignore the image: every anchor of the coarsest level (256- and
-    512-pixel anchors, every 32 pixels) holds a face shaped like the alignment template, filling its
-    anchor. NMS then keeps a few of them. The real detector code runs on real detections."""
-    torch.manual_seed(0)
-    state = build_network(spec).state_dict()
-    offsets = torch.from_numpy((FACE_TEMPLATE - 256) / 512 / 0.1).float().flatten()  # decode_landm's variance
-    for level in range(3):
-        for head in ("ClassHead", "BboxHead", "LandmarkHead"):
-            state[f"{head}.{level}.conv1x1.weight"].zero_()
-            state[f"{head}.{level}.conv1x1.bias"].zero_()
-        face = level == 2
-        state[f"ClassHead.{level}.conv1x1.bias"][:] = torch.tensor([-10.0, 10.0] * 2 if face else [10.0, -10.0] * 2)
-        state[f"LandmarkHead.{level}.conv1x1.bias"][:] = offsets.repeat(2)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def finding(enhancer, tiny_faces, hub):
-    """An enhancer whose face detector finds the same faces in every image of a size."""
-    tiny = tiny_faces[DETECTOR].spec
-    data = finding_detector_weights(tiny)
-    detector = replace(tiny, weights=weight_file(hub, "finding-detector.pth", data))
-    with remaster.MODELS.extended(detector, replace=True):
-        yield remaster.Enhancer(enhancer.settings, enhancer.store)
 
 
 def test_detections_are_parsed_rescaled_and_sorted_largest_first(finding):
