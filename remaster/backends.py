@@ -288,15 +288,18 @@ def _quiet_tracing() -> None:
 
 @contextlib.contextmanager
 def _root_logger_kept() -> Iterator[None]:
-    """Put the root logger back as it was: OpenVINO's converter sets it to ERROR and, when a conversion
-    fails, leaves it so, which would silence the app's log from then on."""
-    root = logging.getLogger()
-    level, filters, handlers = root.level, list(root.filters), list(root.handlers)
+    """OpenVINO's converter sets the root logger to ERROR while it converts and, when a conversion fails,
+    leaves it so: remaster's own loggers keep their level meanwhile, so that what other threads log (a
+    request's result, another network's backend) is not lost, and the root logger is put back after."""
+    root, ours = logging.getLogger(), logging.getLogger(__package__)
+    level, filters, handlers, own = root.level, list(root.filters), list(root.handlers), ours.level
+    ours.setLevel(ours.getEffectiveLevel())
     try:
         yield
     finally:
         root.setLevel(level)
         root.filters, root.handlers = filters, handlers
+        ours.setLevel(own)
 
 
 def tensorrt_runner(module: nn.Module, example: torch.Tensor, cache: Path, largest: int = 1024) -> Runner:

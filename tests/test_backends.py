@@ -180,6 +180,27 @@ def test_a_converted_network_is_kept_on_disk_and_a_later_process_reads_it(enhanc
     assert accelerated.calls["backend"] == 1 and np.abs(ours - enhancer.run(image, options)[0]).max() < 1e-4
 
 
+def test_what_remaster_logs_while_openvino_converts_is_not_lost(enhancer, tmp_path, monkeypatch, caplog):
+    import openvino
+    from openvino.tools.ovc.logger import init_logger
+
+    convert = openvino.convert_model
+
+    def converting(*args, **kwargs):
+        init_logger("ERROR", verbose=False, python_api_used=True)  # what the converter does first
+        logging.getLogger("remaster.pipeline").info("another request's result")
+        return convert(*args, **kwargs)
+
+    monkeypatch.setattr(openvino, "convert_model", converting)
+    caplog.set_level(logging.INFO)
+    spec = remaster.get_model("tiny-srvgg")
+    forced = backend_enhancer(enhancer, tmp_path, "openvino")
+    forced.run(gradient(20, 20), Options(model=spec.name, precision="fp32"))
+    assert settle(forced.engine, spec, "fp32").state == "chosen"
+    assert "another request's result" in caplog.text and "built on openvino" in caplog.text
+    assert logging.getLogger().level == logging.INFO and logging.getLogger("remaster").level == logging.NOTSET
+
+
 def test_remaster_backend_torch_is_todays_path(enhancer, tmp_path):
     plain = backend_enhancer(enhancer, tmp_path, "torch")
     assert plain.engine.network(remaster.get_model("tiny-srvgg"), "bf16").accelerated is None
