@@ -279,9 +279,9 @@ def _settled(enhancer: remaster.Enhancer, spec: remaster.ModelSpec, image: np.nd
     return network
 
 
-def _backend(network) -> str:
-    accelerated = network.accelerated
-    if accelerated is None:
+def _backend(accelerated) -> str:
+    """What runs a network: its ``accelerated`` runner, or a helper's runner (a plain module runs on torch)."""
+    if accelerated is None or isinstance(accelerated, torch.nn.Module):
         return "torch"
     name = getattr(accelerated, "backend", "compiled")
     speed = f"{accelerated.speedup:.2f}×" if accelerated.speedup else "forced"
@@ -327,7 +327,8 @@ def speed_row(
         runs["fp32"].append(exact_run[0])
     ref, auto, on_torch, exact = (statistics.median(runs[key]) for key in ("ref", "auto", "torch", "fp32"))
     tflops = 2 * network.macs_per_pixel * size * size / auto / 1e12
-    backends = _backend(network) + ("" if exact_network is network else f"; fp32 {_backend(exact_network)}")
+    exact = "" if exact_network is network else f"; fp32 {_backend(exact_network.accelerated)}"
+    backends = _backend(network.accelerated) + exact
     print(
         f"| {name} | {origin} | {size}² | {ref:.4f} | {auto:.4f} | **{ref / auto:.2f}×** | {on_torch:.4f} | "
         f"**{on_torch / auto:.2f}×** | {exact:.4f} | {ref / exact:.2f}× | {precision} | {backends} | {differences} | "
@@ -471,7 +472,7 @@ def face_table(args: argparse.Namespace, settings: Settings) -> None:
     model = args.models[0]
     print(f"{side}² with one face, upscaled by {model}; face networks with random weights at real sizes")
     print(
-        f"{'face model':<16}{'restorer + parser on':>30}{'torch s':>10}{'auto s':>9}{'ratio':>8}"
+        f"{'face model':<16}{'restorer + parser on':>44}{'torch s':>10}{'auto s':>9}{'ratio':>8}"
         f"{'face step: torch s':>20}{'auto s':>9}"
     )
     for face_model in args.faces:
@@ -482,14 +483,10 @@ def face_table(args: argparse.Namespace, settings: Settings) -> None:
             automatic.engine.helper(remaster.get_model(name, kind), lambda module: module)
             for name, kind in ((face_model, "face_restorer"), (PARSER, "face_parser"))
         ]
-        chosen = []
         for runner in runners:
             if isinstance(runner, Accelerated):
                 runner.wait(timeout=args.compile_timeout)
-                measured = f" {runner.speedup:.2f}×" if runner.speedup else ""
-                chosen.append(f"{runner.backend if runner.state == 'chosen' else 'torch'}{measured}")
-            else:
-                chosen.append("torch")
+        chosen = [_backend(runner) for runner in runners]
         times: dict[str, list[float]] = {"torch": [], "auto": [], "torch plain": [], "auto plain": []}
         plain = replace(options, face_enhance=False)
         for _ in range(args.repeats):
@@ -501,7 +498,7 @@ def face_table(args: argparse.Namespace, settings: Settings) -> None:
         median = {key: statistics.median(value) for key, value in times.items()}
         step = {label: median[label] - median[f"{label} plain"] for label in ("torch", "auto")}
         print(
-            f"{face_model:<16}{' + '.join(chosen):>30}{median['torch']:>10.2f}{median['auto']:>9.2f}"
+            f"{face_model:<16}{' + '.join(chosen):>44}{median['torch']:>10.2f}{median['auto']:>9.2f}"
             f"{median['torch'] / median['auto']:>7.2f}×{step['torch']:>20.2f}{step['auto']:>9.2f}"
         )
     detection_table(automatic, on_torch, args.repeats, args.compile_timeout)
@@ -517,10 +514,7 @@ def detection_table(automatic: remaster.Enhancer, on_torch: remaster.Enhancer, r
     runner = automatic.engine.helper(remaster.get_model(DETECTOR, "face_detector"), lambda module: module)
     if isinstance(runner, Accelerated):
         runner.wait(timeout=timeout)
-        on = f"{runner.backend if runner.state == 'chosen' else 'torch'} {runner.speedup or 0:.2f}×"
-    else:
-        on = "torch"
-    print(f"\nface detection ({DETECTOR}, random weights) on {on}")
+    print(f"\nface detection ({DETECTOR}, random weights) on {_backend(runner)}")
     print(f"{'photo':<12}{'torch s':>10}{'auto s':>9}{'ratio':>8}")
     for photo in photos:
         times: dict[str, list[float]] = {"torch": [], "auto": []}

@@ -147,35 +147,32 @@ def _soft_mask(parsing: np.ndarray) -> np.ndarray:
     return mask
 
 
-class _Restoring(nn.Module):
-    """A face restorer (GFPGAN, RestoreFormer) as one tensor in, one out: aligned faces in −1–1 to RGB in −1–1,
-    with fixed noise, so that the same face gives the same result every time (and a backend can convert it)."""
+class _OneInOneOut(nn.Module):
+    """A face network called the way this module always calls it, as one tensor in and one out: what the
+    engine's backends convert."""
 
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
         self.network = network
+
+
+class _Restoring(_OneInOneOut):
+    """A face restorer (GFPGAN, RestoreFormer): aligned faces in −1–1 to RGB in −1–1, with fixed noise, so
+    that the same face gives the same result every time (and a backend can convert it)."""
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         return self.network(faces, return_rgb=False, randomize_noise=False)[0]
 
 
-class _Parsing(nn.Module):
-    """ParseNet as one tensor in, one out: restored faces in −1–1 to the logits of its 19 classes."""
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
+class _Parsing(_OneInOneOut):
+    """ParseNet: restored faces in −1–1 to the logits of its 19 classes."""
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         return self.network(faces)[0]
 
 
-class _Detecting(nn.Module):
-    """RetinaFace's network as one tensor in, one out: its box, class and landmark outputs side by side."""
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
+class _Detecting(_OneInOneOut):
+    """RetinaFace's network: its box, class and landmark outputs side by side."""
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         # The class's own forward: the detector that facexlib's code calls has this object in its place.

@@ -100,24 +100,23 @@ def test_a_network_openvino_cannot_take_stays_on_torch_and_the_request_succeeds(
 
 
 @pytest.mark.parametrize("face_model", ["tiny-gfpgan", "tiny-restoreformer"])
-def test_face_restorer_and_parser_run_on_openvino_with_torchs_result(enhancer, tiny_faces, tmp_path, face_model):
+def test_face_restorer_and_parser_run_on_openvino_with_torchs_result(
+    enhancer, tiny_faces, tmp_path, monkeypatch, face_model
+):
     forced = backend_enhancer(enhancer, tmp_path, "openvino")
     for app in (forced, enhancer):  # random detectors find no faces: give both the same one
-        app.faces.detect = lambda source, on_wait=None: [Face(LANDMARKS)]
+        monkeypatch.setattr(app.faces, "detect", lambda source, on_wait=None: [Face(LANDMARKS)])
     image = to_uint8(gradient(96, 128, seed=2))
     options = Options(model="tiny-srvgg", precision="fp32", face_enhance=True, face_model=face_model)
-    try:
-        forced.run(image, options)  # on torch, while OpenVINO builds them
-        helpers = [
-            forced.engine.helper(remaster.get_model(name, kind), lambda module: module)
-            for name, kind in ((face_model, "face_restorer"), (PARSER, "face_parser"))
-        ]
-        assert all(isinstance(helper, Accelerated) and helper.wait(timeout=300) for helper in helpers)
-        assert [helper.state for helper in helpers] == ["chosen", "chosen"], "forced: used without measuring"
-        ours, report = forced.run(image, options)
-        on_torch, _ = enhancer.run(image, options)
-    finally:
-        del forced.faces.detect, enhancer.faces.detect
+    forced.run(image, options)  # on torch, while OpenVINO builds them
+    helpers = [
+        forced.engine.helper(remaster.get_model(name, kind), lambda module: module)
+        for name, kind in ((face_model, "face_restorer"), (PARSER, "face_parser"))
+    ]
+    assert all(isinstance(helper, Accelerated) and helper.wait(timeout=300) for helper in helpers)
+    assert [helper.state for helper in helpers] == ["chosen", "chosen"], "forced: used without measuring"
+    ours, report = forced.run(image, options)
+    on_torch, _ = enhancer.run(image, options)
     assert report.faces_restored == 1 and all(helper.calls["backend"] == 1 for helper in helpers)
     assert np.abs(ours.astype(int) - on_torch).max() <= 1, "fp32 is exact on every backend"
     assert np.abs(ours.astype(int) - forced.enhance(image, model="tiny-srvgg", precision="fp32")).max() > 8
