@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 import remaster  # noqa: E402
 from remaster import Options, tiling  # noqa: E402
 from remaster._compat import import_basicsr  # noqa: E402
-from remaster.backends import Accelerated  # noqa: E402
 from remaster.engine import build_network  # noqa: E402
+from remaster.runtimes.measured import Accelerated  # noqa: E402
 from remaster.settings import Settings  # noqa: E402
 
 DEFAULT_DENOISE = inspect.signature(remaster.enhance).parameters["denoise_strength"].default

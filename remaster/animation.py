@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import ImageTooLargeError
-from .image_io import atomic_file, unreadable, webp_quality
+from .atomic import atomic_file
+from .errors import ImageTooLargeError, InvalidOptionError
+from .image_io import unreadable, webp_quality
 from .pixels import eight_bit_image
 from .version import __version__
 
@@ -122,11 +123,11 @@ def save_animation(
     16-bit frames stay 16-bit in APNG and become 8-bit in GIF and WebP.
 
     Raises:
-        ValueError: ``fmt`` cannot hold an animation.
+        InvalidOptionError: ``fmt`` cannot hold an animation.
         OSError: the file could not be written; nothing is left behind.
     """
     if fmt not in ANIMATION_FORMATS:
-        raise ValueError(f"{fmt.upper()} cannot hold an animation; use one of {', '.join(ANIMATION_FORMATS)}")
+        raise InvalidOptionError(f"{fmt.upper()} cannot hold an animation; use one of {', '.join(ANIMATION_FORMATS)}")
     writers = {"gif": _gif, "webp": _webp, "png": _apng}
     data = writers[fmt](frames, durations, loop, quality, description)
     with atomic_file(path) as partial, open(partial, "wb") as out:

@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ._compat import import_basicsr
+from .errors import RegistrationError
 
 if TYPE_CHECKING:
     import torch
@@ -66,6 +67,10 @@ class Architecture:
         network = self.build(kwargs, device)
         network.load_state_dict(state, strict=True)
         return network
+
+    def trainable(self, kwargs: Mapping[str, Any], state: Mapping[str, Any]) -> nn.Module:
+        """The network holding ``state`` as a module to train: its own layers, without a wrapper around them."""
+        return self.load(kwargs, state)
 
     def supported_precisions(self, kwargs: Mapping[str, Any]) -> tuple[str, ...]:
         """The precisions a network of these settings gives right results in."""
@@ -202,12 +207,12 @@ def register_architecture(architecture: Architecture) -> Architecture:
     """Add an architecture, so model entries can point at it.
 
     Raises:
-        ValueError: it has no name, or an architecture of that name is registered already.
+        RegistrationError: it has no name, or an architecture of that name is registered already.
     """
     if not architecture.name:
-        raise ValueError("An architecture needs a name")
+        raise RegistrationError("An architecture needs a name")
     if architecture.name in _architectures:
-        raise ValueError(f"An architecture named {architecture.name!r} is already registered")
+        raise RegistrationError(f"An architecture named {architecture.name!r} is already registered")
     _architectures[architecture.name] = architecture
     return architecture
 

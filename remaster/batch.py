@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import image_io
+from .atomic import atomic_file
 from .errors import RemasterError, StoppedError
 from .files import FileResult, output_stem, remaster_file, unique_name
 from .options import Options
@@ -208,7 +208,7 @@ def remaster_any(
 
 
 def _write_zip(archive: Path, files: list[Path], result: BatchResult) -> None:
-    with image_io.atomic_file(archive) as partial, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as out:
+    with atomic_file(archive) as partial, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as out:
         for path in files:
             out.write(path, arcname=path.name)
         if result.failed:

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import logs
-from .errors import InvalidOptionError, RemasterError, UnknownModelError
-from .model_files import is_reference
+from .errors import InvalidOptionError, RemasterError
 from .options import ALPHA_UPSAMPLERS, DEFAULT_FACE_STRENGTH, PRECISIONS, STILL_FORMATS, Options
-from .registry import DEFAULT_FACE_MODEL, model_names
+from .references import is_reference
+from .registry import DEFAULT_FACE_MODEL, DEFAULT_MODEL, model_names
 from .settings import Settings, models_dir_from_env
-from .video import MEDIA_SUFFIXES, add_video_options, is_video, video_options_from
+from .video import add_video_options, is_video, video_options_from
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -59,11 +59,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "-n",
         "--model",
         "--model_name",
-        default="RealESRGAN_x4plus",
+        default=DEFAULT_MODEL,
         metavar="MODEL",
         help=f"one of: {', '.join(model_names('upscaler'))}, a model file's stem in REMASTER_MODELS_DIR, or a model "
         "file of any architecture spandrel knows: a path, hf://owner/repo/file.pth[@revision] or a URL "
-        "(default: RealESRGAN_x4plus)",
+        f"(default: {DEFAULT_MODEL})",
     )
     parser.add_argument("-s", "--outscale", type=float, default=4.0, help="output scale, 1 to 8 (default: 4)")
     parser.add_argument(
@@ -160,7 +160,7 @@ def checked_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             "or give a model file)"
         )
     try:
-        options = options_from(args, model="RealESRGAN_x4plus" if deferred else args.model)
+        options = options_from(args, model=DEFAULT_MODEL if deferred else args.model)
     except InvalidOptionError as error:
         parser.error(str(error))
         raise  # parser.error exits; this line is never reached
@@ -177,14 +177,7 @@ def resolved_options(args: argparse.Namespace, settings: Settings) -> Options:
         return args.options
     from .model_files import ModelFiles
 
-    files = ModelFiles(settings)
-    spec = files.load(args.model) if is_reference(args.model) else files.find(args.model)
-    if spec is None:
-        raise UnknownModelError(
-            f"Unknown model {args.model!r}: it is not one of {', '.join(model_names('upscaler'))}, and "
-            f"{settings.models_dir} holds no model file of that name"
-        )
-    return options_from(args, model=spec.name)
+    return options_from(args, model=ModelFiles(settings).resolve(args.model).name)
 
 
 def settings_from(args: argparse.Namespace) -> tuple[Settings, list[str]]:
@@ -272,6 +265,8 @@ def collect_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
+            from .video import MEDIA_SUFFIXES  # Pillow's list: loaded when a folder is first listed
+
             found.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES))
         elif path.is_file():
             found.append(path)

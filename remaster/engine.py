@@ -23,12 +23,11 @@ import torch
 from torch import nn
 
 from .architectures import recognise
-from .backends import Accelerated, available, choose, openvino_runner, tensorrt_runner
-from .compiled import BackgroundCompiled, can_compile_in_background
 from .errors import WeightsUnavailableError, brief
 from .kept import KeptTable
 from .network import Network, add_stop_points, count_macs, resolve_dtype
 from .registry import ModelSpec, WeightFile
+from .runtimes import AUTO, Placement, choose, compiling
 from .settings import Settings
 from .tiling import measure_overlap
 from .weights import WeightStore
@@ -105,11 +104,10 @@ class Engine:
         if self.device.type == "cuda":
             # Windows share one size per image, so cuDNN's per-shape algorithm search pays off.
             torch.backends.cudnn.benchmark = True
-        self.compile = settings.compile and can_compile_in_background()
-        if settings.compile and not self.compile:
-            log.warning("Networks run uncompiled: compiling in the background needs torch 2.6 or later")
+        self.compile = compiling(settings)
+        """Whether networks are compiled in the background: the settings ask for it and this torch can."""
         self.backends = KeptTable(settings.cache_dir / "backends.json", "backend chosen")
-        """The backends measured faster (or not) for each network before, kept for later processes."""
+        """The runtimes measured faster (or not) for each network before, kept for later processes."""
         self._lock = threading.Lock()
         self._networks: OrderedDict[CachedNetwork, Network] = OrderedDict()
         """Least recently used first."""
@@ -164,11 +162,11 @@ class Engine:
         fixed_shape: bool = True,
     ) -> Callable[[torch.Tensor], torch.Tensor]:
         """A helper model's network (a face restorer, parser or detector) as one tensor in, one out, in fp32,
-        on the backend measured faster for it: OpenVINO on a CPU where it converts, else torch.
+        on the runtime measured faster for it among those that serve helpers (OpenVINO on a CPU), else torch.
 
         Args:
             plain: makes the loaded module a network of one tensor in and one out (the arguments its
-                caller always gives it fixed), which is what a backend converts.
+                caller always gives it fixed), which is what a runtime converts.
             fixed_shape: the network takes one input shape (the 512² faces); else any height and width.
 
         Raises:
@@ -177,13 +175,10 @@ class Engine:
 
         def make() -> Callable[[torch.Tensor], torch.Tensor]:
             module = plain(self.module(spec, on_wait)).eval()
-            backend = choose(self.settings, self.device, torch.float32)
-            # Compiled graphs and TensorRT's fp16 engines are for the upscalers; a helper runs on OpenVINO or torch.
-            if backend == "openvino":
-                accelerated = self._accelerated(backend, module, spec, torch.float32, fixed_shape=fixed_shape)
-                if accelerated is not None:
-                    return accelerated
-            return module
+            placement = self._placement(spec, torch.float32, fixed_shape)
+            runtime = choose(self.settings, self.device, torch.float32, helper=True, label=placement.label)
+            runner = runtime.runner(module, placement)
+            return module if runner is None else runner
 
         return self._kept(self._helpers, spec.name, make)
 
@@ -268,10 +263,9 @@ class Engine:
         macs = count_macs(module.eval(), multiple, in_channels, architecture.minimum_size(kwargs))
         module.eval().requires_grad_(False)
         module = module.to(device=self.device, dtype=dtype, memory_format=torch.channels_last)
-        backend = choose(self.settings, self.device, dtype)
-        if backend == "compiled" and not self.compile:
-            backend = "torch"
-        if backend != "compiled":  # a compiled graph would have to trace the hooks
+        placement = self._placement(spec, dtype)
+        runtime = choose(self.settings, self.device, dtype, label=placement.label)
+        if runtime.keeps_stop_points:
             add_stop_points(module)
         itemsize = torch.finfo(dtype).bits // 8
         # Beside the features: the float32 result and its quantised core, per output pixel.
@@ -286,43 +280,23 @@ class Engine:
             macs_per_pixel=macs,
             bytes_per_pixel=architecture.feature_bytes_per_pixel(kwargs, spec.scale, itemsize) + result_bytes,
             in_channels=in_channels,
-            accelerated=self._accelerated(backend, module, spec, dtype),
-            stoppable=backend != "compiled",
+            accelerated=runtime.runner(module, placement),
+            stoppable=runtime.keeps_stop_points,
             tiling=architecture.tiling(kwargs),
         )
         return network
 
-    def _accelerated(
-        self, backend: str, module: nn.Module, spec: ModelSpec, dtype: torch.dtype, fixed_shape: bool = False
-    ) -> Callable[[torch.Tensor], torch.Tensor] | None:
-        """The runner of ``module`` on ``backend`` (built in the background), or None to run it on torch.
-
-        ``fixed_shape``: ``module`` takes inputs of one shape, and its backend is built for that shape alone.
-        """
-        label = f"{spec.name} ({dtype})"
-        if backend == "compiled":
-            return BackgroundCompiled(module, label)
-        if backend == "torch":
-            return None
-        if not available(backend):
-            log.warning("%s runs on torch: REMASTER_BACKEND asks for %s, which is not installed", label, backend)
-            return None
-        cache = self.settings.cache_dir / backend
-        if backend == "openvino":
-            threads = torch.get_num_threads()
-
-            def build(module: nn.Module, example: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-                return openvino_runner(module, example, dtype, threads, cache, fixed_shape=fixed_shape)
-
-        else:
-
-            def build(module: nn.Module, example: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-                return tensorrt_runner(module, example, cache)
-
-        key = f"{spec.name}|{spec.weights.sha256 or spec.weights.md5}|{self.device}|{str(dtype).removeprefix('torch.')}"
-        measure = self.settings.backend == "auto"
-        return Accelerated(
-            module, label, backend, build, self.backends, key, measure=measure, whole_example=fixed_shape
+    def _placement(self, spec: ModelSpec, dtype: torch.dtype, fixed_shape: bool = False) -> Placement:
+        """``spec``'s network in ``dtype`` as a runtime is given it: its label, the cache, the kept decisions."""
+        weights = spec.weights.sha256 or spec.weights.md5
+        return Placement(
+            label=f"{spec.name} ({dtype})",
+            dtype=dtype,
+            cache=self.settings.cache_dir,
+            choices=self.backends,
+            key=f"{spec.name}|{weights}|{self.device}|{str(dtype).removeprefix('torch.')}",
+            measure=self.settings.backend == AUTO,
+            fixed_shape=fixed_shape,
         )
 
     def with_overlap(self, spec: ModelSpec, network: Network) -> Network:

@@ -7,15 +7,21 @@ import sys
 __all__ = [
     "brief",
     "is_out_of_memory",
+    "ChecksumMismatch",
     "ImageTooLargeError",
     "InvalidDataError",
     "InvalidImageError",
     "InvalidModelError",
     "InvalidOptionError",
     "InvalidVideoError",
+    "JobBusyError",
     "OutOfMemoryError",
+    "RegistrationError",
     "RemasterError",
+    "SettingsError",
+    "SourceError",
     "StoppedError",
+    "Unreachable",
     "UnknownModelError",
     "WeightsUnavailableError",
     "WeightsUnreachableError",
@@ -68,6 +74,31 @@ class OutOfMemoryError(RemasterError):
 
 class StoppedError(RemasterError):
     """The work was stopped before it finished: cancelled, or over the time limit."""
+
+
+class SettingsError(RemasterError, ValueError):
+    """An environment variable holds a value remaster cannot use; the message names it and what it may be."""
+
+
+class RegistrationError(RemasterError, ValueError):
+    """A model, architecture or runtime cannot be registered: its name is missing or taken, or it cannot be
+    verified."""
+
+
+class JobBusyError(RemasterError):
+    """Another run is making the same result now (a video, a fine-tuned model)."""
+
+
+class SourceError(RemasterError, ValueError):
+    """An archive's SOURCE or DEST names nothing usable; the message says what and how to fix it."""
+
+
+class ChecksumMismatch(RemasterError):
+    """A weight file's size or digest differs from the one declared for it."""
+
+
+class Unreachable(RemasterError, ConnectionError):
+    """A download source could not be reached at all: no network, a failed lookup, a timeout, a server down."""
 
 
 _OUT_OF_MEMORY_PHRASES = ("out of memory", "can't allocate memory", "not enough memory")

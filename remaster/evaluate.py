@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from . import image_io, logs, pixels
 from ._compat import import_basicsr
-from .errors import RemasterError, UnknownModelError
+from .errors import RemasterError
 from .options import Options
 from .registry import model_names
 from .settings import Settings
@@ -365,21 +365,13 @@ def _models(asked: list[str] | None, settings: Settings) -> list[str]:
     Raises:
         RemasterError: a name no model has, or a model file that cannot be used.
     """
-    from .model_files import ModelFiles, is_reference
+    from .model_files import ModelFiles
 
     files = ModelFiles(settings)
     files.load_folder()
     if asked is None:
         return list(model_names("upscaler"))
-    models = []
-    for name in asked:
-        if name in model_names("upscaler"):
-            models.append(name)
-        elif is_reference(name):
-            models.append(files.load(name).name)
-        else:
-            raise UnknownModelError(f"Unknown model {name!r}. Choose one of: {', '.join(model_names('upscaler'))}.")
-    return models
+    return [files.resolve(name).name for name in asked]
 
 
 if __name__ == "__main__":

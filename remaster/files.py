@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from . import animation, image_io
+from .errors import InvalidOptionError
 from .image_io import Picture
 from .options import Options
 from .pipeline import Enhancer, Report
@@ -71,7 +72,7 @@ def remaster_file(
 
     Raises:
         RemasterError: the image could not be remastered (the message says why).
-        ValueError: the format cannot hold the result (a JPEG animation).
+        InvalidOptionError: the format cannot hold the result (a JPEG animation).
         OSError: the file could not be written; nothing is left behind.
     """
     options = options if options is not None else Options()
@@ -109,7 +110,7 @@ def _remaster_animation(
     requested = options.animation_format
     fmt = animation.animation_format(frames) if requested == "auto" else requested
     if fmt not in animation.ANIMATION_FORMATS:
-        raise ValueError(f"{fmt.upper()} cannot hold an animation; use gif, webp or png")
+        raise InvalidOptionError(f"{fmt.upper()} cannot hold an animation; use gif, webp or png")
     results, report = enhancer.run_animation(frames, options, progress=progress, cancel=cancel)
     path = animation.save_animation(
         results, _with_suffix(target, fmt), fmt, frames.durations, frames.loop, options.quality, report.description()

@@ -13,10 +13,7 @@ import io
 import logging
 import os
 import re
-import uuid
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,7 +22,8 @@ import numpy as np
 from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
-from .errors import ImageTooLargeError, InvalidImageError, RemasterError
+from .atomic import atomic_file
+from .errors import ImageTooLargeError, InvalidImageError, InvalidOptionError, RemasterError
 from .pixels import MODE_BY_CHANNELS, eight_bit_image, from_float, to_eight_bit
 from .version import __version__
 
@@ -35,7 +33,6 @@ __all__ = [
     "ImageInput",
     "OutputFormat",
     "Picture",
-    "atomic_file",
     "decode",
     "encode",
     "page_count",
@@ -429,31 +426,6 @@ def encode(pixels: np.ndarray, picture: Picture) -> Image.Image | np.ndarray:
     return im
 
 
-@contextmanager
-def atomic_file(path: Path) -> Iterator[str]:
-    """A temporary name beside ``path`` to write to; renamed to ``path`` if the block succeeds, removed if not.
-
-    Folders made for ``path`` are removed again when the block fails and leaves them empty.
-    Not mkstemp: its 0600 mode would stay on the result; a fresh name gets the usual umask.
-    """
-    missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = str(path.parent / f".{path.name}.{uuid.uuid4().hex}.part")
-    succeeded = False
-    try:
-        yield partial
-        os.replace(partial, path)
-        succeeded = True
-    finally:
-        Path(partial).unlink(missing_ok=True)
-        if not succeeded:
-            for folder in missing:  # deepest first
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
-
-
 def png_text(description: str | None) -> PngInfo:
     """PNG text chunks naming remaster (and what was done)."""
     text = PngInfo()
@@ -499,13 +471,13 @@ def save(
         png_compression: zlib's level for PNG, 0–9.
 
     Raises:
-        ValueError: ``fmt`` or ``quality`` is not supported.
+        InvalidOptionError: ``fmt`` or ``quality`` is not supported.
         OSError: the file could not be written (disk full, no permission); nothing is left behind.
     """
     if fmt not in OUTPUT_FORMATS:
-        raise ValueError(f"Output format must be one of {', '.join(OUTPUT_FORMATS)}, not {fmt!r}")
+        raise InvalidOptionError(f"Output format must be one of {', '.join(OUTPUT_FORMATS)}, not {fmt!r}")
     if quality is not None and not 1 <= quality <= 100:
-        raise ValueError(f"Quality must be from 1 to 100, not {quality}")
+        raise InvalidOptionError(f"Quality must be from 1 to 100, not {quality}")
     with atomic_file(path) as partial:
         if isinstance(image, np.ndarray) and fmt in ("png", "tiff"):
             _write_sixteen_bit_colour(image, partial, fmt, png_compression)

@@ -3,7 +3,7 @@
 Backends chosen (``backends.json``), overlaps measured (``overlaps.json``) and model files
 pinned (``model-files.json``) are each a table from a key to a value, read and added to by
 several threads of one process and by other processes. Each change reads the file afresh and
-replaces it whole through :func:`remaster.image_io.atomic_file`, so a reader never sees half a
+replaces it whole through :func:`remaster.atomic.atomic_file`, so a reader never sees half a
 table; a table that cannot be read counts as empty, and one that cannot be written is a warning,
 since everything in it can be found again.
 """
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .image_io import atomic_file
+from .atomic import atomic_file
 
 __all__ = ["KeptTable"]
 

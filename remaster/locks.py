@@ -5,16 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO
 
-from .errors import RemasterError
+from .errors import JobBusyError
 
-__all__ = ["LOCK", "JobBusyError", "lock_folder"]
+__all__ = ["LOCK", "lock_folder"]
 
 LOCK = "lock"
 """The lock's file in the job's folder."""
-
-
-class JobBusyError(RemasterError):
-    """Another run is making the same result now."""
 
 
 def lock_folder(folder: Path, result: str) -> IO[bytes] | None:

@@ -22,163 +22,25 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .architectures import ARCHITECTURES, Architecture, register_architecture
-from .errors import InvalidModelError, RemasterError, brief
-from .image_io import atomic_file
+from .atomic import atomic_file, sha256_of
+from .errors import InvalidModelError, RemasterError, UnknownModelError, brief
+from .hub import hub_download
 from .kept import KeptTable
-from .registry import MODELS, ModelSpec, WeightFile
+from .references import MODEL_SUFFIXES, Reference, is_reference, parse_reference
+from .registry import MODELS, ModelSpec, WeightFile, model_names
 from .settings import Settings
+from .spandrel_architecture import closest_architecture, describe, load_descriptor
 
 if TYPE_CHECKING:
     import torch
-    from torch import nn
 
-__all__ = [
-    "MODEL_SUFFIXES",
-    "ModelFiles",
-    "Reference",
-    "SpandrelArchitecture",
-    "is_reference",
-    "parse_reference",
-    "sha256_of",
-]
+__all__ = ["ModelFiles"]
 
 log = logging.getLogger(__name__)
-
-MODEL_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
-"""The file types of a model; of files of one stem in a models folder (a fine-tuned model's .pth and .safetensors),
-the first in this order is the model: safetensors first, as it holds tensors only."""
-_HUB = re.compile(r"^hf://(?P<repo>[^/@\s]+/[^/@\s]+)/(?P<file>[^@\s]+?)(?:@(?P<revision>[^@\s]+))?$")
-_TILING = {1: "supported", 2: "discouraged", 3: "internal"}
-
-
-@dataclass(frozen=True)
-class Reference:
-    """Where a model file is: a path, a Hub file (repo, filename, revision) or a URL."""
-
-    kind: str
-    """``path``, ``hub`` or ``url``."""
-    location: str
-    """The path, the Hub repo, or the URL."""
-    filename: str = ""
-    """The file's path inside the Hub repo."""
-    revision: str = "main"
-
-    @property
-    def name(self) -> str:
-        """The model's name: the file's stem."""
-        tail = self.filename or self.location.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-        return Path(tail).stem or "model"
-
-    def __str__(self) -> str:
-        if self.kind == "hub":
-            return f"hf://{self.location}/{self.filename}@{self.revision}"
-        return self.location
-
-
-def parse_reference(text: str) -> Reference:
-    """A :class:`Reference` from what a user wrote.
-
-    Raises:
-        InvalidModelError: an ``hf://`` reference without a repo and a file.
-    """
-    text = text.strip()
-    if text.startswith("hf://"):
-        match = _HUB.match(text)
-        if match is None:
-            raise InvalidModelError(f"{text!r} is not a Hub reference; write hf://owner/repo/path/file.pth[@revision]")
-        return Reference("hub", match["repo"], match["file"], match["revision"] or "main")
-    if re.match(r"^https?://", text):
-        return Reference("url", text)
-    return Reference("path", str(Path(text).expanduser()))
-
-
-def is_reference(text: str) -> bool:
-    """Whether ``text`` names a model file rather than a registered model: a URL, a Hub reference or a path."""
-    return text.startswith(("hf://", "http://", "https://")) or Path(text).suffix.lower() in MODEL_SUFFIXES
-
-
-class SpandrelArchitecture(Architecture):
-    """An architecture spandrel knows (ESRGAN, Compact, SPAN, SwinIR, HAT, Real-CUGAN…), one per spandrel id.
-
-    A network is made from its weights, which tell spandrel its settings; what remaster needs
-    (input multiple, channels, precisions, tiling advice) is kept in the model entry's
-    ``arch_kwargs`` when the file is first read.
-    """
-
-    def __init__(self, arch_id: str) -> None:
-        self.arch_id = arch_id
-        self.name = f"{arch_id} (spandrel)"
-
-    def build(self, kwargs: Mapping[str, Any], device: torch.device | None = None) -> nn.Module:
-        raise NotImplementedError(f"A {self.arch_id} network is made from its weights")
-
-    def load(
-        self, kwargs: Mapping[str, Any], state: Mapping[str, Any], device: torch.device | None = None
-    ) -> nn.Module:
-        descriptor = _spandrel_load(dict(state))
-        if descriptor.architecture.id != self.arch_id:
-            raise RuntimeError(f"these weights are for a {descriptor.architecture.id} network, not {self.arch_id}")
-        return _DescriptorModule.of(descriptor)
-
-    def input_multiple(self, kwargs: Mapping[str, Any], scale: int) -> int:
-        return int(kwargs["multiple"])
-
-    def in_channels(self, kwargs: Mapping[str, Any]) -> int:
-        return int(kwargs["in_channels"])
-
-    def supported_precisions(self, kwargs: Mapping[str, Any]) -> tuple[str, ...]:
-        return tuple(kwargs["precisions"])
-
-    def tiling(self, kwargs: Mapping[str, Any]) -> str:
-        return str(kwargs["tiling"])
-
-    def minimum_size(self, kwargs: Mapping[str, Any]) -> int:
-        return int(kwargs["minimum"])
-
-    def feature_bytes_per_pixel(self, kwargs: Mapping[str, Any], scale: int, itemsize: int) -> float:
-        # Unknown widths (and attention, for transformers): generously, a dozen 64-channel maps at the output's size.
-        return 12 * 64 * scale * scale * itemsize
-
-    def recognises(self, keys: Collection[str]) -> bool:
-        return False
-
-
-def _spandrel_load(state: dict[str, Any]) -> Any:
-    from spandrel import MAIN_REGISTRY
-
-    return MAIN_REGISTRY.load(state)
-
-
-class _DescriptorModule:
-    """A spandrel model as a plain module whose forward is spandrel's own call (padding, clamping, custom calls)."""
-
-    @staticmethod
-    def of(descriptor: Any) -> nn.Module:
-        from torch import nn
-
-        class DescriptorModule(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.net = descriptor.model
-                self._descriptor = descriptor
-
-            def forward(self, batch: torch.Tensor) -> torch.Tensor:
-                return self._descriptor(batch)
-
-        return DescriptorModule()
-
-
-def _architecture_for(arch_id: str) -> SpandrelArchitecture:
-    name = f"{arch_id} (spandrel)"
-    if name not in ARCHITECTURES:
-        register_architecture(SpandrelArchitecture(arch_id))
-    return ARCHITECTURES[name]
 
 
 class ModelFiles:
@@ -194,6 +56,26 @@ class ModelFiles:
         self.settings = settings
         self.allowed = allowed
         self.ledger = KeptTable(settings.cache_dir / "model-files.json", "pinned SHA-256 and revision")
+
+    def resolve(self, model: str) -> ModelSpec:
+        """The upscaler that ``model`` names, as ``-n`` takes it: a registered model's name, a model file (a path,
+        an ``hf://`` reference or a URL, loaded and registered now), or a file's stem in ``REMASTER_MODELS_DIR``.
+
+        Raises:
+            UnknownModelError: no model has that name; the message lists what ``model`` may be.
+            InvalidModelError: the model file cannot be used; the message says why.
+            WeightsUnavailableError: a Hub file could not be downloaded.
+        """
+        if model in MODELS and MODELS[model].kind == "upscaler":
+            return MODELS[model]
+        spec = self.load(model) if is_reference(model) else self.find(model)
+        if spec is None:
+            folder = self.settings.models_dir or "REMASTER_MODELS_DIR"
+            raise UnknownModelError(
+                f"Unknown model {model!r}. Choose one of: {', '.join(model_names('upscaler'))}; a model file's stem in "
+                f"{folder}; or a model file (a path, hf://owner/repo/file.pth or a URL)"
+            )
+        return spec
 
     def load(self, reference: str) -> ModelSpec:
         """The registry entry for the model at ``reference``, registered now if it was not.
@@ -252,22 +134,9 @@ class ModelFiles:
         return self._from_url(where)
 
     def _from_hub(self, where: Reference) -> Path:
-        from huggingface_hub import hf_hub_download
-
         pinned = (self.ledger.get(str(where)) or {}).get("revision", where.revision)
         try:
-            downloaded = Path(
-                hf_hub_download(
-                    repo_id=where.location,
-                    filename=where.filename,
-                    revision=pinned,
-                    cache_dir=self.settings.hub_cache_dir,
-                    endpoint=self.settings.hub_endpoint,
-                    token=self.settings.hub_token,
-                    local_files_only=self.settings.offline,
-                    etag_timeout=self.settings.download_timeout,
-                )
-            )
+            downloaded = hub_download(self.settings, where.location, where.filename, pinned)
         except Exception as error:  # noqa: BLE001 - huggingface_hub raises many kinds; each becomes one message
             raise InvalidModelError(f"{where} could not be downloaded from the Hub ({brief(error)})") from None
         if downloaded.stat().st_size > self.settings.max_model_mb * 2**20:
@@ -318,45 +187,26 @@ class ModelFiles:
         self.ledger.change(str(where), pinned)
 
     def _spec(self, where: Reference, path: Path, sha256: str) -> ModelSpec:
-        descriptor = self._descriptor(path)
-        purpose = descriptor.purpose
+        described = describe(self._descriptor(path))
+        purpose = described.purpose
         if purpose not in ("SR", "Restoration"):
             what = {"FaceSR": "a face restoration model", "Inpainting": "an inpainting model (it needs a mask)"}
             raise InvalidModelError(
-                f"{path.name} is {what.get(purpose, purpose)} ({descriptor.architecture.name}), not an upscaler or "
+                f"{path.name} is {what.get(purpose, purpose)} ({described.summary}), not an upscaler or "
                 "restoration model for whole images"
             )
-        precisions = (
-            ("fp32",)
-            + (("fp16",) if descriptor.supports_half else ())
-            + (("bf16",) if descriptor.supports_bfloat16 else ())
-        )
-        requirements = descriptor.size_requirements
-        kwargs = {
-            "multiple": requirements.multiple_of,
-            "minimum": requirements.minimum,
-            "square": requirements.square,
-            "in_channels": descriptor.input_channels,
-            "out_channels": descriptor.output_channels,
-            "precisions": precisions,
-            "tiling": _TILING.get(getattr(descriptor.tiling, "value", 1), "supported"),
-        }
         licence = _licence(path)
-        kind = "restoration, ×1" if descriptor.scale == 1 else f"×{descriptor.scale}"
         source = {"path": "a file on disk", "hub": f"the Hub ({where.location})", "url": "a URL"}[where.kind]
         return ModelSpec(
             name=_free_name(where.name),
-            architecture=_architecture_for(descriptor.architecture.id),
-            arch_kwargs=kwargs,
-            scale=descriptor.scale,
+            architecture=described.architecture,
+            arch_kwargs=described.arch_kwargs,
+            scale=described.scale,
             state_dict_key="",
             weights=WeightFile(
                 filename=path.name, sha256=sha256, size=path.stat().st_size, hub_repo="", url="", path=path
             ),
-            description=(
-                f"{descriptor.architecture.name} {kind}, {descriptor.input_channels}→{descriptor.output_channels} "
-                f"channels, from {source} · SHA-256 {sha256[:12]}"
-            ),
+            description=f"{described.summary}, from {source} · SHA-256 {sha256[:12]}",
             tile_overlap=None,
             license=licence,
         )
@@ -374,9 +224,9 @@ class ModelFiles:
             raise InvalidModelError(f"{path.name} holds no weights (no tensors); it is not a model file")
         self._check_memory(path, state)
         try:
-            return _spandrel_load(state)
+            return load_descriptor(state)
         except UnsupportedModelError:
-            closest = _closest_architecture(state.keys())
+            closest = closest_architecture(state.keys())
             hint = f"; the closest it knows is {closest}" if closest else ""
             raise InvalidModelError(
                 f"{path.name} holds weights of a network that spandrel does not know{hint}. Supported are ESRGAN, "
@@ -414,15 +264,6 @@ def _one_per_stem(paths: Iterable[Path]) -> list[Path]:
 def _made(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def sha256_of(path: Path) -> str:
-    """The file's SHA-256, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _free_name(stem: str) -> str:
@@ -469,29 +310,3 @@ def _licence(path: Path) -> str:
     except (OSError, ValueError, AttributeError):
         licence = None
     return str(licence) if licence else "unknown: see where the file came from"
-
-
-def _closest_architecture(keys: Collection[str]) -> str | None:
-    """The spandrel architecture whose marker keys these weights come nearest to, with how near."""
-    from spandrel import MAIN_REGISTRY
-
-    best: tuple[tuple[float, int], str] | None = None
-    for support in MAIN_REGISTRY:
-        condition = getattr(support.architecture, "_detect", None)
-        score = _match(condition, set(keys)) if condition is not None else (0.0, 0)
-        if score[0] > 0 and (best is None or score > best[0]):
-            best = (score, support.architecture.name)
-    return f"{best[1]} ({best[0][0]:.0%} of its marker keys)" if best else None
-
-
-def _match(condition: Any, keys: set[str]) -> tuple[float, int]:
-    """The share and number of a spandrel key condition's keys present (of its best branch, for 'any')."""
-    parts = getattr(condition, "_keys", None)
-    if not parts:
-        return 0.0, 0
-    scores = [
-        _match(part, keys) if not isinstance(part, str) else (float(part in keys), int(part in keys)) for part in parts
-    ]
-    if getattr(condition, "_kind", "all") == "any":
-        return max(scores)
-    return sum(share for share, _ in scores) / len(scores), sum(count for _, count in scores)

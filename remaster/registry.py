@@ -14,10 +14,11 @@ from types import MappingProxyType
 from typing import Literal
 
 from .architectures import Architecture, get_architecture
-from .errors import UnknownModelError
+from .errors import RegistrationError, UnknownModelError
 
 __all__ = [
     "DEFAULT_FACE_MODEL",
+    "DEFAULT_MODEL",
     "DETECTOR",
     "MODELS",
     "PARSER",
@@ -32,6 +33,9 @@ __all__ = [
 
 Kind = Literal["upscaler", "face_restorer", "face_detector", "face_parser"]
 
+DEFAULT_MODEL = "RealESRGAN_x4plus"
+"""The model a request gets when it names none, as in the official scripts (the page's starting model is the
+device's choice: see :class:`remaster.settings.Settings`)."""
 DEFAULT_FACE_MODEL = "GFPGANv1.4"
 DETECTOR = "detection_Resnet50_Final"
 PARSER = "parsing_parsenet"
@@ -62,7 +66,7 @@ class WeightFile:
 
     def __post_init__(self) -> None:
         if not self.sha256 and not self.md5:
-            raise ValueError(f"{self.filename}: a weight file needs a SHA-256 or MD5 to be verified")
+            raise RegistrationError(f"{self.filename}: a weight file needs a SHA-256 or MD5 to be verified")
 
 
 @dataclass(frozen=True)
@@ -355,10 +359,10 @@ class Registry(Mapping[str, ModelSpec]):
         """Add a model to the table.
 
         Raises:
-            ValueError: a model with this name is already registered.
+            RegistrationError: a model with this name is already registered.
         """
         if spec.name in self._models:
-            raise ValueError(f"A model named {spec.name!r} is already registered")
+            raise RegistrationError(f"A model named {spec.name!r} is already registered")
         self._models[spec.name] = spec
         return spec
 
@@ -381,7 +385,7 @@ class Registry(Mapping[str, ModelSpec]):
                 back afterwards); otherwise a name already taken is an error.
 
         Raises:
-            ValueError: a name is already registered and ``replace`` is off.
+            RegistrationError: a name is already registered and ``replace`` is off.
         """
         saved = dict(self._models)
         try:

@@ -59,6 +59,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .errors import SettingsError
+from .registry import DEFAULT_MODEL
+from .runtimes import AUTO, backend_names
+
 __all__ = ["DeviceDefaults", "Settings", "device_defaults", "detect_device", "models_dir_from_env"]
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -87,16 +91,16 @@ def device_defaults(device: str, on_space: bool = False) -> DeviceDefaults:
     kind = device.split(":", 1)[0]
     if kind == "cuda" and on_space:
         return DeviceDefaults(
-            "RealESRGAN_x4plus",
+            DEFAULT_MODEL,
             concurrency=2,
             max_video_seconds=120,
             max_video_frames=3600,
             max_video_frame_pixels=3840 * 2160,
         )
     if kind == "cuda":
-        return DeviceDefaults(default_model="RealESRGAN_x4plus", concurrency=2)
+        return DeviceDefaults(default_model=DEFAULT_MODEL, concurrency=2)
     if kind == "mps":
-        return DeviceDefaults(default_model="RealESRGAN_x4plus", concurrency=1)
+        return DeviceDefaults(default_model=DEFAULT_MODEL, concurrency=1)
     # On a CPU threads only compete, and the big RRDB models take minutes per megapixel.
     if on_space:
         return DeviceDefaults(
@@ -155,7 +159,7 @@ class Settings:
     """Compile networks in the background and use the compiled graph where it is faster."""
     cpu_bf16: bool = True
     """Whether automatic precision may pick bf16 on a CPU that has bf16 instructions (off: fp32, as elsewhere)."""
-    backend: str = "auto"
+    backend: str = AUTO
     """Which inference backend networks run on: ``auto`` (measured per network) or a forced one."""
     models_dir: Path | None = None
     """A folder of model files of the user's own, each a model named by its file stem."""
@@ -174,7 +178,7 @@ class Settings:
         """Read the settings from ``env`` (default ``os.environ``), then apply ``overrides``.
 
         Raises:
-            ValueError: a variable holds a value of the wrong kind; the message names it.
+            SettingsError: a variable holds a value of the wrong kind; the message names it.
         """
         env = os.environ if env is None else env
         device = str(overrides.get("device") or env.get("REMASTER_DEVICE") or detect_device())
@@ -203,7 +207,7 @@ class Settings:
             hub_revision=env.get("REMASTER_HUB_REVISION") or None,
             offline=env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE,
             compile=_compile(env, device),
-            backend=_choice(env, "REMASTER_BACKEND", BACKENDS, "auto"),
+            backend=_choice(env, "REMASTER_BACKEND", backend_names(), AUTO),
             cpu_bf16=_flag(env, "REMASTER_CPU_BF16", True),
             models_dir=models_dir_from_env(env),
             max_model_mb=_positive_int(env, "REMASTER_MAX_MODEL_MB", 2048),
@@ -226,7 +230,7 @@ def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int
     except ValueError:
         value = 0
     if value <= 0:
-        raise ValueError(f"{name} must be a positive whole number, but it is {raw!r}")
+        raise SettingsError(f"{name} must be a positive whole number, but it is {raw!r}")
     return value
 
 
@@ -236,7 +240,7 @@ def _compile(env: Mapping[str, str], device: str) -> bool:
     raw = env.get("REMASTER_COMPILE", "").strip().lower()
     if raw:
         if raw not in _TRUE | _FALSE:
-            raise ValueError(f"REMASTER_COMPILE must be 1 or 0, but it is {raw!r}")
+            raise SettingsError(f"REMASTER_COMPILE must be 1 or 0, but it is {raw!r}")
         return raw in _TRUE
     zero_gpu = env.get("SPACES_ZERO_GPU", "").strip().lower() in _TRUE
     return device.split(":", 1)[0] == "cuda" and not zero_gpu
@@ -248,13 +252,10 @@ def models_dir_from_env(env: Mapping[str, str] | None = None) -> Path | None:
     return _optional_path(env.get("REMASTER_MODELS_DIR"))
 
 
-BACKENDS = ("auto", "torch", "compiled", "openvino", "tensorrt")
-
-
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
     raw = env.get(name, "").strip().lower() or default
     if raw not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, but it is {raw!r}")
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, but it is {raw!r}")
     return raw
 
 
@@ -263,7 +264,7 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if not raw:
         return default
     if raw not in _TRUE | _FALSE:
-        raise ValueError(f"{name} must be 1 or 0, but it is {raw!r}")
+        raise SettingsError(f"{name} must be 1 or 0, but it is {raw!r}")
     return raw in _TRUE
 
 

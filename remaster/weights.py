@@ -19,10 +19,8 @@ download per file however many requests ask for it, and a status per file for th
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
-import tempfile
 import threading
 import time
 import urllib.error
@@ -34,10 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .errors import WeightsUnavailableError, WeightsUnreachableError, brief
+from .atomic import atomic_file, file_digest
+from .errors import ChecksumMismatch, Unreachable, WeightsUnavailableError, WeightsUnreachableError, brief
+from .hub import hub_download, hub_unreachable
 from .registry import ModelSpec, WeightFile
 from .settings import Settings
-from .version import __version__
 
 __all__ = [
     "ChecksumMismatch",
@@ -46,7 +45,6 @@ __all__ = [
     "WeightStore",
     "fetch_weight",
     "find_on_disk",
-    "hub_unreachable",
     "verify_file",
     "weight_sources",
 ]
@@ -55,14 +53,6 @@ log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 _MAX_UNKNOWN_SIZE = 2 << 30
-
-
-class ChecksumMismatch(Exception):
-    """A file's size or SHA-256 differs from the one declared for it."""
-
-
-class Unreachable(ConnectionError):
-    """A source could not be reached at all: no network, a failed lookup, a timeout, a server down."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +93,7 @@ def verify_file(path: Path, weight: WeightFile) -> None:
     if weight.size is not None and size != weight.size:
         raise ChecksumMismatch(f"{path.name} is {size} bytes, expected {weight.size}")
     algorithm, expected = ("SHA-256", weight.sha256) if weight.sha256 else ("MD5", weight.md5)
-    digest = _digest(path, "sha256" if algorithm == "SHA-256" else "md5")
+    digest = file_digest(path, "sha256" if algorithm == "SHA-256" else "md5")
     if digest != expected:
         raise ChecksumMismatch(f"{path.name} has {algorithm} {digest}, expected {expected}")
 
@@ -140,18 +130,6 @@ def fetch_weight(weight: WeightFile, settings: Settings, offline_reason: str | N
     raise WeightsUnavailableError(message)
 
 
-def hub_unreachable(settings: Settings, timeout: float) -> str | None:
-    """Why the Hugging Face Hub (``HF_ENDPOINT``) does not answer, or None when it does (with any HTTP status)."""
-    import httpx
-
-    endpoint = settings.hub_endpoint or "https://huggingface.co"
-    try:
-        httpx.head(endpoint, timeout=timeout)
-    except httpx.HTTPError as error:
-        return f"the Hugging Face Hub ({endpoint}) did not answer ({brief(error, 120)})"
-    return None
-
-
 def find_on_disk(weight: WeightFile, settings: Settings) -> Path | None:
     """Where a copy of ``weight`` already lies on this machine, looking only at file names.
 
@@ -184,30 +162,17 @@ def _from_local(source: Source, weight: WeightFile, settings: Settings, offline_
 
 
 def _from_hub(source: Source, weight: WeightFile, settings: Settings, offline_reason: str | None) -> Path:
-    from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import FileMetadataError, LocalEntryNotFoundError
 
     repo, revision = source.location.rsplit("@", 1)
     try:
-        downloaded = hf_hub_download(
-            repo_id=repo,
-            filename=weight.filename,
-            revision=revision,
-            cache_dir=settings.hub_cache_dir,
-            endpoint=settings.hub_endpoint,
-            token=settings.hub_token,
-            local_files_only=offline_reason is not None,
-            etag_timeout=settings.download_timeout,
-            library_name="remaster",
-            library_version=__version__,
-        )
+        path = hub_download(settings, repo, weight.filename, revision, local_only=offline_reason is not None)
     except LocalEntryNotFoundError as error:
         if offline_reason is not None:
             raise FileNotFoundError(f"not in the Hub cache, and {offline_reason}") from None
         if isinstance(error.__cause__, FileMetadataError):
             raise
         raise Unreachable(f"could not reach {settings.hub_endpoint or 'https://huggingface.co'}") from error
-    path = Path(downloaded)
     try:
         verify_file(path, weight)
     except ChecksumMismatch:
@@ -227,11 +192,9 @@ def _from_url(source: Source, weight: WeightFile, settings: Settings, offline_re
             target.unlink(missing_ok=True)
     if offline_reason is not None:
         raise FileNotFoundError(f"not downloaded before, and {offline_reason}")
-    settings.cache_dir.mkdir(parents=True, exist_ok=True)
     limit = weight.size if weight.size is not None else _MAX_UNKNOWN_SIZE
-    fd, partial = tempfile.mkstemp(dir=settings.cache_dir, prefix=f".{weight.filename}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, _open_url(source.location, settings.download_timeout) as response:
+    with atomic_file(target) as partial:
+        with open(partial, "wb") as out, _open_url(source.location, settings.download_timeout) as response:
             received = 0
             while chunk := response.read(_CHUNK):
                 received += len(chunk)
@@ -239,9 +202,6 @@ def _from_url(source: Source, weight: WeightFile, settings: Settings, offline_re
                     raise ChecksumMismatch(f"{weight.filename} is larger than the expected {limit} bytes")
                 out.write(chunk)
         verify_file(Path(partial), weight)
-        os.replace(partial, target)
-    finally:
-        Path(partial).unlink(missing_ok=True)
     return target
 
 
@@ -268,14 +228,6 @@ def _delete_hub_file(path: Path) -> None:
     blob.unlink(missing_ok=True)
     if path.is_symlink() or path.exists():
         path.unlink(missing_ok=True)
-
-
-def _digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _unavailable_message(

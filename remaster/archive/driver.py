@@ -8,13 +8,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..atomic import PARTIAL_NAME
 from ..options import Options
 from ..settings import Settings
 from ..video import VideoOptions, is_video
@@ -29,8 +29,6 @@ __all__ = ["ArchiveSummary", "Workers", "remaster_archive"]
 
 log = logging.getLogger(__name__)
 
-_PARTIAL = re.compile(r"\..+\.[0-9a-f]{32}\.part")
-"""The name :func:`remaster.image_io.atomic_file` writes under before renaming."""
 WORK = f"{FOLDER}/_work"
 """Where in a local DEST the videos being remastered keep their finished segments (a name that Parquet readers
 of the manifest folder pass over)."""
@@ -206,7 +204,7 @@ def _dest_files(dest: Location) -> dict[str, int]:
     for info in dest.filesystem.get_file_info(selector):
         if not info.is_file:
             continue
-        if _PARTIAL.fullmatch(info.base_name):
+        if PARTIAL_NAME.fullmatch(info.base_name):
             log.info("removing %s, left unfinished by an earlier run", info.path)
             dest.filesystem.delete_file(info.path)
         else:

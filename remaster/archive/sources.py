@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from ..image_io import atomic_file
+from ..atomic import atomic_file
+from ..errors import SourceError
 from ..video import MEDIA_SUFFIXES
 
 __all__ = ["LIST_SUFFIXES", "Listing", "Location", "SourceError", "clashing", "list_sources", "locate", "output_stem"]
@@ -30,10 +31,6 @@ LIST_SUFFIXES = (".parquet", ".csv")
 _LIST_COLUMNS = ("path", "source", "uri", "url")
 _GLOB_CHARACTERS = "*?["
 _CHUNK = 8 << 20
-
-
-class SourceError(ValueError):
-    """SOURCE or DEST names nothing usable; the message says what and how to fix it."""
 
 
 @dataclass(frozen=True)

@@ -199,7 +199,7 @@ class ArchiveWorker:
 
     def _deliver(self, path: str, done: FileResult | VideoResult) -> dict[str, object]:
         """Move ``done``'s file to DEST at the source's relative path; what the row says of it."""
-        from ..model_files import sha256_of
+        from ..atomic import sha256_of
 
         relative = self.job.relative(path)
         output = self.job.dest.join(output_stem(relative, self.job.clashes) + done.path.suffix)

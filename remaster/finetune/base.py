@@ -12,9 +12,9 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import UnknownModelError
-from ..model_files import ModelFiles, SpandrelArchitecture, is_reference, sha256_of
-from ..registry import MODELS, ModelSpec, model_names
+from ..atomic import sha256_of
+from ..model_files import ModelFiles
+from ..registry import ModelSpec
 from ..settings import Settings
 
 if TYPE_CHECKING:
@@ -44,19 +44,7 @@ def load_base(model: str, settings: Settings) -> BaseModel:
         InvalidModelError: the model file cannot be used.
         WeightsUnavailableError: an official model's weights could not be found or downloaded.
     """
-    files = ModelFiles(settings)
-    if is_reference(model):
-        spec = files.load(model)
-    elif model in MODELS and MODELS[model].kind == "upscaler":
-        spec = MODELS[model]
-    else:
-        spec = files.find(model)
-        if spec is None:
-            raise UnknownModelError(
-                f"Unknown model {model!r}. Choose one of: {', '.join(model_names('upscaler'))}, a model file's stem in "
-                "REMASTER_MODELS_DIR, or a model file (a path, hf://owner/repo/file.pth or a URL)"
-            )
-    return _trainable(spec, settings)
+    return _trainable(ModelFiles(settings).resolve(model), settings)
 
 
 def _trainable(spec: ModelSpec, settings: Settings) -> BaseModel:
@@ -64,12 +52,7 @@ def _trainable(spec: ModelSpec, settings: Settings) -> BaseModel:
     from ..weights import WeightStore
 
     path = spec.weights.path or WeightStore(settings).path(spec.weights)
-    if isinstance(spec.architecture, SpandrelArchitecture):
-        from spandrel import ModelLoader
-
-        network = ModelLoader().load_from_state_dict(load_checkpoint(path, "")).model
-    else:
-        network = spec.architecture.load(spec.arch_kwargs, load_checkpoint(path, spec.state_dict_key))
+    network = spec.architecture.trainable(spec.arch_kwargs, load_checkpoint(path, spec.state_dict_key))
     network = network.float().cpu().train().requires_grad_(True)
     log.info("Fine-tuning %s (×%d, %s)", spec.name, spec.scale, path.name)
     return BaseModel(spec.name, network, spec.scale, sha256_of(path), spec.license)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..image_io import atomic_file
+from ..atomic import atomic_file
 
 if TYPE_CHECKING:
     import torch

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._compat import import_basicsr
+from ..atomic import atomic_file
 from ..errors import InvalidOptionError, StoppedError
 from ..evaluate import Score, crop_box, score
-from ..image_io import atomic_file
 from .base import BaseModel
 from .data import HELD_OUT_SIDE, TrainingData
 from .degradation import PRESETS, Degrader, seed_everything

@@ -1,9 +1,9 @@
 """The Gradio page and its API endpoints; with ``app.py``, the only code that imports Gradio.
 
-``layout`` builds the page (components, then events), ``handlers`` holds the functions the
-buttons and the API call, ``previews`` makes the before/after and 100% views from results
-in memory, ``status`` the texts on weights and limits, and ``components`` remaster's own
-upload component.
+``layout`` builds the page tab by tab (components, then events), ``handlers`` holds the
+functions the buttons and the API call, ``previews`` makes the before/after and 100% views
+from results in memory, ``status`` the texts on weights and limits, and ``components``
+remaster's own upload component.
 """
 
 from .layout import build_demo, launch_options

@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import inspect
 import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import gradio as gr
@@ -25,21 +26,31 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from .. import image_io
+from ..atomic import sha256_of
 from ..batch import BatchResult, run_batch
-from ..errors import RemasterError
+from ..errors import RemasterError, UnknownModelError
 from ..fetch import fetch_url, is_public_address
 from ..files import output_stem, remaster_file
-from ..model_files import ModelFiles, sha256_of
+from ..model_files import ModelFiles
 from ..options import DEFAULT_FACE_STRENGTH, MAX_TILE, MIN_TILE, Options
 from ..pipeline import Enhancer
-from ..registry import DEFAULT_FACE_MODEL
+from ..registry import DEFAULT_FACE_MODEL, DEFAULT_MODEL, MODELS, get_model, model_names
 from ..video import VideoOptions, preview_frame, remaster_video
 from ..video.probe import header_size
 from ..video.segments import fingerprint
 from ..zerogpu import estimate_frames_seconds, estimate_many, estimate_seconds, gpu_task
 from .previews import DetailViews, Pair, detail_view, preview_pair, result_views
 
-__all__ = ["CODEC_CHOICES", "OUTPUT_CHOICES", "TILE_CHOICES", "Handlers", "page_options", "parse_tile"]
+__all__ = [
+    "CODEC_CHOICES",
+    "OUTPUT_CHOICES",
+    "TILE_CHOICES",
+    "Handlers",
+    "described",
+    "page_options",
+    "parse_tile",
+    "video_options",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -85,18 +96,90 @@ def parse_tile(tile: str | int | float | None) -> int | None:
     return int(value)
 
 
-def page_options(output_format: str = "png", tile: str | int | float | None = "auto", **choices: object) -> Options:
-    """An :class:`Options` from the page's values: its tile spelling and download format choice.
+def page_options(values: Mapping[str, object]) -> Options:
+    """An :class:`Options` from a handler's values (its ``locals()``): those named like :class:`Options` fields.
+
+    ``tile`` is in the page's spelling (:func:`parse_tile`), ``output_format`` is a value of
+    :data:`OUTPUT_CHOICES` ("png" when absent); other names (the image, the progress) are left out.
 
     Raises:
-        gr.Error: a value is out of range or unknown; the message says which.
+        gr.Error: a value is out of range or unknown, or the model is not a registered upscaler;
+            the message says which.
     """
+    choices = {name: values[name] for name in Options.names() if name in values}
+    output_format = choices.pop("output_format", "png")
     if output_format not in _OUTPUT_FORMATS:
         raise gr.Error(f"output_format must be one of {', '.join(_OUTPUT_FORMATS)}, not {output_format!r}")
     fmt, quality = _OUTPUT_FORMATS[output_format]
+    choices["tile"] = parse_tile(choices.get("tile"))
+    _check_registered(choices)
     with user_errors():
         # A visitor waits for the download: zlib's level 1 writes a PNG three times faster than 6, a tenth larger.
-        return Options(tile=parse_tile(tile), output_format=fmt, quality=quality, png_compression=1, **choices)
+        return Options(**{**choices, "output_format": fmt, "quality": quality, "png_compression": 1})
+
+
+def _check_registered(choices: Mapping[str, object]) -> None:
+    """Refuse models that are not registered, whatever :class:`Options` itself would take.
+
+    The model dropdown takes typed values: a path or URL there would have the server read or fetch
+    it. A visitor's own model file comes in through :meth:`Handlers.load_model`, public addresses only.
+    """
+    try:
+        get_model(choices.get("model", DEFAULT_MODEL), "upscaler")
+        if choices.get("face_enhance"):
+            get_model(choices.get("face_model", DEFAULT_FACE_MODEL), "face_restorer")
+    except UnknownModelError as error:
+        raise gr.Error(f"{error} Bring a model file of your own with Load the model (/load_model) first.") from None
+
+
+def video_options(codec: str, crf: float | None) -> VideoOptions:
+    """The :class:`VideoOptions` from the Video tab's codec and quality; FFV1 is lossless and ignores ``crf``.
+
+    Raises:
+        gr.Error: an unknown codec, or a quality out of the codec's range.
+    """
+    with user_errors():
+        return VideoOptions(codec=codec, crf=None if crf is None or codec == "ffv1" else crf)
+
+
+def _one_of(names: tuple[str, ...]) -> str:
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def _model_lists() -> dict[str, str]:
+    """What the endpoints' docstrings say of the registered models, by the placeholder each holds."""
+    upscalers = model_names("upscaler")
+    return {
+        "{upscalers}": "; ".join(MODELS[name].label for name in upscalers),
+        "{upscaler_names}": _one_of(upscalers),
+        "{face_models}": _one_of(model_names("face_restorer")),
+    }
+
+
+def described(endpoint: Callable[..., T]) -> Callable[..., T]:
+    """``endpoint`` with the models registered now (model files loaded at start included) in its docstring.
+
+    Gradio reads the docstring for the API page and the MCP tools' descriptions. The wrapper keeps
+    the signature (``inspect.signature`` follows ``__wrapped__``, so ``gr.Progress`` is still
+    injected) and is a coroutine function where ``endpoint`` is one.
+    """
+    if inspect.iscoroutinefunction(endpoint):
+
+        @functools.wraps(endpoint)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await endpoint(*args, **kwargs)
+
+    else:
+
+        @functools.wraps(endpoint)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return endpoint(*args, **kwargs)
+
+    doc = endpoint.__doc__ or ""
+    for placeholder, text in _model_lists().items():
+        doc = doc.replace(placeholder, text)
+    wrapper.__doc__ = doc
+    return wrapper
 
 
 @contextlib.contextmanager
@@ -199,27 +282,6 @@ _remaster_video = gpu_task(remaster_video, _video_seconds)
 _preview_frame = gpu_task(preview_frame, _preview_seconds)
 
 
-def _frame_options(
-    tile: str | int | None,
-    model: str,
-    outscale: float,
-    face_enhance: bool,
-    denoise_strength: float,
-    face_model: str,
-    face_strength: float,
-) -> Options:
-    """The :class:`Options` for each frame of a video, from the Video tab's values."""
-    return page_options(
-        tile=tile,
-        model=model,
-        outscale=outscale,
-        face_enhance=face_enhance,
-        denoise_strength=denoise_strength,
-        face_model=face_model,
-        face_strength=face_strength,
-    )
-
-
 _PLAYABLE = (".mp4", ".m4v", ".webm")
 """Containers browsers play (with H.264, VP9 or AV1 in them); others are for download only, so that Gradio
 does not re-encode them for its player."""
@@ -232,7 +294,11 @@ def _video_folder(source: str, options: Options, video: VideoOptions) -> Path:
 
 
 class Handlers:
-    """The page's and the API's functions, sharing one enhancer and the detail views of recent results."""
+    """The page's and the API's functions, sharing one enhancer and the detail views of recent results.
+
+    Their parameters that are a request's choices are named like :class:`Options` fields, so that
+    ``page_options(locals())`` makes each one's :class:`Options` without spelling them again.
+    """
 
     def __init__(self, enhancer: Enhancer) -> None:
         self.enhancer = enhancer
@@ -275,9 +341,9 @@ class Handlers:
         image: str | None,
         model: str,
         outscale: float,
-        tile: str | int | None,
-        face_enhance: bool,
-        denoise_strength: float,
+        tile: str | int | None = "auto",
+        face_enhance: bool = False,
+        denoise_strength: float = 0.5,
         face_model: str = DEFAULT_FACE_MODEL,
         face_strength: float = DEFAULT_FACE_STRENGTH,
         output_format: str = "png",
@@ -285,15 +351,16 @@ class Handlers:
     ) -> tuple[str, Pair, str]:
         """Upscale and clean up an uploaded image with a Real-ESRGAN model, optionally restoring faces.
 
+        The models, each with what it is for: {upscalers}.
+
         Args:
             image: the image file (PNG, JPEG, WebP, TIFF, BMP or GIF; 16-bit and transparency are kept).
-            model: RealESRGAN_x4plus, RealESRNet_x4plus, RealESRGAN_x4plus_anime_6B, RealESRGAN_x2plus,
-                realesr-animevideov3 or realesr-general-x4v3.
+            model: {upscaler_names}.
             outscale: how many times larger the result is, from 1 to 8.
             tile: "auto", "off", or a tile size in pixels such as "256".
             face_enhance: also restore faces with GFPGAN.
             denoise_strength: realesr-general-x4v3 only: 0 removes the most noise, 1 none.
-            face_model: GFPGANv1.4, GFPGANv1.3 or RestoreFormer.
+            face_model: {face_models}.
             face_strength: 0 (the plain upscale) to 1 (the restored faces in full).
             output_format: "png" (lossless), "webp" (lossless), "webp-90" or "jpg"; animations keep their own.
 
@@ -303,16 +370,7 @@ class Handlers:
         if image is None:
             raise gr.Error("Upload an image first")
         self._check_size(image)
-        options = page_options(
-            output_format,
-            tile,
-            model=model,
-            outscale=outscale,
-            face_enhance=face_enhance,
-            denoise_strength=denoise_strength,
-            face_model=face_model,
-            face_strength=face_strength,
-        )
+        options = page_options(locals())
         return await cancellable(functools.partial(self._remaster, image, options, progress))
 
     def _remaster(
@@ -342,21 +400,20 @@ class Handlers:
     ) -> tuple[str, str]:
         """Upscale and clean up an image from the web with a Real-ESRGAN model, returning a lossless PNG.
 
-        Use it to make a photo, scan, drawing or anime frame larger and sharper. Photos: RealESRGAN_x4plus
-        (best) or realesr-general-x4v3 (fast); drawings and anime: RealESRGAN_x4plus_anime_6B or
-        realesr-animevideov3. Only public http(s) URLs are fetched, up to the app's upload size limit.
+        Use it to make a photo, scan, drawing or anime frame larger and sharper, with the model made for
+        that kind of picture: {upscalers}. Only public http(s) URLs are fetched, up to the app's upload
+        size limit.
 
         Args:
             image_url: a public http or https URL of a PNG, JPEG, WebP, TIFF, BMP or GIF image.
-            model: the Real-ESRGAN model: RealESRGAN_x4plus, RealESRNet_x4plus, RealESRGAN_x4plus_anime_6B,
-                RealESRGAN_x2plus, realesr-animevideov3 or realesr-general-x4v3.
+            model: the model's name: {upscaler_names}.
             outscale: how many times larger the result is, from 1 to 8.
             face_enhance: also restore faces with GFPGAN.
 
         Returns:
             The remastered image (PNG, or the animation's own format) and a line saying what was done.
         """
-        options = page_options(model=model, outscale=outscale, face_enhance=face_enhance)
+        options = page_options(locals())
         limit = self.enhancer.settings.max_upload_mb * 2**20
         with user_errors():
             source = await anyio.to_thread.run_sync(fetch_url, image_url.strip(), _output_folder(), limit)
@@ -375,7 +432,7 @@ class Handlers:
         if not files:
             raise gr.Error("Add some images, or a zip of them, first")
         self._check_size(*files)
-        options = page_options(model=model, outscale=outscale, face_enhance=face_enhance)
+        options = page_options(locals())
         archive = _output_folder() / f"remastered_{options.model}_x{options.outscale:g}.zip"
 
         def work(cancel: threading.Event) -> BatchResult:
@@ -401,7 +458,7 @@ class Handlers:
         if not models:
             raise gr.Error("Choose at least one model")
         self._check_size(image)
-        options = [page_options(model=model, outscale=outscale) for model in models]
+        options = [page_options({"model": name, "outscale": outscale}) for name in models]
 
         def work(cancel: threading.Event) -> tuple[list[tuple[Image.Image, str]], list[str]]:
             with user_errors():
@@ -429,16 +486,16 @@ class Handlers:
         """Upscale and clean up every frame of a video with a Real-ESRGAN model, keeping sound, subtitles and timing.
 
         A stopped job continues where it was when it is asked for again with the same video and choices.
+        The models, each with what it is for: {upscalers}.
 
         Args:
             video: the video file (MP4, MKV, WebM, MOV, AVI…).
-            model: RealESRGAN_x4plus, RealESRNet_x4plus, RealESRGAN_x4plus_anime_6B, RealESRGAN_x2plus,
-                realesr-animevideov3 (fast, for anime) or realesr-general-x4v3.
+            model: {upscaler_names}.
             outscale: how many times larger the frames become, from 1 to 8.
             tile: "auto", "off", or a tile size in pixels such as "256".
             face_enhance: also restore faces with GFPGAN.
             denoise_strength: realesr-general-x4v3 only: 0 removes the most noise, 1 none.
-            face_model: GFPGANv1.4, GFPGANv1.3 or RestoreFormer.
+            face_model: {face_models}.
             face_strength: 0 (the plain upscale) to 1 (the restored faces in full).
             codec: "h264" (plays everywhere), "h265", "vp9", "av1" or "ffv1" (lossless).
             crf: quality, lower is better and larger (H.264/H.265 0–51, VP9/AV1 0–63); empty for the codec's default.
@@ -449,9 +506,8 @@ class Handlers:
         """
         if video is None:
             raise gr.Error("Upload a video first")
-        options = _frame_options(tile, model, outscale, face_enhance, denoise_strength, face_model, face_strength)
-        with user_errors():
-            choices = VideoOptions(codec=codec, crf=None if crf is None or codec == "ffv1" else crf)
+        options = page_options(locals())
+        choices = video_options(codec, crf)
         target = _video_folder(video, options, choices) / output_stem(Path(video).stem, options)
 
         def work(cancel: threading.Event) -> tuple[str, str | None, str]:
@@ -480,7 +536,7 @@ class Handlers:
         """One frame of a video, at ``seconds``, before and after: the choices judged in seconds, not the whole clip."""
         if video is None:
             raise gr.Error("Upload a video first")
-        options = _frame_options(tile, model, outscale, face_enhance, denoise_strength, face_model, face_strength)
+        options = page_options(locals())
 
         def work(cancel: threading.Event) -> tuple[Pair, str]:
             with user_errors():

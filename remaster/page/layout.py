@@ -1,23 +1,50 @@
-"""The page: its components, then its events, as Gradio's own demos are laid out."""
+"""The page: each tab's components, then the events, as Gradio's own demos are laid out.
+
+Each tab is one function that lays out its components and returns them as a small object;
+``build_demo`` calls them in order and wires the events at the bottom. A component that fills
+an endpoint's parameter is listed once, under that parameter's name, and the endpoints' inputs
+follow the handlers' own signatures.
+"""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
 from ..options import DEFAULT_FACE_STRENGTH, MAX_OUTSCALE, MIN_OUTSCALE
 from ..pipeline import Enhancer
-from ..registry import DEFAULT_FACE_MODEL, DETECTOR, MODELS, PARSER, get_model, model_names
+from ..registry import DEFAULT_FACE_MODEL, DEFAULT_MODEL, DETECTOR, MODELS, PARSER, get_model, model_names
 from ..settings import Settings
 from ..version import __version__
 from ..video import CRF_RANGE, DEFAULT_CRF
 from .components import ImageUpload
-from .handlers import CODEC_CHOICES, OUTPUT_CHOICES, TILE_CHOICES, Handlers
+from .handlers import CODEC_CHOICES, OUTPUT_CHOICES, TILE_CHOICES, Handlers, described
 from .previews import DETAIL_SIDE
 from .status import limits_text, model_choices, starting_model, weights_status
 
-__all__ = ["EXAMPLES", "EXAMPLES_DIR", "build_demo", "launch_options"]
+__all__ = [
+    "EXAMPLES",
+    "EXAMPLES_DIR",
+    "VIDEO_MODEL",
+    "BatchTab",
+    "CompareTab",
+    "FaceOptions",
+    "ModelFileLoader",
+    "RemasterTab",
+    "UrlTool",
+    "VideoTab",
+    "batch_tab",
+    "build_demo",
+    "compare_tab",
+    "face_options",
+    "launch_options",
+    "remaster_tab",
+    "video_tab",
+]
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
 EXAMPLES = [
@@ -28,6 +55,11 @@ EXAMPLES = [
     ("anime_frame.png", "realesr-animevideov3", "An anime frame"),
 ]
 """Each example, the model it shows best (used when that model's weights are on disk), and its label."""
+VIDEO_MODEL = "realesr-animevideov3"
+"""The Video tab's starting model when its weights are on disk: made for video, and the fastest."""
+
+Inputs = Mapping[str, gr.components.Component]
+"""Components by the name of the handler parameter each fills."""
 
 
 def launch_options(settings: Settings) -> dict[str, object]:
@@ -61,10 +93,588 @@ def _examples(enhancer: Enhancer, fallback: str) -> tuple[list[list[object]], li
 
 
 def _video_model(enhancer: Enhancer, fallback: str) -> str:
-    """The Video tab's starting model: the one made for video when its weights are on disk, else ``fallback``."""
-    spec = MODELS.get("realesr-animevideov3")
+    """The Video tab's starting model: :data:`VIDEO_MODEL` when its weights are on disk, else ``fallback``."""
+    spec = MODELS.get(VIDEO_MODEL)
     ready = spec is not None and all(enhancer.store.on_disk(weight) for weight in spec.weight_files)
     return spec.name if ready else fallback
+
+
+def _inputs(handler: Callable[..., object], components: Inputs) -> list[gr.components.Component]:
+    """The components for ``handler``'s parameters, in its order; Gradio fills its ``gr.Progress`` itself.
+
+    Raises:
+        KeyError: a parameter has no component of its name.
+    """
+    parameters = inspect.signature(handler).parameters.values()
+    return [components[p.name] for p in parameters if not isinstance(p.default, gr.Progress)]
+
+
+def _shown(on: bool) -> dict:
+    return gr.update(visible=on)
+
+
+def _model_changed(model: str) -> tuple[dict, dict]:
+    """The denoise control where the model has one, and the output scale set to the model's own."""
+    spec = get_model(model)
+    return gr.update(visible=spec.supports_denoise), gr.update(value=float(spec.scale))
+
+
+def _denoise_shown(model: str) -> dict:
+    return gr.update(visible=get_model(model).supports_denoise)
+
+
+def _crf_for(codec: str) -> dict:
+    """The quality slider in the codec's range at its default; FFV1 is lossless and has none."""
+    low, high = CRF_RANGE.get(codec, (0, 51))
+    return gr.update(visible=codec in CRF_RANGE, minimum=low, maximum=high, value=DEFAULT_CRF.get(codec, 20))
+
+
+@dataclass(frozen=True)
+class FaceOptions:
+    """The "Restore faces" checkbox and the face model and strength it shows."""
+
+    enhance: gr.Checkbox
+    group: gr.Group
+    model: gr.Dropdown
+    strength: gr.Slider
+
+    @property
+    def inputs(self) -> dict[str, gr.components.Component]:
+        """The components by the handler parameter each fills."""
+        return {"face_enhance": self.enhance, "face_model": self.model, "face_strength": self.strength}
+
+
+def face_options(enhancer: Enhancer, info: str, strength_info: str | None = None) -> FaceOptions:
+    """The face-restoration choices, the model and strength hidden until the checkbox is ticked."""
+    enhance = gr.Checkbox(value=False, label="Restore faces", info=info)
+    with gr.Group(visible=False) as group:
+        model = gr.Dropdown(
+            choices=model_choices(enhancer, "face_restorer"), value=DEFAULT_FACE_MODEL, label="Face model"
+        )
+        strength = gr.Slider(
+            0.0, 1.0, value=DEFAULT_FACE_STRENGTH, step=0.05, label="Face strength", info=strength_info
+        )
+    return FaceOptions(enhance, group, model, strength)
+
+
+@dataclass(frozen=True)
+class ModelFileLoader:
+    """The "Your own model file" box: a Hub reference, URL or upload, and the name it is loaded as."""
+
+    reference: gr.Textbox
+    upload: gr.File
+    load: gr.Button
+    name: gr.Textbox
+    info: gr.Markdown
+
+
+def _model_file_loader(settings: Settings) -> ModelFileLoader:
+    with gr.Accordion("Your own model file", open=False):
+        reference = gr.Textbox(
+            label="Hub reference or URL",
+            placeholder="hf://owner/repo/4x-Model.pth or https://…/4x-Model.safetensors",
+            info="Any architecture spandrel knows (ESRGAN, Compact, SPAN, SwinIR, HAT, DAT, "
+            "Real-CUGAN…); it joins the model lists.",
+        )
+        upload = gr.File(
+            label=f"…or upload one (up to {settings.max_model_mb} MB)",
+            file_types=[".pth", ".pt", ".ckpt", ".safetensors"],
+            visible=settings.allow_model_upload,
+        )
+        load = gr.Button("Load the model")
+        name = gr.Textbox(label="Loaded as", visible=False)
+        info = gr.Markdown()
+    return ModelFileLoader(reference, upload, load, name, info)
+
+
+@dataclass(frozen=True)
+class RemasterTab:
+    """The Remaster tab: one image, every choice, the before/after and the download."""
+
+    image: ImageUpload
+    model: gr.Dropdown
+    model_file: ModelFileLoader
+    outscale: gr.Slider
+    tile: gr.Dropdown
+    denoise: gr.Slider
+    faces: FaceOptions
+    output_format: gr.Dropdown
+    run: gr.Button
+    stop: gr.Button
+    slider: gr.ImageSlider
+    detail: gr.ImageSlider
+    download: gr.File
+    info: gr.Markdown
+
+    @property
+    def inputs(self) -> dict[str, gr.components.Component]:
+        """The components by the handler parameter each fills."""
+        return {
+            "image": self.image,
+            "model": self.model,
+            "outscale": self.outscale,
+            "tile": self.tile,
+            "denoise_strength": self.denoise,
+            **self.faces.inputs,
+            "output_format": self.output_format,
+        }
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        """What an image's result fills: the download, the before/after and the line on it."""
+        return [self.download, self.slider, self.info]
+
+
+def _remaster_examples(enhancer: Enhancer, handlers: Handlers, first: str, tab: RemasterTab) -> None:
+    """The examples, each remastered with the handler's own defaults when first clicked, then cached."""
+
+    async def remaster_example(image: str, model: str, outscale: float, progress: gr.Progress = gr.Progress()):  # noqa: B008 - Gradio's progress injection
+        return await handlers.remaster_image(image=image, model=model, outscale=outscale, progress=progress)
+
+    examples, labels = _examples(enhancer, first)
+    gr.Examples(
+        examples=examples,
+        example_labels=labels,
+        inputs=[tab.image, tab.model, tab.outscale],
+        outputs=tab.outputs,
+        fn=remaster_example,
+        cache_examples=True,
+        cache_mode="lazy",
+        label="Examples: a photo, an old compressed photo, a drawing, a scan, an anime frame",
+    )
+
+
+def remaster_tab(enhancer: Enhancer, handlers: Handlers, first: str) -> RemasterTab:
+    """The Remaster tab, starting on the model ``first``, with its examples."""
+    with gr.Tab("Remaster"):
+        with gr.Row():
+            with gr.Column():
+                image = ImageUpload(type="filepath", image_mode=None, label="Image", sources=["upload", "clipboard"])
+                model = gr.Dropdown(
+                    choices=model_choices(enhancer, "upscaler"),
+                    value=first,
+                    allow_custom_value=True,  # models loaded later are checked by the handlers, not the list
+                    label="Model",
+                    info="Each model is named with what it is for.",
+                )
+                model_file = _model_file_loader(enhancer.settings)
+                outscale = gr.Slider(
+                    MIN_OUTSCALE,
+                    MAX_OUTSCALE,
+                    value=float(MODELS[first].scale),
+                    step=0.5,
+                    label="Output scale",
+                    info="The result's size relative to the input. The model runs at its own scale; "
+                    "the rest is Lanczos resizing.",
+                )
+                tile = gr.Dropdown(
+                    choices=TILE_CHOICES,
+                    value="auto",
+                    allow_custom_value=True,
+                    label="Tiling",
+                    info="Large images are processed in overlapping tiles to bound memory. Tiles are "
+                    "seamless; smaller tiles use less memory and take longer.",
+                )
+                denoise = gr.Slider(
+                    0.0,
+                    1.0,
+                    value=0.5,
+                    step=0.05,
+                    label="Denoise strength",
+                    info="0 removes the most noise, 1 keeps the original grain.",
+                    visible=MODELS[first].supports_denoise,
+                )
+                faces = face_options(
+                    enhancer,
+                    info="Repair faces with GFPGAN; the rest of the picture is upscaled as usual.",
+                    strength_info="How much of the restored face to use: lower keeps more of the person's own look.",
+                )
+                output_format = gr.Dropdown(
+                    choices=[(label, value) for label, value, _ in OUTPUT_CHOICES],
+                    value="png",
+                    label="Download format",
+                    info="For still images; an animated GIF, WebP or PNG stays animated in its own format.",
+                )
+                with gr.Row():
+                    run = gr.Button("Remaster", variant="primary", scale=3)
+                    stop = gr.Button("Stop", variant="stop", scale=1)
+            with gr.Column():
+                slider = gr.ImageSlider(
+                    label="Before / after (the first frame of an animation)",
+                    type="pil",
+                    format="webp",
+                    interactive=False,
+                )
+                detail = gr.ImageSlider(
+                    label=f"Detail at 100% ({DETAIL_SIDE}×{DETAIL_SIDE} from the centre)",
+                    type="pil",
+                    format="png",
+                    interactive=False,
+                )
+                download = gr.File(
+                    label="Download (full resolution: PNG, or the animation's own format)", interactive=False
+                )
+                info = gr.Markdown()
+        tab = RemasterTab(
+            image=image,
+            model=model,
+            model_file=model_file,
+            outscale=outscale,
+            tile=tile,
+            denoise=denoise,
+            faces=faces,
+            output_format=output_format,
+            run=run,
+            stop=stop,
+            slider=slider,
+            detail=detail,
+            download=download,
+            info=info,
+        )
+        _remaster_examples(enhancer, handlers, first, tab)
+    return tab
+
+
+@dataclass(frozen=True)
+class BatchTab:
+    """The Batch tab: many files, one setting, one zip back."""
+
+    files: gr.File
+    model: gr.Dropdown
+    outscale: gr.Slider
+    face_enhance: gr.Checkbox
+    run: gr.Button
+    archive: gr.File
+    report: gr.Markdown
+
+    @property
+    def inputs(self) -> dict[str, gr.components.Component]:
+        """The components by the handler parameter each fills."""
+        return {"files": self.files, "model": self.model, "outscale": self.outscale, "face_enhance": self.face_enhance}
+
+
+def batch_tab(enhancer: Enhancer, first: str) -> BatchTab:
+    """The Batch tab, starting on the model ``first``."""
+    settings = enhancer.settings
+    with gr.Tab("Batch"):
+        gr.Markdown(
+            f"Several images, or zips of them (up to {settings.max_batch_files} images, "
+            f"{settings.max_batch_mb} MB uncompressed), remastered with one setting. You get one zip back; "
+            "a file that fails is listed with the reason and the rest carry on."
+        )
+        with gr.Row():
+            with gr.Column(scale=1):
+                files = gr.File(
+                    file_count="multiple", file_types=["image", "video", ".zip"], label="Images, videos or zips"
+                )
+                model = gr.Dropdown(
+                    choices=model_choices(enhancer, "upscaler"),
+                    value=first,
+                    allow_custom_value=True,
+                    label="Model",
+                    info="One model for every image; each is named with what it is for.",
+                )
+                outscale = gr.Slider(
+                    MIN_OUTSCALE,
+                    MAX_OUTSCALE,
+                    value=4.0,
+                    step=0.5,
+                    label="Output scale",
+                    info="The results' size relative to each input.",
+                )
+                face_enhance = gr.Checkbox(
+                    value=False,
+                    label=f"Restore faces ({DEFAULT_FACE_MODEL})",
+                    info="Slower; only where faces are found.",
+                )
+                run = gr.Button("Remaster all", variant="primary")
+            with gr.Column(scale=1):
+                archive = gr.File(label="Results (zip)", interactive=False)
+                report = gr.Markdown()
+    return BatchTab(files, model, outscale, face_enhance, run, archive, report)
+
+
+@dataclass(frozen=True)
+class CompareTab:
+    """The Compare models tab: one image through several models, the same detail of each."""
+
+    image: ImageUpload
+    models: gr.Dropdown
+    outscale: gr.Slider
+    run: gr.Button
+    gallery: gr.Gallery
+    notes: gr.Markdown
+
+    @property
+    def inputs(self) -> dict[str, gr.components.Component]:
+        """The components by the handler parameter each fills."""
+        return {"image": self.image, "models": self.models, "outscale": self.outscale}
+
+
+def compare_tab(enhancer: Enhancer, first: str) -> CompareTab:
+    """The Compare models tab, starting with the model ``first`` chosen."""
+    with gr.Tab("Compare models"):
+        gr.Markdown(
+            "Run one image through several models and see the same detail side by side, at 100%, "
+            f"with the time each took. ({DEFAULT_MODEL} takes about a minute per megapixel on a CPU.)"
+        )
+        with gr.Row():
+            with gr.Column(scale=1):
+                image = ImageUpload(type="filepath", image_mode=None, label="Image", sources=["upload", "clipboard"])
+                models = gr.Dropdown(
+                    choices=model_choices(enhancer, "upscaler"),
+                    value=[first],
+                    multiselect=True,
+                    allow_custom_value=True,
+                    label="Models",
+                    info="Each runs in turn; the slow RRDB models take longest.",
+                )
+                outscale = gr.Slider(
+                    MIN_OUTSCALE,
+                    MAX_OUTSCALE,
+                    value=4.0,
+                    step=0.5,
+                    label="Output scale",
+                    info="The same for every model, so the crops match.",
+                )
+                run = gr.Button("Compare", variant="primary")
+            with gr.Column(scale=2):
+                gallery = gr.Gallery(
+                    label=f"The centre {DETAIL_SIDE}×{DETAIL_SIDE} of each result", columns=3, height="auto"
+                )
+                notes = gr.Markdown()
+    return CompareTab(image, models, outscale, run, gallery, notes)
+
+
+@dataclass(frozen=True)
+class VideoTab:
+    """The Video tab: a video, the choices for its frames and its encoding, a one-frame preview and the result."""
+
+    video: gr.Video
+    model: gr.Dropdown
+    outscale: gr.Slider
+    tile: gr.Dropdown
+    denoise: gr.Slider
+    faces: FaceOptions
+    codec: gr.Dropdown
+    crf: gr.Slider
+    preview_at: gr.Number
+    preview_run: gr.Button
+    run: gr.Button
+    stop: gr.Button
+    preview: gr.ImageSlider
+    preview_info: gr.Markdown
+    result: gr.Video
+    file: gr.File
+    info: gr.Markdown
+
+    @property
+    def inputs(self) -> dict[str, gr.components.Component]:
+        """The components by the handler parameter each fills."""
+        return {
+            "video": self.video,
+            "seconds": self.preview_at,
+            "model": self.model,
+            "outscale": self.outscale,
+            "tile": self.tile,
+            "denoise_strength": self.denoise,
+            **self.faces.inputs,
+            "codec": self.codec,
+            "crf": self.crf,
+        }
+
+
+def video_tab(enhancer: Enhancer, first: str) -> VideoTab:
+    """The Video tab, starting on :data:`VIDEO_MODEL` when it can run, else on ``first``."""
+    settings = enhancer.settings
+    with gr.Tab("Video"):
+        gr.Markdown(
+            "Every frame of a video, in order, with its sound, subtitles, chapters and timing kept. "
+            f"Videos up to {settings.max_video_seconds:,} s and {settings.max_video_frames:,} frames, results "
+            f"up to {settings.max_video_frame_pixels / 1e6:.1f} megapixels a frame. Preview one frame first: "
+            "it takes seconds. A stopped video continues where it was when you press Remaster again with the "
+            "same video and settings."
+        )
+        with gr.Row():
+            with gr.Column():
+                video = gr.Video(label="Video", sources=["upload"], include_audio=True, format=None)
+                model = gr.Dropdown(
+                    choices=model_choices(enhancer, "upscaler"),
+                    value=_video_model(enhancer, first),
+                    allow_custom_value=True,
+                    label="Model",
+                    info=f"{VIDEO_MODEL} is made for video and is the fastest.",
+                )
+                outscale = gr.Slider(MIN_OUTSCALE, MAX_OUTSCALE, value=2.0, step=0.5, label="Output scale")
+                tile = gr.Dropdown(choices=TILE_CHOICES, value="auto", allow_custom_value=True, label="Tiling")
+                denoise = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Denoise strength", visible=False)
+                faces = face_options(enhancer, info="Much slower.")
+                with gr.Row():
+                    codec = gr.Dropdown(choices=CODEC_CHOICES, value="h264", label="Codec")
+                    crf = gr.Slider(
+                        *CRF_RANGE["h264"],
+                        value=DEFAULT_CRF["h264"],
+                        step=1,
+                        label="Quality (CRF)",
+                        info="Lower is better and larger.",
+                    )
+                with gr.Row():
+                    preview_at = gr.Number(value=0.0, minimum=0.0, label="Preview the frame at (seconds)")
+                    preview_run = gr.Button("Preview this frame")
+                with gr.Row():
+                    run = gr.Button("Remaster the video", variant="primary", scale=3)
+                    stop = gr.Button("Stop", variant="stop", scale=1)
+            with gr.Column():
+                preview = gr.ImageSlider(
+                    label="Before / after of the chosen frame", type="pil", format="webp", interactive=False
+                )
+                preview_info = gr.Markdown()
+                result = gr.Video(label="Result", interactive=False)
+                file = gr.File(label="Download (full resolution)", interactive=False)
+                info = gr.Markdown()
+    return VideoTab(
+        video=video,
+        model=model,
+        outscale=outscale,
+        tile=tile,
+        denoise=denoise,
+        faces=faces,
+        codec=codec,
+        crf=crf,
+        preview_at=preview_at,
+        preview_run=preview_run,
+        run=run,
+        stop=stop,
+        preview=preview,
+        preview_info=preview_info,
+        result=result,
+        file=file,
+        info=info,
+    )
+
+
+@dataclass(frozen=True)
+class UrlTool:
+    """For agents (MCP) and scripts: the Remaster tab's work on an image URL, fetched safely; hidden on the page."""
+
+    url: gr.Textbox
+    run: gr.Button
+    file: gr.File
+    info: gr.Markdown
+
+
+def _url_tool() -> UrlTool:
+    with gr.Row(visible=False):
+        url = gr.Textbox(label="Image URL")
+        run = gr.Button("Remaster the URL")
+        file = gr.File(label="Result")
+        info = gr.Markdown()
+    return UrlTool(url, run, file, info)
+
+
+def _header(enhancer: Enhancer) -> gr.Markdown:
+    """The title, the device and the limits; returns the line on the models' weights, filled in by the events."""
+    gr.Markdown(
+        f"# remaster\nSharper, larger, cleaner images with the official Real-ESRGAN models. "
+        f"Running on **{enhancer.engine.device}** · remaster {__version__}. "
+        "Uploads are processed and deleted, not kept."
+    )
+    gr.Markdown(limits_text(enhancer.settings))
+    return gr.Markdown()
+
+
+def _show_face_options(faces: FaceOptions) -> None:
+    """Show the face model and strength while "Restore faces" is ticked."""
+    faces.enhance.change(_shown, inputs=faces.enhance, outputs=faces.group, api_visibility="private", queue=False)
+
+
+def _remaster_events(handlers: Handlers, tab: RemasterTab, url: UrlTool) -> None:
+    """The Remaster tab's buttons and choices, and the URL endpoint that shares its choices."""
+    remaster_image = described(handlers.remaster_image)
+    job = tab.run.click(
+        remaster_image, inputs=_inputs(remaster_image, tab.inputs), outputs=tab.outputs, api_name="remaster"
+    )
+    # After any result (the button or an example), show its centre at 100%.
+    tab.download.change(
+        handlers.detail,
+        inputs=[tab.image, tab.download],
+        outputs=tab.detail,
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    tab.stop.click(None, cancels=[job], api_visibility="private")
+    remaster_url = described(handlers.remaster_url)
+    url.run.click(
+        remaster_url,
+        inputs=_inputs(remaster_url, {**tab.inputs, "image_url": url.url}),
+        outputs=[url.file, url.info],
+        api_name="remaster_url",
+    )
+    tab.model.change(
+        _model_changed, inputs=tab.model, outputs=[tab.denoise, tab.outscale], api_visibility="private", queue=False
+    )
+    _show_face_options(tab.faces)
+
+
+def _video_events(handlers: Handlers, tab: VideoTab) -> None:
+    """The Video tab's buttons, and the choices that show or hide others."""
+    remaster_video = described(handlers.remaster_video)
+    job = tab.run.click(
+        remaster_video,
+        inputs=_inputs(remaster_video, tab.inputs),
+        outputs=[tab.file, tab.result, tab.info],
+        api_name="remaster_video",
+    )
+    tab.stop.click(None, cancels=[job], api_visibility="private")
+    preview_video = described(handlers.preview_video)
+    tab.preview_run.click(
+        preview_video,
+        inputs=_inputs(preview_video, tab.inputs),
+        outputs=[tab.preview, tab.preview_info],
+        api_name="preview_video",
+    )
+    _show_face_options(tab.faces)
+    tab.model.change(_denoise_shown, inputs=tab.model, outputs=tab.denoise, api_visibility="private", queue=False)
+    tab.codec.change(_crf_for, inputs=tab.codec, outputs=tab.crf, api_visibility="private", queue=False)
+
+
+def _model_list_events(
+    enhancer: Enhancer,
+    handlers: Handlers,
+    demo: gr.Blocks,
+    status: gr.Markdown,
+    loader: ModelFileLoader,
+    lists: list[gr.Dropdown],
+) -> None:
+    """Loading a model file, and the model lists and weights line kept up to date while downloads run.
+
+    ``lists`` are the tabs' model dropdowns, the Remaster tab's first: a model just loaded is chosen there.
+    """
+
+    def select_loaded(name: str) -> tuple[dict, ...]:
+        choices = model_choices(enhancer, "upscaler")
+        return gr.update(choices=choices, value=name), *(gr.update(choices=choices) for _ in lists[1:])
+
+    def refresh_status() -> tuple[object, ...]:
+        text, pending = weights_status(enhancer)
+        choices = model_choices(enhancer, "upscaler")
+        return text, *(gr.update(choices=choices) for _ in lists), gr.Timer(active=pending)
+
+    loader.load.click(
+        described(handlers.load_model),
+        inputs=[loader.reference, loader.upload],
+        outputs=[loader.name, loader.info],
+        api_name="load_model",
+    ).success(select_loaded, inputs=loader.name, outputs=lists, queue=False, api_visibility="private")
+    timer = gr.Timer(2.0)
+    for trigger in (timer.tick, demo.load):
+        trigger(
+            refresh_status,
+            outputs=[status, *lists, timer],
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
+        )
 
 
 def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr.Blocks:
@@ -78,381 +688,38 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
     enhancer = enhancer if enhancer is not None else Enhancer()
     settings = enhancer.settings
     handlers = Handlers(enhancer)
-    handlers.model_files.load_folder()  # REMASTER_MODELS_DIR's files, each a model named by its stem
+    # REMASTER_MODELS_DIR's files, each a model named by its stem: before the lists and the API's descriptions.
+    handlers.model_files.load_folder()
     first = starting_model(enhancer)
     if prefetch:
         _prefetch(enhancer, first)
 
-    def model_changed(model: str) -> tuple[dict, dict]:
-        spec = get_model(model)
-        return gr.update(visible=spec.supports_denoise), gr.update(value=float(spec.scale))
-
-    def refresh_status() -> tuple[object, ...]:
-        text, pending = weights_status(enhancer)
-        choices = model_choices(enhancer, "upscaler")
-        lists = [gr.update(choices=choices) for _ in range(4)]
-        return text, *lists, gr.Timer(active=pending)
-
     with gr.Blocks(title="remaster", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(
-            f"# remaster\nSharper, larger, cleaner images with the official Real-ESRGAN models. "
-            f"Running on **{enhancer.engine.device}** · remaster {__version__}. "
-            "Uploads are processed and deleted, not kept."
-        )
-        gr.Markdown(limits_text(settings))
-        status = gr.Markdown()
-        with gr.Tab("Remaster"):
-            with gr.Row():
-                with gr.Column():
-                    image = ImageUpload(
-                        type="filepath", image_mode=None, label="Image", sources=["upload", "clipboard"]
-                    )
-                    model = gr.Dropdown(
-                        choices=model_choices(enhancer, "upscaler"),
-                        value=first,
-                        allow_custom_value=True,  # models loaded later are checked by the handlers, not the list
-                        label="Model",
-                        info="Each model is named with what it is for.",
-                    )
-                    with gr.Accordion("Your own model file", open=False):
-                        model_reference = gr.Textbox(
-                            label="Hub reference or URL",
-                            placeholder="hf://owner/repo/4x-Model.pth or https://…/4x-Model.safetensors",
-                            info="Any architecture spandrel knows (ESRGAN, Compact, SPAN, SwinIR, HAT, DAT, "
-                            "Real-CUGAN…); it joins the model lists.",
-                        )
-                        model_upload = gr.File(
-                            label=f"…or upload one (up to {settings.max_model_mb} MB)",
-                            file_types=[".pth", ".pt", ".ckpt", ".safetensors"],
-                            visible=settings.allow_model_upload,
-                        )
-                        load_button = gr.Button("Load the model")
-                        loaded_name = gr.Textbox(label="Loaded as", visible=False)
-                        model_info = gr.Markdown()
-                    outscale = gr.Slider(
-                        MIN_OUTSCALE,
-                        MAX_OUTSCALE,
-                        value=float(MODELS[first].scale),
-                        step=0.5,
-                        label="Output scale",
-                        info="The result's size relative to the input. The model runs at its own scale; "
-                        "the rest is Lanczos resizing.",
-                    )
-                    tile = gr.Dropdown(
-                        choices=TILE_CHOICES,
-                        value="auto",
-                        allow_custom_value=True,
-                        label="Tiling",
-                        info="Large images are processed in overlapping tiles to bound memory. Tiles are "
-                        "seamless; smaller tiles use less memory and take longer.",
-                    )
-                    denoise = gr.Slider(
-                        0.0,
-                        1.0,
-                        value=0.5,
-                        step=0.05,
-                        label="Denoise strength",
-                        info="0 removes the most noise, 1 keeps the original grain.",
-                        visible=MODELS[first].supports_denoise,
-                    )
-                    face_enhance = gr.Checkbox(
-                        value=False,
-                        label="Restore faces",
-                        info="Repair faces with GFPGAN; the rest of the picture is upscaled as usual.",
-                    )
-                    with gr.Group(visible=False) as face_options:
-                        face_model = gr.Dropdown(
-                            choices=model_choices(enhancer, "face_restorer"),
-                            value=DEFAULT_FACE_MODEL,
-                            label="Face model",
-                        )
-                        face_strength = gr.Slider(
-                            0.0,
-                            1.0,
-                            value=DEFAULT_FACE_STRENGTH,
-                            step=0.05,
-                            label="Face strength",
-                            info="How much of the restored face to use: lower keeps more of the person's own look.",
-                        )
-                    output_format = gr.Dropdown(
-                        choices=[(label, value) for label, value, _ in OUTPUT_CHOICES],
-                        value="png",
-                        label="Download format",
-                        info="For still images; an animated GIF, WebP or PNG stays animated in its own format.",
-                    )
-                    with gr.Row():
-                        run = gr.Button("Remaster", variant="primary", scale=3)
-                        stop = gr.Button("Stop", variant="stop", scale=1)
-                with gr.Column():
-                    slider = gr.ImageSlider(
-                        label="Before / after (the first frame of an animation)",
-                        type="pil",
-                        format="webp",
-                        interactive=False,
-                    )
-                    detail = gr.ImageSlider(
-                        label=f"Detail at 100% ({DETAIL_SIDE}×{DETAIL_SIDE} from the centre)",
-                        type="pil",
-                        format="png",
-                        interactive=False,
-                    )
-                    download = gr.File(
-                        label="Download (full resolution: PNG, or the animation's own format)", interactive=False
-                    )
-                    info = gr.Markdown()
+        status = _header(enhancer)
+        remaster = remaster_tab(enhancer, handlers, first)
+        batch = batch_tab(enhancer, first)
+        compare = compare_tab(enhancer, first)
+        video = video_tab(enhancer, first)
+        url = _url_tool()
 
-            inputs = [image, model, outscale, tile, face_enhance, denoise, face_model, face_strength, output_format]
-            outputs = [download, slider, info]
-
-            async def remaster_example(image: str, model: str, outscale: float, progress: gr.Progress = gr.Progress()):  # noqa: B008
-                return await handlers.remaster_image(image, model, outscale, "auto", False, 0.5, progress=progress)
-
-            examples, labels = _examples(enhancer, first)
-            gr.Examples(
-                examples=examples,
-                example_labels=labels,
-                inputs=[image, model, outscale],
-                outputs=outputs,
-                fn=remaster_example,
-                cache_examples=True,
-                cache_mode="lazy",
-                label="Examples: a photo, an old compressed photo, a drawing, a scan, an anime frame",
-            )
-
-        with gr.Tab("Batch"):
-            gr.Markdown(
-                f"Several images, or zips of them (up to {settings.max_batch_files} images, "
-                f"{settings.max_batch_mb} MB uncompressed), remastered with one setting. You get one zip back; "
-                "a file that fails is listed with the reason and the rest carry on."
-            )
-            with gr.Row():
-                with gr.Column(scale=1):
-                    batch_files = gr.File(
-                        file_count="multiple", file_types=["image", "video", ".zip"], label="Images, videos or zips"
-                    )
-                    batch_model = gr.Dropdown(
-                        choices=model_choices(enhancer, "upscaler"),
-                        value=first,
-                        allow_custom_value=True,
-                        label="Model",
-                        info="One model for every image; each is named with what it is for.",
-                    )
-                    batch_scale = gr.Slider(
-                        MIN_OUTSCALE,
-                        MAX_OUTSCALE,
-                        value=4.0,
-                        step=0.5,
-                        label="Output scale",
-                        info="The results' size relative to each input.",
-                    )
-                    batch_faces = gr.Checkbox(
-                        value=False, label="Restore faces (GFPGANv1.4)", info="Slower; only where faces are found."
-                    )
-                    batch_run = gr.Button("Remaster all", variant="primary")
-                with gr.Column(scale=1):
-                    batch_zip = gr.File(label="Results (zip)", interactive=False)
-                    batch_report = gr.Markdown()
-
-        with gr.Tab("Compare models"):
-            gr.Markdown(
-                "Run one image through several models and see the same detail side by side, at 100%, "
-                "with the time each took. (RealESRGAN_x4plus takes about a minute per megapixel on a CPU.)"
-            )
-            with gr.Row():
-                with gr.Column(scale=1):
-                    compare_image = ImageUpload(
-                        type="filepath", image_mode=None, label="Image", sources=["upload", "clipboard"]
-                    )
-                    compare_models = gr.Dropdown(
-                        choices=model_choices(enhancer, "upscaler"),
-                        value=[first],
-                        multiselect=True,
-                        allow_custom_value=True,
-                        label="Models",
-                        info="Each runs in turn; the slow RRDB models take longest.",
-                    )
-                    compare_scale = gr.Slider(
-                        MIN_OUTSCALE,
-                        MAX_OUTSCALE,
-                        value=4.0,
-                        step=0.5,
-                        label="Output scale",
-                        info="The same for every model, so the crops match.",
-                    )
-                    compare_run = gr.Button("Compare", variant="primary")
-                with gr.Column(scale=2):
-                    compare_gallery = gr.Gallery(
-                        label=f"The centre {DETAIL_SIDE}×{DETAIL_SIDE} of each result", columns=3, height="auto"
-                    )
-                    compare_notes = gr.Markdown()
-
-        with gr.Tab("Video"):
-            gr.Markdown(
-                "Every frame of a video, in order, with its sound, subtitles, chapters and timing kept. "
-                f"Videos up to {settings.max_video_seconds:,} s and {settings.max_video_frames:,} frames, results "
-                f"up to {settings.max_video_frame_pixels / 1e6:.1f} megapixels a frame. Preview one frame first: "
-                "it takes seconds. A stopped video continues where it was when you press Remaster again with the "
-                "same video and settings."
-            )
-            with gr.Row():
-                with gr.Column():
-                    video_in = gr.Video(label="Video", sources=["upload"], include_audio=True, format=None)
-                    video_model = gr.Dropdown(
-                        choices=model_choices(enhancer, "upscaler"),
-                        value=_video_model(enhancer, first),
-                        allow_custom_value=True,
-                        label="Model",
-                        info="realesr-animevideov3 is made for video and is the fastest.",
-                    )
-                    video_scale = gr.Slider(MIN_OUTSCALE, MAX_OUTSCALE, value=2.0, step=0.5, label="Output scale")
-                    video_tile = gr.Dropdown(
-                        choices=TILE_CHOICES, value="auto", allow_custom_value=True, label="Tiling"
-                    )
-                    video_denoise = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Denoise strength", visible=False)
-                    video_faces = gr.Checkbox(value=False, label="Restore faces", info="Much slower.")
-                    with gr.Group(visible=False) as video_face_options:
-                        video_face_model = gr.Dropdown(
-                            choices=model_choices(enhancer, "face_restorer"),
-                            value=DEFAULT_FACE_MODEL,
-                            label="Face model",
-                        )
-                        video_face_strength = gr.Slider(
-                            0.0, 1.0, value=DEFAULT_FACE_STRENGTH, step=0.05, label="Face strength"
-                        )
-                    with gr.Row():
-                        video_codec = gr.Dropdown(choices=CODEC_CHOICES, value="h264", label="Codec")
-                        video_crf = gr.Slider(
-                            *CRF_RANGE["h264"],
-                            value=DEFAULT_CRF["h264"],
-                            step=1,
-                            label="Quality (CRF)",
-                            info="Lower is better and larger.",
-                        )
-                    with gr.Row():
-                        preview_at = gr.Number(value=0.0, minimum=0.0, label="Preview the frame at (seconds)")
-                        preview_run = gr.Button("Preview this frame")
-                    with gr.Row():
-                        video_run = gr.Button("Remaster the video", variant="primary", scale=3)
-                        video_stop = gr.Button("Stop", variant="stop", scale=1)
-                with gr.Column():
-                    video_preview = gr.ImageSlider(
-                        label="Before / after of the chosen frame", type="pil", format="webp", interactive=False
-                    )
-                    video_preview_info = gr.Markdown()
-                    video_out = gr.Video(label="Result", interactive=False)
-                    video_file = gr.File(label="Download (full resolution)", interactive=False)
-                    video_info = gr.Markdown()
-
-        # For agents (MCP) and scripts: the same work from an image URL, fetched safely.
-        with gr.Row(visible=False):
-            url_box = gr.Textbox(label="Image URL")
-            url_run = gr.Button("Remaster the URL")
-            url_file = gr.File(label="Result")
-            url_info = gr.Markdown()
-
-        job = run.click(handlers.remaster_image, inputs=inputs, outputs=outputs, api_name="remaster")
-        # After any result (the button or an example), show its centre at 100%.
-        download.change(
-            handlers.detail, inputs=[image, download], outputs=detail, api_visibility="private", show_progress="hidden"
-        )
-        stop.click(None, cancels=[job], api_visibility="private")
-        url_run.click(
-            handlers.remaster_url,
-            inputs=[url_box, model, outscale, face_enhance],
-            outputs=[url_file, url_info],
-            api_name="remaster_url",
-        )
-        batch_run.click(
-            handlers.remaster_batch,
-            inputs=[batch_files, batch_model, batch_scale, batch_faces],
-            outputs=[batch_zip, batch_report],
+        _remaster_events(handlers, remaster, url)
+        remaster_batch = described(handlers.remaster_batch)
+        batch.run.click(
+            remaster_batch,
+            inputs=_inputs(remaster_batch, batch.inputs),
+            outputs=[batch.archive, batch.report],
             api_name="remaster_batch",
         )
-        compare_run.click(
-            handlers.compare,
-            inputs=[compare_image, compare_models, compare_scale],
-            outputs=[compare_gallery, compare_notes],
+        compare_models = described(handlers.compare)
+        compare.run.click(
+            compare_models,
+            inputs=_inputs(compare_models, compare.inputs),
+            outputs=[compare.gallery, compare.notes],
             api_name="compare",
         )
-        model.change(model_changed, inputs=model, outputs=[denoise, outscale], api_visibility="private", queue=False)
-
-        def select_loaded(name: str) -> tuple[dict, ...]:
-            choices = model_choices(enhancer, "upscaler")
-            return gr.update(choices=choices, value=name), *(gr.update(choices=choices) for _ in range(3))
-
-        load_button.click(
-            handlers.load_model,
-            inputs=[model_reference, model_upload],
-            outputs=[loaded_name, model_info],
-            api_name="load_model",
-        ).success(
-            select_loaded, inputs=loaded_name, outputs=[model, batch_model, compare_models, video_model], queue=False
-        )
-        video_choices = [
-            video_model,
-            video_scale,
-            video_tile,
-            video_faces,
-            video_denoise,
-            video_face_model,
-            video_face_strength,
-        ]
-        video_job = video_run.click(
-            handlers.remaster_video,
-            inputs=[video_in, *video_choices, video_codec, video_crf],
-            outputs=[video_file, video_out, video_info],
-            api_name="remaster_video",
-        )
-        video_stop.click(None, cancels=[video_job], api_visibility="private")
-        preview_run.click(
-            handlers.preview_video,
-            inputs=[video_in, preview_at, *video_choices],
-            outputs=[video_preview, video_preview_info],
-            api_name="preview_video",
-        )
-        video_faces.change(
-            lambda on: gr.update(visible=on),
-            inputs=video_faces,
-            outputs=video_face_options,
-            api_visibility="private",
-            queue=False,
-        )
-        video_model.change(
-            lambda name: gr.update(visible=get_model(name).supports_denoise),
-            inputs=video_model,
-            outputs=video_denoise,
-            api_visibility="private",
-            queue=False,
-        )
-        video_codec.change(
-            lambda codec: gr.update(
-                visible=codec in CRF_RANGE,
-                minimum=CRF_RANGE.get(codec, (0, 51))[0],
-                maximum=CRF_RANGE.get(codec, (0, 51))[1],
-                value=DEFAULT_CRF.get(codec, 20),
-            ),
-            inputs=video_codec,
-            outputs=video_crf,
-            api_visibility="private",
-            queue=False,
-        )
-        face_enhance.change(
-            lambda on: gr.update(visible=on),
-            inputs=face_enhance,
-            outputs=face_options,
-            api_visibility="private",
-            queue=False,
-        )
-        timer = gr.Timer(2.0)
-        lists = [model, batch_model, compare_models, video_model]
-        for trigger in (timer.tick, demo.load):
-            trigger(
-                refresh_status,
-                outputs=[status, *lists, timer],
-                api_visibility="private",
-                queue=False,
-                show_progress="hidden",
-            )
+        _video_events(handlers, video)
+        lists = [remaster.model, batch.model, compare.models, video.model]
+        _model_list_events(enhancer, handlers, demo, status, remaster.model_file, lists)
 
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
     return demo

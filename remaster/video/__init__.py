@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidOptionError
-from ..image_io import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     from .job import VideoResult, preview_frame, remaster_video
@@ -70,8 +69,6 @@ VIDEO_SUFFIXES = (
     ".y4m",
 )
 """File extensions taken as videos (animated GIF, WebP and PNG are animations, done by ``files``)."""
-MEDIA_SUFFIXES = (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
-"""Every file extension remaster takes from a folder: images (animations among them) and videos."""
 
 CODECS: tuple[str, ...] = ("h264", "h265", "vp9", "av1", "ffv1")
 """Output codecs: H.264 plays everywhere; FFV1 is lossless."""
@@ -170,6 +167,12 @@ _FROM_JOB = ("VideoResult", "preview_frame", "remaster_video")
 
 
 def __getattr__(name: str) -> object:
+    if name == "MEDIA_SUFFIXES":
+        # Every file extension remaster takes from a folder: images (animations among them) and videos. The images'
+        # are Pillow's, which loads with numpy: when a folder is first listed, not when the command line is parsed.
+        from ..image_io import IMAGE_SUFFIXES
+
+        return (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
     # The pipeline imports PyAV and torch: only when it is first asked for.
     if name in _FROM_JOB:
         from . import job

@@ -3,8 +3,8 @@
 The video packets come from the segments with the times their encoders gave them; audio,
 subtitle and attachment streams, chapters and metadata come from the input, packet for
 packet, never re-encoded. A stream the output container cannot hold is left out and the
-result says so. The file is written inside the job's state folder and renamed onto the
-target only when complete.
+result says so. The file is written under a temporary name in the job's state folder (whose
+next run clears what a killed one left) and renamed onto the target only when complete.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import contextlib
 import heapq
 import itertools
 import logging
-import os
-import uuid
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ..atomic import atomic_file
 from ..errors import InvalidVideoError
 from .encoding import OutputPlan
 from .probe import VideoInfo, open_input
@@ -48,30 +47,25 @@ def join(info: VideoInfo, plan: OutputPlan, segments: list[Segment], target: Pat
     """
     if not segments:
         raise InvalidVideoError("No frames were remastered")
-    partial = workdir / f"result.{uuid.uuid4().hex}.part{plan.suffix}"
     notes: list[str] = []
-    try:
-        with open_input(info.path) as source, contextlib.ExitStack() as stack:
-            parts = [stack.enter_context(av.open(str(segment.path))) for segment in segments]
-            out = stack.enter_context(av.open(str(partial), "w", format=plan.container))
-            out.flags |= av.container.Flags.bitexact.value  # the same job gives the same bytes, resumed or not
-            video = _video_stream(out, parts[0].streams.video[0], info.stream_of(source), plan)
-            copied = _other_streams(out, source, info, notes)
-            out.metadata.update({k: v for k, v in source.metadata.items() if k.lower() not in _DROPPED_METADATA})
-            chapters = source.chapters()
-            if chapters:
-                out.set_chapters(chapters)
-            durations = _durations(segments, info, plan.time_base)
-            packets = heapq.merge(
-                _timed(_segment_packets(parts, segments, video, plan.time_base, durations)),
-                _timed(_source_packets(source, copied)),
-                key=lambda entry: entry[0],
-            )
-            for _, _, packet in packets:
-                out.mux(packet)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_file(target, workdir) as partial, open_input(info.path) as source, contextlib.ExitStack() as stack:
+        parts = [stack.enter_context(av.open(str(segment.path))) for segment in segments]
+        out = stack.enter_context(av.open(str(partial), "w", format=plan.container))
+        out.flags |= av.container.Flags.bitexact.value  # the same job gives the same bytes, resumed or not
+        video = _video_stream(out, parts[0].streams.video[0], info.stream_of(source), plan)
+        copied = _other_streams(out, source, info, notes)
+        out.metadata.update({k: v for k, v in source.metadata.items() if k.lower() not in _DROPPED_METADATA})
+        chapters = source.chapters()
+        if chapters:
+            out.set_chapters(chapters)
+        durations = _durations(segments, info, plan.time_base)
+        packets = heapq.merge(
+            _timed(_segment_packets(parts, segments, video, plan.time_base, durations)),
+            _timed(_source_packets(source, copied)),
+            key=lambda entry: entry[0],
+        )
+        for _, _, packet in packets:
+            out.mux(packet)
     return notes
 
 

@@ -32,13 +32,13 @@ from typing import IO, TYPE_CHECKING
 
 import av
 
-from ..image_io import atomic_file
-from ..locks import LOCK, JobBusyError, lock_folder
+from ..atomic import Partial, atomic_file
+from ..locks import LOCK, lock_folder
 
 if TYPE_CHECKING:
     from .encoding import OutputPlan
 
-__all__ = ["JobBusyError", "JobState", "Segment", "SegmentWriter", "fingerprint", "state_folder"]
+__all__ = ["JobState", "Segment", "SegmentWriter", "fingerprint", "state_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +163,9 @@ class SegmentWriter:
         """Open segment ``index``'s encoder and file, as ``plan`` says."""
         self.state, self.index = state, index
         self.path = state.segment_path(index)
-        self.partial = self.path.with_name(f"{self.path.name}.part")
+        self.partial = Partial(self.path)
         self.container = av.open(
-            str(self.partial), "w", format="nut", container_options={"avoid_negative_ts": "disabled"}
+            str(self.partial.partial), "w", format="nut", container_options={"avoid_negative_ts": "disabled"}
         )
         stream = self.container.add_stream(plan.encoder, rate=plan.rate, options=dict(plan.options))
         stream.width, stream.height, stream.pix_fmt = plan.width, plan.height, plan.pix_fmt
@@ -193,14 +193,14 @@ class SegmentWriter:
         """Flush, close, rename the file into place and commit the segment."""
         self.encode(None)
         self.container.close()
-        self.partial.replace(self.path)
+        self.partial.commit()
         self.state.commit(self.index, self.frames, self.packets)
 
     def abort(self) -> None:
         """Close and delete the unfinished file: the segment is done again on the next run."""
         with contextlib.suppress(av.error.FFmpegError):
             self.container.close()
-        self.partial.unlink(missing_ok=True)
+        self.partial.abort()
 
 
 def _write_json(path: Path, value: object) -> None:

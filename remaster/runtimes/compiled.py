@@ -26,9 +26,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from . import background
-from .errors import brief, is_out_of_memory
-from .timing import speedup, synchronize
+from .. import background
+from ..errors import brief, is_out_of_memory
+from ..timing import speedup, synchronize
 
 __all__ = ["BackgroundCompiled", "CompileState", "can_compile_in_background"]
 
