@@ -13,7 +13,9 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from .errors import InvalidOptionError
-from .registry import DEFAULT_FACE_MODEL, get_model
+from .references import is_reference
+from .registry import DEFAULT_FACE_MODEL, DEFAULT_MODEL, MODELS, get_model
+from .settings import models_dir_from_env
 
 __all__ = [
     "ALPHA_UPSAMPLERS",
@@ -52,8 +54,10 @@ class Options:
             which and what is allowed.
     """
 
-    model: str = "RealESRGAN_x4plus"
-    """An upscaler from :data:`remaster.MODELS`."""
+    model: str = DEFAULT_MODEL
+    """An upscaler from :data:`remaster.MODELS`, or a model file as the command line's ``-n`` takes it (a path, an
+    ``hf://`` reference, a URL, or a file's stem in ``REMASTER_MODELS_DIR``), which the
+    :class:`~remaster.pipeline.Enhancer` loads and registers before the work (:meth:`Enhancer.resolve`)."""
     outscale: float = 4.0
     """The result's size relative to the input, from 1 to 8."""
     tile: int | None = None
@@ -84,7 +88,8 @@ class Options:
     """Pixels of reflected border the network sees beyond the bottom and right edges, cropped away again."""
 
     def __post_init__(self) -> None:
-        get_model(self.model, "upscaler")
+        if not _model_file(self.model):
+            get_model(self.model, "upscaler")
         self._set("outscale", _number("outscale", self.outscale, MIN_OUTSCALE, MAX_OUTSCALE))
         self._set("tile", _tile(self.tile))
         self._set("face_enhance", _flag("face_enhance", self.face_enhance))
@@ -114,6 +119,13 @@ class Options:
     def describe(self) -> dict[str, Any]:
         """The choices as plain values, for a manifest or a log line."""
         return {name: getattr(self, name) for name in self.names()}
+
+
+def _model_file(model: object) -> bool:
+    """Whether ``model`` may name a model file (resolved where the work starts) rather than a registered model."""
+    if not isinstance(model, str) or (model in MODELS and MODELS[model].kind == "upscaler"):
+        return False
+    return is_reference(model) or (models_dir_from_env() is not None and "/" not in model)
 
 
 def _number(name: str, value: object, low: float, high: float, whole: bool = False) -> float:

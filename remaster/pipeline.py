@@ -1,4 +1,5 @@
-"""The one inference path that the page, the API, the command line, batches and archives all take."""
+"""The one inference path, and the one door into the networks, that the page, the API, the command line,
+batches, videos and archives all take: :class:`Enhancer`."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -15,17 +17,18 @@ from PIL import Image
 from . import image_io, pixels
 from .animation import Animation
 from .engine import Engine
-from .errors import ImageTooLargeError, StoppedError
+from .errors import ImageTooLargeError, StoppedError, is_out_of_memory
 from .faces import FaceRestorer
 from .image_io import ImageInput, Picture
+from .model_files import ModelFiles
 from .network import Network
-from .options import DEFAULT_FACE_STRENGTH, Options
-from .registry import DEFAULT_FACE_MODEL, ModelSpec, get_model
+from .options import Options
+from .registry import MODELS, ModelSpec, get_model
 from .settings import Settings
-from .tiling import auto_tile, result_array, upscale
+from .tiling import auto_tile, frames_at_once, result_array, upscale, upscale_frames
 from .weights import WeightStore
 
-__all__ = ["Enhancer", "Report", "enhance"]
+__all__ = ["Enhancer", "Prepared", "Report", "enhance", "with_choices"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,17 @@ class Report:
         frames = f", {self.frames} frames" if self.frames > 1 else ""
         return f"Remastered {w}x{h} -> {ow}x{oh}{frames} with {self.model}{faces}"
 
+    def totalled(self, reports: Sequence[Report], **changes: object) -> Report:
+        """This report with its faces counted over ``reports`` (the frames of one animation or video, or none of
+        them), and ``changes`` made."""
+        found = [report.faces_found for report in reports if report.faces_found is not None]
+        return replace(
+            self,
+            faces_found=sum(found) if found else self.faces_found if not reports else None,
+            faces_restored=sum(report.faces_restored for report in reports),
+            **changes,
+        )
+
     def _faces(self) -> str:
         if self.faces_found is None:
             return ""
@@ -97,8 +111,43 @@ class Report:
         return f" · {restored}"
 
 
+@dataclass
+class Prepared:
+    """A model made ready ahead of a run of many frames (a video): its network loaded, the face networks too
+    where faces are restored, and how many frames go through the network at once."""
+
+    spec: ModelSpec
+    network: Network
+    options: Options
+    frames_at_once: int = 1
+    """Frames that go through the network together; halved when memory runs out."""
+
+    @property
+    def device(self) -> str:
+        """The kind of device the network runs on: ``cpu``, ``cuda`` or ``mps``."""
+        return self.network.device.type
+
+    @property
+    def macs_per_pixel(self) -> float:
+        """The network's multiply-adds per input pixel (what a frame costs)."""
+        return self.network.macs_per_pixel
+
+    def report(self, input_size: tuple[int, int], output_size: tuple[int, int], mode: str, seconds: float) -> Report:
+        """A report of work done with this model (its faces counted with :meth:`Report.totalled`)."""
+        return Report(
+            input_size=input_size,
+            output_size=output_size,
+            mode=mode,
+            model=self.spec.name,
+            device=str(self.network.device),
+            precision=str(self.network.dtype).removeprefix("torch."),
+            seconds=seconds,
+            faces_found=0 if self.options.face_enhance else None,
+        )
+
+
 class Enhancer:
-    """Remasters images with the models in the registry, on one device.
+    """Remasters images with the models in the registry, on one device: the one door into the networks.
 
     One instance keeps its loaded networks between calls and is safe to call from
     several threads at once.
@@ -111,6 +160,8 @@ class Enhancer:
         self.store = store if store is not None else WeightStore(self.settings)
         self.engine = engine if engine is not None else Engine(self.settings, self.store)
         self.faces = FaceRestorer(self.engine)
+        self._model_files: ModelFiles | None = None
+        self._resolved: dict[tuple[object, ...], str] = {}
 
     def with_settings(self, **changes: object) -> Enhancer:
         """A copy with some settings changed. It shares this one's loaded networks and downloads
@@ -124,28 +175,37 @@ class Enhancer:
     def enhance(
         self,
         image: ImageInput,
-        model: str = "RealESRGAN_x4plus",
-        outscale: float = 4.0,
-        tile: int | None = None,
-        face_enhance: bool = False,
-        denoise_strength: float = 0.5,
-        precision: str = "auto",
+        options: Options | None = None,
+        *,
         progress: ProgressCallback | None = None,
-        face_model: str = DEFAULT_FACE_MODEL,
-        face_strength: float = DEFAULT_FACE_STRENGTH,
+        **choices: object,
     ) -> Image.Image | np.ndarray:
         """Remaster ``image``; see :func:`remaster.enhance`."""
-        options = Options(
-            model=model,
-            outscale=outscale,
-            tile=tile,
-            face_enhance=face_enhance,
-            denoise_strength=denoise_strength,
-            precision=precision,
-            face_model=face_model,
-            face_strength=face_strength,
-        )
-        return self.run(image, options, progress=progress)[0]
+        return self.run(image, with_choices(options, choices), progress=progress)[0]
+
+    def resolve(self, options: Options) -> Options:
+        """``options`` with its model named as registered: a model file (a path, an ``hf://`` reference or a URL)
+        or a file's stem in ``REMASTER_MODELS_DIR`` is loaded and registered first, as ``-n`` does it.
+
+        Raises:
+            UnknownModelError: no model has that name.
+            InvalidModelError: the model file cannot be used.
+        """
+        model = options.model
+        spec = MODELS.get(model)
+        if spec is not None and spec.kind == "upscaler":
+            return options
+        path = Path(model)
+        key: tuple[object, ...] = (model,)
+        if path.is_file():  # a file changed on disk is a new model
+            stat = path.stat()
+            key = (model, stat.st_mtime_ns, stat.st_size)
+        name = self._resolved.get(key)
+        if name is None or name not in MODELS:
+            if self._model_files is None:
+                self._model_files = ModelFiles(self.settings)
+            name = self._resolved[key] = self._model_files.resolve(model).name
+        return replace(options, model=name)
 
     def run(
         self,
@@ -160,14 +220,15 @@ class Enhancer:
         Args:
             image: as :func:`remaster.enhance` takes it, or a :class:`~remaster.image_io.Picture`
                 decoded already.
-            options: the request's choices (the defaults when omitted).
+            options: the request's choices (the defaults when omitted); its model may be a model file, as
+                :meth:`resolve` takes it.
             progress: called as ``progress(fraction, desc)``.
             cancel: when set, the work stops at the next tile with :class:`StoppedError`.
 
         Raises:
             The errors :func:`remaster.enhance` raises; StoppedError also when cancelled.
         """
-        options = options if options is not None else Options()
+        options = self.resolve(options if options is not None else Options())
         started = time.perf_counter()
         check = self._stop_check(started, cancel)
         report = _progress_reporter(progress)
@@ -177,29 +238,90 @@ class Enhancer:
         self._check_output(spec, picture, size)
 
         report(0.0, f"Loading {spec.name}…")
-
-        def waiting(message: str) -> None:
-            report(0.0, message)
-
-        network = self.engine.network(spec, options.precision, options.denoise_strength, waiting)
-        if options.face_enhance:
-            self.faces.prepare(options.face_model, waiting)
-        output, faces, notes = self._remaster(spec, network, picture, size, options, report, check)
+        prepared = self.prepare(options, lambda message: report(0.0, message))
+        output, faces, notes = self._remaster(spec, prepared.network, picture, size, options, report, check)
         report(1.0, "Done")
-        summary = Report(
-            input_size=(picture.width, picture.height),
-            output_size=size,
-            mode=picture.mode,
-            model=spec.name,
-            device=str(network.device),
-            precision=str(network.dtype).removeprefix("torch."),
-            seconds=time.perf_counter() - started,
+        summary = replace(
+            prepared.report((picture.width, picture.height), size, picture.mode, time.perf_counter() - started),
             faces_found=faces[0],
             faces_restored=faces[1],
             notes=tuple(notes),
         )
         log.info("%s", summary.summary())
         return output, summary
+
+    def prepare(self, options: Options, on_wait: Callable[[str], None] | None = None) -> Prepared:
+        """Load what ``options`` need (the network, and the face networks where faces are restored) ahead of a
+        run of many frames; ``on_wait`` is told what is being waited for (a download under way).
+
+        Raises:
+            UnknownModelError, InvalidModelError: as :meth:`resolve`.
+            WeightsUnavailableError: the weights could not be found or downloaded.
+        """
+        options = self.resolve(options)
+        spec = get_model(options.model, "upscaler")
+        network = self.engine.network(spec, options.precision, options.denoise_strength, on_wait)
+        if options.face_enhance:
+            self.faces.prepare(options.face_model, on_wait)
+        return Prepared(spec, network, options)
+
+    def batch_frames(self, prepared: Prepared, width: int, height: int, channels: int, requested: int | None) -> int:
+        """How many ``width`` × ``height`` frames of ``channels`` (3: colour, 4: with alpha) go through the network
+        at once (and sets ``prepared.frames_at_once``): whole frames at the network's own scale with nothing else
+        to do to them (faces, transparency, resizing, padding), as many as the free memory holds (on CUDA only,
+        where a batch pays), or ``requested``; else one."""
+        if not _whole_at_native_scale(prepared, width, height, channels):
+            count = 1
+        elif requested is not None:
+            count = max(1, requested)
+        else:
+            count = frames_at_once(prepared.network, height, width)
+        prepared.frames_at_once = count
+        return count
+
+    def run_frames(
+        self,
+        prepared: Prepared,
+        frames: Sequence[np.ndarray],
+        *,
+        cancel: threading.Event | None = None,
+        check: Callable[[], None] | None = None,
+    ) -> list[tuple[np.ndarray, Report]]:
+        """Remaster video frames (RGB arrays, from :meth:`prepare`'s model): the same results and reports as
+        :meth:`run` gives each, in one batch where :meth:`batch_frames` allowed it, else one by one.
+
+        Args:
+            check: called between the network's layers in a batch; raises to stop the work.
+            cancel: as for :meth:`run`.
+
+        Raises:
+            The errors :meth:`run` raises.
+        """
+        if len(frames) > 1 and prepared.frames_at_once > 1:
+            try:
+                return self._batch(prepared, frames, check)
+            except (MemoryError, RuntimeError) as error:
+                if not is_out_of_memory(error):
+                    raise
+                prepared.frames_at_once = max(1, len(frames) // 2)
+                log.warning(
+                    "Out of memory with %d frames at once; now %d at a time", len(frames), prepared.frames_at_once
+                )
+        return [self.run(frame, prepared.options, cancel=cancel) for frame in frames]
+
+    def _batch(
+        self, prepared: Prepared, frames: Sequence[np.ndarray], check: Callable[[], None] | None
+    ) -> list[tuple[np.ndarray, Report]]:
+        started = time.perf_counter()
+        pictures = [image_io.decode(frame, self.settings.max_input_pixels) for frame in frames]
+        results = upscale_frames(prepared.network, np.stack([picture.pixels for picture in pictures]), check)
+        seconds = (time.perf_counter() - started) / len(frames)
+        done = []
+        for picture, result in zip(pictures, results, strict=True):
+            size = (result.shape[1], result.shape[0])
+            report = prepared.report((picture.width, picture.height), size, picture.mode, seconds)
+            done.append((image_io.encode(result, picture), report))
+        return done
 
     def _check_output(self, spec: ModelSpec, picture: Picture, size: tuple[int, int]) -> None:
         """Refuse, before any work, a result over the output limit (also at the network's own scale)."""
@@ -330,15 +452,7 @@ class Enhancer:
             result, frame_report = self.run(frame, options, progress=frame_done, cancel=cancel)
             frames.append(result)
             reports.append(frame_report)
-        found = [r.faces_found for r in reports if r.faces_found is not None]
-        summary = replace(
-            reports[0],
-            seconds=time.perf_counter() - started,
-            frames=count,
-            faces_found=sum(found) if found else None,
-            faces_restored=sum(r.faces_restored for r in reports),
-        )
-        return frames, summary
+        return frames, reports[0].totalled(reports, seconds=time.perf_counter() - started, frames=count)
 
     def _stop_check(self, started: float, cancel: threading.Event | None) -> Callable[[], None]:
         limit = self.settings.time_limit
@@ -355,6 +469,19 @@ class Enhancer:
         return check
 
 
+def _whole_at_native_scale(prepared: Prepared, width: int, height: int, channels: int) -> bool:
+    """Whether frames of this size go through the network whole, at its own scale, with nothing else done to them
+    (faces, transparency, resizing, padding): only those can share a batch."""
+    options, network = prepared.options, prepared.network
+    if options.face_enhance or channels != 3 or options.pre_pad:
+        return False
+    if pixels.output_size(width, height, options.outscale) != (width * network.scale, height * network.scale):
+        return False
+    if options.tile is None:
+        return auto_tile(replace(network, overlap=0), height, width) == (0, 0)
+    return options.tile == 0 or options.tile >= max(width, height)
+
+
 def _progress_reporter(progress: ProgressCallback | None) -> Callable[[float, str], None]:
     if progress is None:
         return lambda fraction, message: None
@@ -367,40 +494,59 @@ def default_enhancer() -> Enhancer:
     return Enhancer()
 
 
+def with_choices(options: Options | None, choices: dict[str, object]) -> Options:
+    """``options`` (the defaults when None) with ``choices`` (``Options`` fields by name) changed.
+
+    Raises:
+        TypeError: ``options`` is not an :class:`Options` (a model's name goes in ``model=``), or a choice is not
+            one of its fields.
+        InvalidOptionError, UnknownModelError: a choice is out of range, or no model has that name.
+    """
+    if options is None:
+        return Options(**choices)
+    if not isinstance(options, Options):
+        raise TypeError(
+            f"options must be an Options, not {type(options).__name__}; give single choices by name, "
+            f"such as model={options!r}"
+        )
+    return replace(options, **choices) if choices else options
+
+
 def enhance(
     image: ImageInput,
-    model: str = "RealESRGAN_x4plus",
-    outscale: float = 4.0,
-    tile: int | None = None,
-    face_enhance: bool = False,
-    denoise_strength: float = 0.5,
-    precision: str = "auto",
+    options: Options | None = None,
+    *,
     progress: ProgressCallback | None = None,
-    face_model: str = DEFAULT_FACE_MODEL,
-    face_strength: float = DEFAULT_FACE_STRENGTH,
+    **choices: object,
 ) -> Image.Image | np.ndarray:
     """Remaster an image: upscale it with a Real-ESRGAN model and return it in the same form.
+
+    ``enhance(image, model="realesr-general-x4v3", outscale=2)`` and
+    ``enhance(image, Options(model="realesr-general-x4v3", outscale=2))`` are the same request: the choices are
+    :class:`~remaster.options.Options`' fields, given whole or by name (by name on top of a whole one, too).
 
     Args:
         image: a PIL image, a numpy array (``(H, W)`` or ``(H, W, C)``, C = 1–4, RGB order,
             uint8, uint16 or float 0–1) or a path to an image file.
-        model: a name from :data:`remaster.MODELS`.
-        outscale: the output's size relative to the input, from 1 to 8. The network runs
-            at its native scale and the result is resized with Lanczos. Each side of the
-            output is ``floor(side × outscale)`` pixels, at least 1.
-        tile: ``None`` picks the tiling automatically, ``0`` runs the whole image at once,
-            a positive number is the tile's core edge in input pixels (32–4096, without
-            the overlap each tile borrows from its neighbours).
-        face_enhance: also restore faces with ``face_model``; the rest of the picture is
-            upscaled with ``model`` as usual.
-        denoise_strength: for realesr-general-x4v3 only, from 0 (strongest denoising) to
-            1 (none); other models ignore it.
-        precision: ``"auto"`` (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32),
-            ``"fp32"`` (exact), ``"fp16"`` or ``"bf16"``.
+        options: the request's choices; the defaults when omitted.
         progress: called as ``progress(fraction, desc)`` as work proceeds.
-        face_model: ``"GFPGANv1.4"`` (default), ``"GFPGANv1.3"`` or ``"RestoreFormer"``.
-        face_strength: from 0 (the plain upscale, exactly) to 1 (the restored faces in full);
-            lower values keep more of the person's own features.
+        **choices: any field of :class:`~remaster.options.Options`, among them:
+
+            - ``model``: a registered model's name (:data:`remaster.MODELS`), a model file of any architecture
+              spandrel knows (a path, ``hf://owner/repo/file.pth[@revision]`` or a URL), or a file's stem in
+              ``REMASTER_MODELS_DIR``.
+            - ``outscale``: the output's size relative to the input, from 1 to 8. The network runs at its native
+              scale and the result is resized with Lanczos. Each side of the output is ``floor(side × outscale)``
+              pixels, at least 1.
+            - ``tile``: ``None`` picks the tiling automatically, ``0`` runs the whole image at once, a positive
+              number is the tile's core edge in input pixels (32–4096, without the overlap each tile borrows from
+              its neighbours).
+            - ``face_enhance``: also restore faces with ``face_model`` (``"GFPGANv1.4"``, ``"GFPGANv1.3"`` or
+              ``"RestoreFormer"``), blended in by ``face_strength`` (0: the plain upscale, exactly; 1: the
+              restored faces in full; lower values keep more of the person's own features).
+            - ``denoise_strength``: for realesr-general-x4v3 only, from 0 (strongest denoising) to 1 (none).
+            - ``precision``: ``"auto"`` (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32), ``"fp32"``
+              (exact), ``"fp16"`` or ``"bf16"``.
 
     Returns:
         For a PIL image or a path, a PIL image (L, LA, RGB, RGBA or 16-bit ``I;16``),
@@ -412,11 +558,11 @@ def enhance(
     Raises:
         InvalidImageError: not an image, empty, truncated or of an unsupported kind.
         ImageTooLargeError: more input or output pixels than the configured limits.
-        UnknownModelError: ``model`` is not in the registry.
+        UnknownModelError: no model has the name ``model``.
+        InvalidModelError: ``model`` is a model file that cannot be used (the message says why).
         InvalidOptionError: an option is out of range.
         WeightsUnavailableError: the model's weights could not be found or downloaded.
         StoppedError: over the time limit (``REMASTER_TIME_LIMIT``).
+        TypeError: ``options`` is not an :class:`Options`, or a choice is not one of its fields.
     """
-    return default_enhancer().enhance(
-        image, model, outscale, tile, face_enhance, denoise_strength, precision, progress, face_model, face_strength
-    )
+    return default_enhancer().enhance(image, options, progress=progress, **choices)

@@ -37,11 +37,13 @@ __all__ = [
     "available_memory",
     "batch_size",
     "choose_tiles",
+    "frames_at_once",
     "measure_overlap",
     "plan_windows",
     "result_array",
     "run_windows",
     "upscale",
+    "upscale_frames",
 ]
 
 log = logging.getLogger(__name__)
@@ -303,6 +305,45 @@ def batch_size(network: Network, height: int, width: int, tile: Tile) -> int:
     window_pixels = (windows[0].rows.stop - windows[0].rows.start) * (windows[0].cols.stop - windows[0].cols.start)
     free = available_memory(network.device)
     return max(1, min(MAX_BATCH, int(free / (window_pixels * network.bytes_per_pixel))))
+
+
+def frames_at_once(network: Network, height: int, width: int) -> int:
+    """How many whole ``height`` × ``width`` frames to run through ``network`` in one batch: on CUDA, where a
+    batch pays, as many as the free memory holds (up to 16); elsewhere one."""
+    if network.device.type != "cuda":
+        return 1
+    fits = available_memory(network.device) / (height * width * network.bytes_per_pixel)
+    return max(1, min(MAX_BATCH, int(fits)))
+
+
+def upscale_frames(network: Network, frames: np.ndarray, check: Callable[[], None] | None = None) -> np.ndarray:
+    """Upscale ``(N, H, W, C)`` frames in one batch, each as a whole window (exactly as a still that fits whole
+    is done); ``(N, H·s, W·s, C)`` of the same dtype.
+
+    Raises:
+        torch.OutOfMemoryError, MemoryError: the batch did not fit; the caller runs fewer frames at once.
+    """
+    count, height, width, channels = frames.shape
+    scale = network.scale
+    windows = [
+        Window(
+            slice(k * height, (k + 1) * height), slice(0, width), slice(k * height, (k + 1) * height), slice(0, width)
+        )
+        for k in range(count)
+    ]
+    out = result_array(network.device, (count * height * scale, width * scale, channels), frames.dtype)
+    with torch.inference_mode():
+        run_windows(
+            network,
+            frames.reshape(count * height, width, channels),
+            windows,
+            out,
+            scale=scale,
+            device=network.device,
+            batch=count,
+            check=check,
+        )
+    return out.reshape(count, height * scale, width * scale, channels)
 
 
 def upscale(

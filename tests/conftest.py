@@ -131,6 +131,13 @@ def weight_file(server: hubserver.HubServer, filename: str, data: bytes) -> Weig
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test not marked ``integration`` or ``browser`` is a ``unit`` test (``python -m pytest -m unit``)."""
+    for item in items:
+        if not any(item.get_closest_marker(layer) for layer in ("integration", "browser")):
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(scope="session")
 def hub() -> Iterator[hubserver.HubServer]:
     """The Hub-like server, running for the whole session."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import anyio
+import gradio as gr
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -16,12 +18,14 @@ from PIL import Image
 import remaster
 from remaster import image_io
 from remaster.page import build_demo
-from remaster.page.handlers import Handlers, parse_tile
+from remaster.page.handlers import Handlers, page_options, parse_tile, video_options
 from remaster.page.previews import DETAIL_SIDE, DetailViews, detail_view
 from remaster.page.status import weights_status
 
 from . import images
 from .conftest import slow_model
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +121,26 @@ def test_parse_tile_understands_the_ui_and_api_spellings():
     assert parse_tile("auto") is None and parse_tile(None) is None
     assert parse_tile("off") == 0 and parse_tile(0) == 0
     assert parse_tile("256") == 256 and parse_tile(512.0) == 512
+
+
+def test_page_options_take_a_handlers_values_by_name_in_the_pages_spelling():
+    values = {"image": "in.png", "model": "tiny-srvgg", "tile": "off", "output_format": "webp-90", "progress": None}
+    options = page_options(values)
+    assert (options.model, options.tile, options.output_format, options.quality) == ("tiny-srvgg", 0, "webp", 90)
+    assert options.png_compression == 1 and page_options({"model": "tiny-srvgg"}).output_format == "png"
+    assert video_options("ffv1", 20).crf is None and video_options("vp9", 40).crf == 40
+    with pytest.raises(gr.Error, match="crf for h264 must be from 0 to 51"):
+        video_options("h264", 60)
+
+
+@pytest.mark.parametrize("model", ["/etc/passwd", "hf://someone/repo/4x-Model.pth", "https://example.com/x.pth"])
+def test_the_page_takes_only_registered_upscalers_never_a_path_or_url(client, tmp_path, model):
+    with pytest.raises(gr.Error, match="Unknown model.*Load the model"):
+        page_options({"model": model})
+    with pytest.raises(AppError, match="Unknown model"):
+        call(client, images.save(images.rgb(), tmp_path / "in.png"), model=model)
+    with pytest.raises(gr.Error, match="Unknown model 'GFPGANv1.4'"):
+        page_options({"model": "GFPGANv1.4"})
 
 
 @pytest.mark.parametrize(
@@ -241,6 +265,13 @@ def test_a_fresh_results_previews_come_from_memory_not_from_its_file(enhancer, t
     assert decoded == [source], "so did the detail view"
     assert before.size == after.size == (192, 160) and detail_after.size == (192, 160)
     assert DetailViews().get(str(source), path) is not None and decoded[1:] == [source, Path(path)], "else: files"
+
+
+def test_the_image_handler_runs_with_its_own_defaults_as_the_examples_call_it(enhancer, tmp_path):
+    source = images.save(images.rgb(20, 24), tmp_path / "example.png")
+    example = functools.partial(Handlers(enhancer).remaster_image, image=str(source), model="tiny-srvgg", outscale=2)
+    download, _, info = anyio.run(example)
+    assert Image.open(download).size == (48, 40) and Path(download).suffix == ".png" and "tiny-srvgg" in info
 
 
 def test_an_animated_gif_comes_back_animated_with_its_timing(client, tmp_path):

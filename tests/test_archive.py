@@ -43,6 +43,8 @@ from .conftest import run_module
 from .test_animation import animated
 from .videos import make_clip, read_video
 
+pytestmark = pytest.mark.integration
+
 MODEL = "realesr-animevideov3"
 OPTIONS = Options(model=MODEL)
 TWO_CPU_WORKERS = Workers(count=2, cpus=2, gpus=0, batch_size=2)

@@ -15,15 +15,18 @@ from torch import nn
 import remaster
 from remaster import Options
 from remaster.architectures import ARCHITECTURES, SRVGGNetCompact, register_architecture
-from remaster.backends import Accelerated, available
 from remaster.faces import Face
 from remaster.kept import KeptTable
 from remaster.registry import DETECTOR, PARSER
+from remaster.runtimes import choose, get_runtime
+from remaster.runtimes.measured import Accelerated
 
 from .images import gradient, to_uint8
 from .test_faces import LANDMARKS
 
-pytestmark = pytest.mark.skipif(not available("openvino"), reason="OpenVINO is a requirement; this runs where it is")
+pytestmark = pytest.mark.skipif(
+    not get_runtime("openvino").available(), reason="OpenVINO is a requirement; this runs where it is"
+)
 
 
 def backend_enhancer(enhancer, tmp_path, backend: str) -> remaster.Enhancer:
@@ -37,6 +40,7 @@ def settle(engine, spec, precision: str) -> Accelerated:
     return accelerated
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["tiny-rrdb-x4", "tiny-rrdb-x2", "tiny-srvgg"])
 def test_openvino_gives_torchs_result_whole_and_tiled(enhancer, tmp_path, name):
     forced = backend_enhancer(enhancer, tmp_path, "openvino")
@@ -81,6 +85,7 @@ class _Untraceable(SRVGGNetCompact):
         return _Unconvertible(super().load(kwargs, state, device))
 
 
+@pytest.mark.integration
 def test_a_network_openvino_cannot_take_stays_on_torch_and_the_request_succeeds(
     enhancer, tiny_models, tmp_path, caplog
 ):
@@ -99,6 +104,7 @@ def test_a_network_openvino_cannot_take_stays_on_torch_and_the_request_succeeds(
     assert np.array_equal(first, again) and accelerated.calls == {"backend": 0, "torch": 2}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("face_model", ["tiny-gfpgan", "tiny-restoreformer"])
 def test_face_restorer_and_parser_run_on_openvino_with_torchs_result(
     enhancer, tiny_faces, tmp_path, monkeypatch, face_model
@@ -122,6 +128,7 @@ def test_face_restorer_and_parser_run_on_openvino_with_torchs_result(
     assert np.abs(ours.astype(int) - forced.enhance(image, model="tiny-srvgg", precision="fp32")).max() > 8
 
 
+@pytest.mark.integration
 def test_the_face_detector_runs_on_openvino_and_finds_torchs_faces(finding, tmp_path):
     forced = backend_enhancer(finding, tmp_path, "openvino")
     image = gradient(256, 384, seed=5)
@@ -136,6 +143,7 @@ def test_the_face_detector_runs_on_openvino_and_finds_torchs_faces(finding, tmp_
     assert detector.calls == {"backend": 2, "torch": 1} and len(first) == len(finding.faces.detect(image))
 
 
+@pytest.mark.integration
 def test_the_choice_is_measured_once_kept_and_reused(enhancer, tmp_path):
     spec = remaster.get_model("tiny-srvgg")
     measuring = backend_enhancer(enhancer, tmp_path, "auto")
@@ -154,6 +162,7 @@ def test_the_choice_is_measured_once_kept_and_reused(enhancer, tmp_path):
         assert reused.wait(timeout=300) and reused.state == "chosen" and reused.speedup is None, "not measured again"
 
 
+@pytest.mark.integration
 def test_a_converted_network_is_kept_on_disk_and_a_later_process_reads_it(enhancer, tmp_path, monkeypatch):
     import openvino
 
@@ -164,7 +173,7 @@ def test_a_converted_network_is_kept_on_disk_and_a_later_process_reads_it(enhanc
     assert settle(first.engine, spec, "fp32").state == "chosen"
     kept = list((tmp_path / "cache" / "openvino").glob("*.xml"))
     assert len(kept) == 1 and kept[0].name.endswith("-anyx3xanyxany.xml") and kept[0].with_suffix(".bin").is_file()
-    assert not list(kept[0].parent.glob(".*partial*")), "nothing half-written left"
+    assert not [path for path in kept[0].parent.iterdir() if path.name.startswith(".")], "nothing half-written left"
 
     def converted_again(*args, **kwargs):
         raise RuntimeError("converted again")
@@ -179,6 +188,7 @@ def test_a_converted_network_is_kept_on_disk_and_a_later_process_reads_it(enhanc
     assert accelerated.calls["backend"] == 1 and np.abs(ours - enhancer.run(image, options)[0]).max() < 1e-4
 
 
+@pytest.mark.integration
 def test_what_remaster_logs_while_openvino_converts_is_not_lost(enhancer, tmp_path, monkeypatch, caplog):
     import openvino
     from openvino.tools.ovc.logger import init_logger
@@ -207,6 +217,7 @@ def test_remaster_backend_torch_is_todays_path(enhancer, tmp_path):
         remaster.Settings.from_env(env={"REMASTER_DEVICE": "cpu", "REMASTER_BACKEND": "cuda-magic"})
 
 
+@pytest.mark.integration
 def test_a_stop_ends_an_openvino_run(enhancer, tmp_path):
     forced = backend_enhancer(enhancer, tmp_path, "openvino")
     spec = remaster.get_model("tiny-rrdb-x4")
@@ -244,3 +255,44 @@ def test_a_backend_is_used_only_if_it_measured_faster_than_torch(slowdown, used,
         assert choices.get("net") == ("fake" if used else "torch")
         accelerated(batch)
     assert accelerated.calls == ({"backend": 1, "torch": 1} if used else {"backend": 0, "torch": 2})
+
+
+def test_a_runtime_is_chosen_by_what_the_settings_force_and_what_suits(caplog):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    settings = remaster.Settings.from_env(env={"REMASTER_DEVICE": "cpu"})
+    assert choose(settings, cpu, torch.float32).name == "openvino"
+    assert choose(settings, cpu, torch.float16).name == "torch", "OpenVINO takes fp32 and bf16 on a CPU"
+    on_cuda = "tensorrt" if get_runtime("tensorrt").available() else "torch"
+    assert choose(settings, cuda, torch.float16).name == on_cuda
+    compiling = replace(settings, compile=True)
+    assert choose(compiling, cpu, torch.float32).name == "compiled"
+    assert choose(compiling, cpu, torch.float32, helper=True).name == "openvino", "helpers are never compiled"
+    assert not choose(compiling, cpu, torch.float32).keeps_stop_points
+    forced = replace(settings, backend="compiled")
+    assert choose(forced, cpu, torch.float32, label="net").name == "torch"
+    assert "net runs on torch: REMASTER_BACKEND asks for compiled, but REMASTER_COMPILE is off" in caplog.text
+    assert choose(replace(forced, compile=True), cpu, torch.float32, helper=True).name == "torch"
+    assert choose(replace(settings, backend="openvino"), cuda, torch.float16).name == "openvino", "forced is forced"
+
+
+def test_adding_a_runtime_is_adding_one_object(monkeypatch):
+    from remaster import runtimes
+
+    class Always(runtimes.Runtime):
+        name, display_name, preference = "always", "Always", 99
+
+        def suits(self, settings, device, dtype):
+            return dtype == torch.float32
+
+        def runner(self, module, placement):
+            return module
+
+    monkeypatch.setattr(runtimes, "_runtimes", dict(runtimes._runtimes))
+    always = runtimes.register_runtime(Always())
+    settings = remaster.Settings.from_env(env={"REMASTER_DEVICE": "cpu", "REMASTER_BACKEND": "always"})
+    assert runtimes.choose(settings, torch.device("cpu"), torch.bfloat16) is always, "forced"
+    automatic = replace(settings, backend="auto")
+    assert runtimes.choose(automatic, torch.device("cpu"), torch.float32) is always, "the most preferred that suits"
+    assert runtimes.choose(automatic, torch.device("cpu"), torch.bfloat16).name == "openvino"
+    with pytest.raises(ValueError, match="already registered"):
+        runtimes.register_runtime(Always())

@@ -118,6 +118,7 @@ def test_a_cancelled_batch_stops(enhancer, tmp_path):
     assert not (tmp_path / "r.zip").exists()
 
 
+@pytest.mark.integration
 def test_the_batch_endpoint(client, tmp_path):
     first = images.save(images.rgb(), tmp_path / "first.png")
     second = images.save(images.rgba(), tmp_path / "second.png")

@@ -11,6 +11,8 @@ from playwright.sync_api import expect, sync_playwright
 from . import images
 from .conftest import running_app
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium"
 # Flags for a sandbox with no network: no first-run work, no background connections.
 CHROMIUM_ARGS = [

@@ -13,8 +13,8 @@ from torch._dynamo.utils import counters
 from torch._inductor.compile_fx import compile_fx
 
 import remaster
-from remaster.compiled import BackgroundCompiled
 from remaster.engine import build_network
+from remaster.runtimes.compiled import BackgroundCompiled
 
 from .images import gradient, to_uint8
 
@@ -80,6 +80,7 @@ def frames_compiled() -> int:
     return counters["frames"]["ok"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("size", [(20, 28), (31, 17), (40, 40), (2, 90)])
 def test_one_graph_serves_other_sizes_without_compiling_again(compiled, tiny_network, backend, size):
     before, runs = frames_compiled(), backend.runs

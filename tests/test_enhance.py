@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageCms
 
 import remaster
-from remaster import image_io, pixels
+from remaster import Options, image_io, pixels
 
 from . import images
 from .hubserver import Fault
@@ -292,21 +292,20 @@ def test_with_settings_really_applies_changes_to_the_device_compilation_and_weig
     assert same.engine is enhancer.engine, "an unchanged value changes nothing"
 
 
-def test_the_public_function_keeps_its_flat_keyword_signature():
+def test_the_public_function_takes_options_whole_or_by_name(enhancer):
     import inspect
 
-    assert list(inspect.signature(remaster.enhance).parameters) == [
-        "image",
-        "model",
-        "outscale",
-        "tile",
-        "face_enhance",
-        "denoise_strength",
-        "precision",
-        "progress",
-        "face_model",
-        "face_strength",
-    ]
+    assert list(inspect.signature(remaster.enhance).parameters) == ["image", "options", "progress", "choices"]
     assert list(inspect.signature(remaster.Enhancer.enhance).parameters)[1:] == list(
         inspect.signature(remaster.enhance).parameters
     )
+    image = images.rgb(20, 16)
+    whole = enhancer.enhance(image, Options(model="tiny-srvgg", outscale=2, precision="fp32"))
+    flat = enhancer.enhance(image, model="tiny-srvgg", outscale=2, precision="fp32")
+    on_top = enhancer.enhance(image, Options(model="tiny-srvgg", outscale=3), outscale=2, precision="fp32")
+    assert whole.size == (32, 40) and np.array_equal(np.asarray(whole), np.asarray(flat))
+    assert np.array_equal(np.asarray(whole), np.asarray(on_top)), "choices by name go on top of a whole Options"
+    with pytest.raises(TypeError, match="model='tiny-srvgg'"):
+        enhancer.enhance(image, "tiny-srvgg")
+    with pytest.raises(TypeError, match="sharpness"):
+        enhancer.enhance(image, sharpness=2)

@@ -72,6 +72,7 @@ def run_evaluate(*args: str, weights_dir: Path, cwd: Path) -> subprocess.Complet
     return run_module("remaster.evaluate", *args, weights_dir=weights_dir, cwd=cwd)
 
 
+@pytest.mark.integration
 def test_the_report_has_every_image_and_model_and_parses(weights_dir, tmp_path):
     models = ["realesr-animevideov3", "RealESRGAN_x4plus_anime_6B"]
     done = run_evaluate(
@@ -106,6 +107,7 @@ def test_the_report_has_every_image_and_model_and_parses(weights_dir, tmp_path):
         assert figure.format == "PNG" and figure.width > figure.height
 
 
+@pytest.mark.integration
 def test_unreadable_files_and_unavailable_models_are_named_and_the_rest_is_evaluated(weights_dir, tmp_path):
     folder = tmp_path / "hr"
     folder.mkdir()
@@ -136,6 +138,7 @@ def test_unreadable_files_and_unavailable_models_are_named_and_the_rest_is_evalu
     assert "- **broken.png**: Expected an image" in skipped
 
 
+@pytest.mark.integration
 def test_an_empty_folder_is_a_clear_error(weights_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     done = run_evaluate("empty", weights_dir=weights_dir, cwd=tmp_path)

@@ -79,6 +79,7 @@ def test_sixteen_bit_input_stays_sixteen_bit_with_faces(faces_enhancer, with_fac
     assert report.faces_restored == 1
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("face_model", ["tiny-gfpgan", "tiny-restoreformer"])
 def test_strength_zero_is_the_plain_upscale_exactly_and_strength_changes_the_face(
     faces_enhancer, with_face, face_model
@@ -167,6 +168,7 @@ def test_detections_are_parsed_rescaled_and_sorted_largest_first(finding):
     assert finding.faces.detect(images.gradient(31, 400)) == [], "too small to hold a face"
 
 
+@pytest.mark.integration
 def test_at_most_the_configured_number_of_faces_is_restored_the_largest_and_the_report_says_so(finding):
     capped = finding.with_settings(max_faces=2)
     image = images.gradient(256, 384)

@@ -18,13 +18,13 @@ import torch
 
 import remaster
 from remaster._compat import import_basicsr
-from remaster.errors import InvalidDataError, InvalidOptionError, StoppedError
+from remaster.errors import InvalidDataError, InvalidOptionError, JobBusyError, StoppedError
 from remaster.finetune import PRESETS, Config, finetune, run_folder
 from remaster.finetune.base import load_base
 from remaster.finetune.data import find_data
 from remaster.finetune.degradation import Degrader, seed_everything
 from remaster.finetune.trainer import Trainer
-from remaster.locks import JobBusyError, lock_folder
+from remaster.locks import lock_folder
 from remaster.model_files import ModelFiles
 from remaster.options import Options
 
@@ -78,6 +78,7 @@ def test_every_preset_gives_inputs_of_the_right_size_and_range(preset):
         assert torch.equal(degrader(gt), lq), "the same seed gives the same inputs"
 
 
+@pytest.mark.integration
 def test_a_few_steps_lower_the_training_loss_and_raise_the_held_out_psnr(tmp_path, settings, unregistering):
     make_images(tmp_path / "data")
     make_base(tmp_path / "base.pth")
@@ -113,6 +114,7 @@ def test_a_stopped_run_resumed_gives_bit_identical_weights(tmp_path, settings, u
         other.resume()
 
 
+@pytest.mark.integration
 def test_ctrl_c_saves_a_checkpoint_and_exits(tmp_path):
     make_images(tmp_path / "data")
     make_base(tmp_path / "base.pth")

@@ -119,6 +119,7 @@ def strict_app(enhancer, tiny_models):
         demo.close()
 
 
+@pytest.mark.integration
 def test_the_limits_are_stated_on_the_page(strict_app):
     url, settings, _ = strict_app
     page = httpx.get(url + "config").text
@@ -139,6 +140,7 @@ def test_the_server_serves_no_file_but_its_own(strict_app):
         assert httpx.get(f"{url}gradio_api/file={path}").status_code in (403, 404)
 
 
+@pytest.mark.integration
 def test_a_full_queue_turns_requests_away_cleanly(strict_app, tmp_path):
     url, _, slow = strict_app
     source = images.save(images.rgb(40, 40), tmp_path / "busy.png")
@@ -159,6 +161,7 @@ def test_a_full_queue_turns_requests_away_cleanly(strict_app, tmp_path):
     assert Image.open(done[0][1][0]).size == (160, 160)
 
 
+@pytest.mark.integration
 def test_generated_files_are_deleted_after_an_hour(enhancer):
     demo = build_demo(enhancer, prefetch=False)
     assert demo.delete_cache == (3600, 3600)

@@ -18,6 +18,8 @@ from . import images
 from .conftest import running_app
 from .hubserver import Fault
 
+pytestmark = pytest.mark.integration
+
 
 def png_bytes(width: int = 24, height: int = 20) -> bytes:
     buffer = io.BytesIO()
@@ -46,6 +48,12 @@ def test_the_mcp_server_lists_the_tools_with_their_parameters(mcp_app):
     assert list(url_tool.inputSchema["properties"]) == ["image_url", "model", "outscale", "face_enhance"]
     assert "public http(s) URLs" in url_tool.description and "RealESRGAN_x4plus" in url_tool.description
     assert "image_url" in url_tool.inputSchema["required"]
+    image_tool = tools["remaster_image"]
+    registered = remaster.get_model("tiny-srvgg")  # registered by the fixtures before the page was built
+    assert registered.label in image_tool.description, "the models the app has, not a list written once"
+    assert "tiny-srvgg" in image_tool.inputSchema["properties"]["model"]["description"]
+    assert "GFPGANv1.4" in image_tool.inputSchema["properties"]["face_model"]["description"]
+    assert not any("{upscaler" in tool.description for tool in tools.values()), "every placeholder filled"
 
 
 def test_the_url_tool_refuses_the_servers_own_network(mcp_app, hub):

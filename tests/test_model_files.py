@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,8 @@ from safetensors.torch import save_file
 import remaster
 from remaster import Options
 from remaster._compat import import_basicsr
-from remaster.model_files import ModelFiles, parse_reference
+from remaster.model_files import ModelFiles
+from remaster.references import parse_reference
 
 from . import images
 from .conftest import TEST_REPO
@@ -108,6 +110,7 @@ def spandrel_whole(path: Path, image: np.ndarray) -> np.ndarray:
         return descriptor(batch)[0].numpy().transpose(1, 2, 0)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
 def test_model_files_of_every_architecture_load_and_run_tiled_like_whole(files, runner, tmp_path, name, suffix):
@@ -153,6 +156,31 @@ def test_a_models_folder_registers_each_file_by_its_stem(settings, files, tmp_pa
     assert [spec.name for spec in loaded] == ["2x-Span", "4x-Mine"]
     assert [name for name, _ in failed] == ["broken.pth"] and "not a model file" in failed[0][1]
     assert remaster.get_model("4x-Mine").scale == 4 and ModelFiles(replace(settings, models_dir=folder)).find("2x-Span")
+
+
+def test_the_library_takes_a_model_file_a_hub_reference_and_a_folder_stem_as_the_command_line_does(
+    hub, files, runner, settings, tmp_path, monkeypatch
+):
+    path = save_model(tmp_path / "loose", "4x-Loose", random_state(ARCHITECTURES["compact"][0]), ".pth")
+    image = images.to_uint8(images.gradient(16, 12))
+    by_path, report = runner.run(image, Options(model=str(path), outscale=4, precision="fp32"))
+    assert by_path.shape == (64, 48, 3) and report.model == "4x-Loose", "the file, loaded and registered"
+    assert np.array_equal(by_path, runner.enhance(image, model="4x-Loose", precision="fp32")), "then by its name"
+    buffer = io.BytesIO()
+    torch.save(random_state(_span, seed=4), buffer)
+    hub.add(hub.hub_path(TEST_REPO, "community/lib-span.pth"), buffer.getvalue())
+    assert runner.enhance(image, model=f"hf://{TEST_REPO}/community/lib-span.pth", outscale=2).shape == (32, 24, 3)
+    pinned = json.loads(ModelFiles(runner.settings).ledger.path.read_text())
+    assert pinned[f"hf://{TEST_REPO}/community/lib-span.pth@main"]["sha256"], "pinned like -n's downloads"
+    folder = tmp_path / "my-models"
+    save_model(folder, "my-model", random_state(ARCHITECTURES["compact"][0], seed=6), ".safetensors")
+    monkeypatch.setenv("REMASTER_MODELS_DIR", str(folder))
+    with_folder = runner.with_settings(models_dir=folder)
+    assert with_folder.enhance(image, model="my-model").shape == (64, 48, 3), "a fine-tuned model in the folder"
+    with pytest.raises(remaster.UnknownModelError, match="'not-there'.*stem in"):
+        with_folder.enhance(image, model="not-there")
+    with pytest.raises(remaster.InvalidModelError, match="No model file at"):
+        runner.enhance(image, model=str(tmp_path / "missing.pth"))
 
 
 def test_a_hub_reference_is_downloaded_and_pinned_to_its_revision(hub, files, runner):
@@ -225,6 +253,7 @@ def test_files_that_are_no_model_of_a_known_kind_say_what_they_are(files, tmp_pa
         parse_reference("hf://only-a-repo")
 
 
+@pytest.mark.integration
 def test_the_command_line_takes_a_model_file(tmp_path):
     from .test_cli import run_cli, weights_for_cli
 
@@ -256,6 +285,7 @@ def page(enhancer, hub, tiny_models, tmp_path):
         remaster.unregister(name)
 
 
+@pytest.mark.integration
 def test_the_page_loads_model_files_and_offers_them_everywhere(page, hub, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -283,6 +313,7 @@ def test_the_page_loads_model_files_and_offers_them_everywhere(page, hub, tmp_pa
         client.predict(handle_file(str(big)), name, 2, "auto", False, 0.5, api_name="/remaster")
 
 
+@pytest.mark.integration
 def test_evaluate_takes_model_files_like_the_official_models(tmp_path):
     import csv
     import shutil

@@ -17,6 +17,7 @@ from PIL import Image
 import remaster
 from remaster import Options, image_io
 from remaster.animation import read_animation, save_animation
+from remaster.atomic import atomic_file
 from remaster.files import remaster_file
 
 from . import images, odd_files
@@ -84,6 +85,7 @@ def test_a_damaged_frame_of_an_animation_is_named(tmp_path):
         read_animation(path, max_pixels=10**6)
 
 
+@pytest.mark.integration
 def test_a_run_goes_on_past_every_kind_of_bad_file_and_counts_them(tmp_path):
     from .test_cli import run_cli, weights_for_cli
 
@@ -194,11 +196,11 @@ def test_sixteen_bit_apng_stays_sixteen_bit(enhancer, tmp_path):
 
 def test_a_failed_write_leaves_no_empty_folder_behind(tmp_path):
     target = tmp_path / "made" / "for" / "it" / "result.png"
-    with pytest.raises(OSError, match="disk full"), image_io.atomic_file(target):
+    with pytest.raises(OSError, match="disk full"), atomic_file(target):
         raise OSError("disk full")
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "kept").mkdir()
-    with pytest.raises(OSError), image_io.atomic_file(tmp_path / "kept" / "x.png"):
+    with pytest.raises(OSError), atomic_file(tmp_path / "kept" / "x.png"):
         raise OSError("disk full")
     assert (tmp_path / "kept").is_dir(), "a folder that was there stays"
 
@@ -209,6 +211,7 @@ def page(enhancer):
         yield Client(url, verbose=False)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("name", "make", "message"),
     [
@@ -224,6 +227,7 @@ def test_the_page_gives_the_same_message_as_the_command_line(page, tmp_path, nam
     assert "upstream" not in str(error.value)
 
 
+@pytest.mark.integration
 def test_the_page_remasters_a_float_image(page, tmp_path):
     source = tmp_path / "depth.tif"
     odd_files.float_tiff(source, scale=1.0)

@@ -167,6 +167,7 @@ def test_entries_point_at_architecture_objects_that_know_their_networks():
     assert MODELS["GFPGANv1.4"].architecture.precisions == ("fp32",) and "bf16" in x4.architecture.precisions
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "name", ["RealESRGAN_x4plus", "realesr-animevideov3", "GFPGANv1.4", "RestoreFormer", "parsing_parsenet"]
 )

@@ -18,6 +18,8 @@ from remaster.settings import Settings
 from . import images
 from .conftest import TEST_REPO
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

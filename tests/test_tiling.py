@@ -182,6 +182,7 @@ def test_a_cancelled_request_stops_between_tiles(enhancer):
     assert 2 <= len(upscaling) <= 4, "stopped at the next tile, not at the end"
 
 
+@pytest.mark.integration
 def test_a_request_over_the_time_limit_is_stopped(enhancer, tiny_models):
     limited = enhancer.with_settings(time_limit=1)
     with slow_model(tiny_models, delay=0.3) as name:
@@ -210,6 +211,7 @@ def full_size(tmp_path_factory, enhancer):
         yield enhancer.with_settings(weights_dir=folder), {official: spec.name for official, spec in specs.items()}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("official", "height", "width", "tile"),
     [

@@ -32,9 +32,10 @@ import remaster
 from remaster import Options
 from remaster.architectures import ARCHITECTURES, SRVGGNetCompact, register_architecture
 from remaster.batch import run_batch
+from remaster.errors import JobBusyError
 from remaster.registry import MODELS
 from remaster.video import VideoOptions, preview_frame, remaster_video
-from remaster.video.segments import JobBusyError, JobState, state_folder
+from remaster.video.segments import JobState, state_folder
 
 from . import images
 from .conftest import _SRVGG, run_module, running_app
@@ -197,6 +198,7 @@ def weights_dir(tmp_path_factory):
     return weights_for_cli(tmp_path_factory.mktemp("video"))
 
 
+@pytest.mark.integration
 def test_a_job_killed_midway_resumes_to_the_same_file_as_an_uninterrupted_run(weights_dir, tmp_path):
     clip = make_clip(tmp_path / "clip.mkv", frames=12, audio=True)
     # One backend on both sides (torch: a background build finishing midway would change the bytes).
@@ -439,6 +441,7 @@ def test_nvenc_without_a_gpu_is_refused_before_any_work(fast, enhancer, tmp_path
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.integration
 def test_the_command_line_treats_video_files_as_videos_with_the_official_spellings(weights_dir, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -489,6 +492,7 @@ def test_a_batch_takes_videos_beside_images(fast, enhancer, tmp_path):
     assert read_video(tmp_path / "back.mp4").audio_packets == clip.audio_packets
 
 
+@pytest.mark.integration
 def test_the_page_remasters_a_video_and_previews_one_frame_through_the_api(enhancer, tmp_path):
     clip = make_clip(tmp_path / "holiday.mp4", frames=4, audio=True)
     with running_app(enhancer, max_video_seconds=90, max_video_frames=2000) as url:
@@ -555,6 +559,38 @@ def test_frames_in_one_batch_are_the_frames_done_one_by_one(fast, enhancer, tmp_
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
+def test_the_video_job_reaches_the_network_only_through_the_enhancer(fast, enhancer, tmp_path, monkeypatch):
+    from remaster.pipeline import Enhancer
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=4)
+    native = Options("tiny-srvgg", outscale=4, precision="fp32")
+    prepared = enhancer.prepare(native)
+    frames = [np.asarray(images.rgb(24, 32)) for _ in range(3)]
+    assert enhancer.batch_frames(prepared, 32, 24, 3, requested=3) == 3
+    together = enhancer.run_frames(prepared, frames)
+    apart = [enhancer.run(frame, native) for frame in frames]
+    for (result, report), (alone, alone_report) in zip(together, apart, strict=True):
+        assert np.abs(result.astype(int) - alone.astype(int)).max() <= 1 and result.dtype == alone.dtype
+        assert (report.input_size, report.output_size, report.mode, report.model, report.precision) == (
+            alone_report.input_size, alone_report.output_size, alone_report.mode, alone_report.model,
+            alone_report.precision,
+        )  # fmt: skip
+
+    batches: list[int] = []
+    run_frames = Enhancer.run_frames
+
+    def counted(self, prepared, frames, **kwargs):
+        batches.append(len(frames))
+        return run_frames(self, prepared, frames, **kwargs)
+
+    monkeypatch.setattr(Enhancer, "run_frames", counted)
+    monkeypatch.setattr(Enhancer, "prepare", lambda self, options, on_wait=None: prepared)
+    monkeypatch.setattr(type(enhancer.engine), "network", lambda *a, **k: pytest.fail("the engine reached directly"))
+    done = remaster_video(clip.path, tmp_path / "out", native, VideoOptions(codec="ffv1"), enhancer=enhancer)
+    assert sum(batches) == 4 and done.frames == 4
+
+
+@pytest.mark.integration
 def test_agents_get_the_video_tool(enhancer):
     async def list_tools(url: str) -> dict:
         async with (

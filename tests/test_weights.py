@@ -147,6 +147,7 @@ def test_a_file_on_disk_is_taken_without_asking_a_hub_that_hangs(settings, x4, t
         assert time.monotonic() - started < 2
 
 
+@pytest.mark.integration
 def test_a_hub_that_did_not_answer_is_asked_again_after_the_retry_window(settings, x4, caplog):
     store = WeightStore(replace(settings, hub_endpoint=_dead_endpoint()), retry_network_after=0.5)
 
@@ -207,6 +208,7 @@ def test_prefetch_fetches_the_given_models_in_order(settings, hub, tiny_models):
     assert all(store.status(spec.weights).state == "ready" for spec in order)
 
 
+@pytest.mark.integration
 def test_prefetch_takes_files_on_disk_before_downloading_anything(settings, hub, tiny_models, tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
@@ -256,6 +258,7 @@ def test_the_hub_is_asked_once_at_start_and_requests_then_fail_at_once(settings,
     assert time.monotonic() - started < 3, "no wait for the Hub's own retries (about 23 s)"
 
 
+@pytest.mark.integration
 def test_when_the_hub_answers_the_probe_downloads_go_ahead(settings, hub, x4):
     store = WeightStore(settings)
     store.probe_hub()

@@ -1,32 +1,24 @@
-"""Frames in and out of the network: decoded in order with their times, converted, and batched.
+"""Frames in and out of the network: decoded in order with their times, and converted.
 
 :func:`decoded_frames` yields each frame of the input with the output frames it becomes
-(:class:`Schedule`), :func:`to_array` and :func:`to_encoder` convert between PyAV frames and
-the RGB arrays the engine takes, with the plan's colour matrix and range, and
-:func:`upscale_frames` runs whole frames through the network in one batch where
-:func:`batch_size` says that pays.
+(:class:`Schedule`); :func:`to_array` and :func:`to_encoder` convert between PyAV frames and
+the RGB arrays the :class:`~remaster.pipeline.Enhancer` takes, with the plan's colour matrix and range.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from fractions import Fraction
 
 import av
 import numpy as np
-import torch
 
-from .. import pixels
 from ..errors import InvalidVideoError, brief
-from ..network import Network
-from ..options import Options
-from ..tiling import MAX_BATCH, Window, auto_tile, available_memory, result_array, run_windows
 from .encoding import OutputPlan, sws_matrix, sws_range
 from .probe import VideoInfo, open_input
 
-__all__ = ["Schedule", "batch_size", "decoded_frames", "to_array", "to_encoder", "upscale_frames"]
+__all__ = ["Schedule", "decoded_frames", "to_array", "to_encoder"]
 
 
 def decoded_frames(
@@ -56,51 +48,6 @@ def decoded_frames(
                 f"The video is corrupt after {schedule.decoded} readable frames ({brief(error, 120)}); "
                 "re-export or re-download it"
             ) from None
-
-
-def batch_size(network: Network, options: Options, info: VideoInfo, plan: OutputPlan, requested: int | None) -> int:
-    """How many frames go through the network together: whole frames at its own scale, nothing else to do
-    to them (faces, transparency, resizing), as many as the free memory holds (on CUDA only, where a
-    batch pays), or ``requested``."""
-    native = (info.width * network.scale, info.height * network.scale)
-    whole = options.tile in (None, 0) or options.tile >= max(info.width, info.height)
-    simple = not options.face_enhance and plan.array_format in ("rgb24", "rgb48le")
-    if not (simple and whole and pixels.output_size(info.width, info.height, options.outscale) == native):
-        return 1
-    if options.tile is None and auto_tile(replace(network, overlap=0), info.height, info.width) != (0, 0):
-        return 1
-    if requested is not None:
-        return max(1, requested)
-    if network.device.type != "cuda":
-        return 1
-    fits = available_memory(network.device) / (info.width * info.height * network.bytes_per_pixel)
-    return max(1, min(MAX_BATCH, int(fits)))
-
-
-def upscale_frames(network: Network, frames: np.ndarray, check: Callable[[], None] | None = None) -> np.ndarray:
-    """Upscale ``(N, H, W, C)`` frames in one batch, each as a whole window of the tile scheduler
-    (exactly as a still that fits whole is done); ``(N, H·s, W·s, C)`` of the same dtype."""
-    count, height, width, channels = frames.shape
-    scale = network.scale
-    windows = [
-        Window(
-            slice(k * height, (k + 1) * height), slice(0, width), slice(k * height, (k + 1) * height), slice(0, width)
-        )
-        for k in range(count)
-    ]
-    out = result_array(network.device, (count * height * scale, width * scale, channels), frames.dtype)
-    with torch.inference_mode():
-        run_windows(
-            network,
-            frames.reshape(count * height, width, channels),
-            windows,
-            out,
-            scale=scale,
-            device=network.device,
-            batch=count,
-            check=check,
-        )
-    return out.reshape(count, height * scale, width * scale, channels)
 
 
 def to_array(frame: av.VideoFrame, array_format: str, matrix: str | None, colour_range: str) -> np.ndarray:

@@ -1,9 +1,10 @@
 """A whole video through the engine: decoding, the network and encoding overlapped in a bounded pipeline.
 
 Three threads pass frames along two short queues: one decodes the input and turns frames
-into RGB arrays, this one runs each through :meth:`Enhancer.run` (the same path as a still:
-model, scale, tiles, precision, faces, denoise, out-of-memory retries with smaller tiles),
-and one converts the results back and encodes them, a segment at a time. The queues are
+into RGB arrays, this one runs them through :meth:`Enhancer.run_frames` (the same path as a
+still: model, scale, tiles, precision, faces, denoise, out-of-memory retries with smaller tiles;
+whole frames batched where that pays), and one converts the results back and encodes them, a
+segment at a time. The queues are
 short so memory stays bounded and none of the three waits long on the others.
 
 Every input frame is decoded, in order, with its own presentation time; none is dropped
@@ -26,19 +27,16 @@ from pathlib import Path
 
 import av
 import numpy as np
-import torch
 
 from .. import pixels
-from ..errors import InvalidVideoError, StoppedError, brief, is_out_of_memory
+from ..errors import InvalidVideoError, StoppedError, brief
 from ..image_io import Picture
-from ..network import Network
 from ..options import Options
-from ..pipeline import Enhancer, Report, default_enhancer
-from ..registry import get_model
+from ..pipeline import Enhancer, Prepared, Report, default_enhancer
 from ..version import __version__
 from . import VideoOptions
 from .encoding import OutputPlan, plan_output, source_colour, sws_matrix, sws_range
-from .frames import batch_size, decoded_frames, to_array, to_encoder, upscale_frames
+from .frames import decoded_frames, to_array, to_encoder
 from .join import join
 from .probe import VideoInfo, open_input, probe
 from .segments import JobState, SegmentWriter, fingerprint
@@ -155,23 +153,20 @@ def remaster_video(
         OSError: the result could not be written.
     """
     enhancer = enhancer if enhancer is not None else default_enhancer()
-    options = options if options is not None else Options()
+    options = enhancer.resolve(options if options is not None else Options())
     video = video if video is not None else VideoOptions()
     started = time.perf_counter()
     report = _reporter(progress)
     source, target = Path(source), Path(target)
     info = probe(source, enhancer.settings, options, video)
-    spec = get_model(options.model, "upscaler")
-    report(0.0, f"Loading {spec.name}…")
-    network = enhancer.engine.network(spec, options.precision, options.denoise_strength, lambda m: report(0.0, m))
-    if options.face_enhance:
-        enhancer.faces.prepare(options.face_model, lambda m: report(0.0, m))
+    report(0.0, f"Loading {options.model}…")
+    prepared = enhancer.prepare(options, lambda message: report(0.0, message))
     size = pixels.output_size(info.width, info.height, options.outscale)
     with open_input(info.path) as container:
-        plan = plan_output(info.stream_of(container), info.suffix, size, video, network.device.type)
+        plan = plan_output(info.stream_of(container), info.suffix, size, video, prepared.device)
     result_path = target.with_name(target.name + plan.suffix)
     if segment_frames is None:
-        segment_frames = _segment_frames(info, plan, network)
+        segment_frames = _segment_frames(info, plan, prepared)
     identity = {
         "remaster": __version__,
         "source": fingerprint(info.path),
@@ -183,22 +178,9 @@ def remaster_video(
         total = info.output_frames(video.fps)
         resumed = state.done_frames()
         shared = _Shared()
-        work = _Work(
-            enhancer,
-            options,
-            info,
-            plan,
-            state,
-            total,
-            resumed,
-            shared,
-            report,
-            cancel,
-            started,
-            video.fps,
-            network,
-            frames_per_batch,
-        )
+        channels = 4 if plan.array_format.startswith("rgba") else 3
+        enhancer.batch_frames(prepared, info.width, info.height, channels, frames_per_batch)
+        work = _Work(enhancer, prepared, info, plan, state, total, resumed, shared, report, cancel, started, video.fps)
         try:
             work.run()
         except InvalidVideoError:
@@ -217,18 +199,9 @@ def remaster_video(
         shared.timings["join"] = time.perf_counter() - joined
         state.remove()
         shared.timings["wall"] = time.perf_counter() - started
-        summary = Report(
-            input_size=info.size,
-            output_size=(plan.width, plan.height),
-            mode=f"{plan.pix_fmt}, {video.codec.upper()}",
-            model=spec.name,
-            device=str(network.device),
-            precision=str(network.dtype).removeprefix("torch."),
-            seconds=shared.timings["wall"],
-            frames=total,
-            faces_found=work.faces_found if options.face_enhance else None,
-            faces_restored=work.faces_restored,
-        )
+        mode = f"{plan.pix_fmt}, {video.codec.upper()}"
+        summary = prepared.report(info.size, (plan.width, plan.height), mode, shared.timings["wall"])
+        summary = summary.totalled([work.faces] if work.faces is not None else [], frames=total)
         report(1.0, "Done")
         log.info("%s", summary.summary())
         return VideoResult(
@@ -243,11 +216,11 @@ def remaster_video(
         )
 
 
-def _segment_frames(info: VideoInfo, plan: OutputPlan, network: Network) -> int:
+def _segment_frames(info: VideoInfo, plan: OutputPlan, prepared: Prepared) -> int:
     """Output frames per segment: about :data:`SEGMENT_SECONDS` of work on this kind of device."""
     passes = 2 if plan.array_format.startswith("rgba") else 1  # colour, then alpha
-    per_frame = info.width * info.height * network.macs_per_pixel * passes
-    speed = _MACS_PER_SECOND.get(network.device.type, _MACS_PER_SECOND["cpu"])
+    per_frame = info.width * info.height * prepared.macs_per_pixel * passes
+    speed = _MACS_PER_SECOND.get(prepared.device, _MACS_PER_SECOND["cpu"])
     return min(max(round(SEGMENT_SECONDS * speed / per_frame), MIN_SEGMENT_FRAMES), MAX_SEGMENT_FRAMES)
 
 
@@ -257,7 +230,7 @@ class _Work:
     def __init__(
         self,
         enhancer: Enhancer,
-        options: Options,
+        prepared: Prepared,
         info: VideoInfo,
         plan: OutputPlan,
         state: JobState,
@@ -268,21 +241,17 @@ class _Work:
         cancel: threading.Event | None,
         started: float,
         fps: float | None,
-        network: Network,
-        batch: int | None,
     ) -> None:
-        self.enhancer, self.options, self.info, self.plan, self.state = enhancer, options, info, plan, state
+        self.enhancer, self.prepared, self.info, self.plan, self.state = enhancer, prepared, info, plan, state
         self.total, self.resumed, self.shared, self.report, self.cancel = total, resumed, shared, report, cancel
         self.started = started
         self.fps = fps
-        self.network = network
-        self.batch = batch_size(network, options, info, plan, batch)
         frame_bytes = max(info.width * info.height, plan.width * plan.height) * 8
         depth = max(2, min(8, QUEUE_BYTES // frame_bytes))
-        self.decoded: queue.Queue = queue.Queue(max(depth, self.batch))
+        self.decoded: queue.Queue = queue.Queue(max(depth, prepared.frames_at_once))
         self.results: queue.Queue = queue.Queue(depth)
-        self.faces_found = 0
-        self.faces_restored = 0
+        self.faces: Report | None = None
+        """The faces found and restored in this run's frames so far, as one report (None: no faces asked for)."""
         self.first_input: Picture | None = None
         self.first_output: np.ndarray | None = None
 
@@ -402,7 +371,8 @@ class _Work:
             if item is _END:
                 break
             group = [item]
-            while len(group) < self.batch:  # the decoder is far ahead of the network: a full batch is quick
+            # The decoder is far ahead of the network: a full batch is quick.
+            while len(group) < self.prepared.frames_at_once:
                 more = self._get(self.decoded, self._check)
                 if more is _END:
                     ended = True
@@ -428,24 +398,14 @@ class _Work:
         self._check()
 
     def _upscale(self, group: list[_Item]) -> list[np.ndarray]:
-        """The results of a group of frames: in one batch where they can go together, else one by one
-        through :meth:`Enhancer.run`, which tiles and retries smaller when memory runs out."""
-        if len(group) > 1:
-            try:
-                return list(upscale_frames(self.network, np.stack([item.array for item in group]), self._check))
-            except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
-                if not is_out_of_memory(error):
-                    raise
-                self.batch = max(1, len(group) // 2)
-                log.warning("Out of memory with %d frames at once; now %d at a time", len(group), self.batch)
-        results = []
-        for item in group:
-            result, report = self.enhancer.run(item.array, self.options, cancel=self.cancel)
+        """The results of a group of frames, through the one door into the network; the faces are counted."""
+        done = self.enhancer.run_frames(
+            self.prepared, [item.array for item in group], cancel=self.cancel, check=self._check
+        )
+        for _, report in done:
             if report.faces_found is not None:
-                self.faces_found += report.faces_found
-                self.faces_restored += report.faces_restored
-            results.append(result)
-        return results
+                self.faces = report if self.faces is None else self.faces.totalled([self.faces, report])
+        return [result for result, _ in done]
 
     def _progress(self, done: int, this_run: int, seconds: float) -> None:
         rate = this_run / seconds if seconds > 0 else 0.0
