@@ -1,12 +1,23 @@
-"""Where log messages go when remaster runs as a program (the app, the command lines): standard error, once each."""
+"""Where log messages go when remaster runs as a program (the app, the command lines): standard error, once each.
+
+:func:`once` gives a warning about the same thing (a weights file that differs from the official one,
+say) once per process, and at debug level after that; a job that starts other processes (the archive's
+workers) hands them what it has said (:func:`said`, :func:`already_said`), so that it is said once per job.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterable
 
-__all__ = ["configure"]
+__all__ = ["already_said", "configure", "once", "said"]
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+_said: set[str] = set()
+"""What :func:`once` has logged in this process, by key: the process's own, as the logging module's state is."""
+_said_lock = threading.Lock()
 
 
 def configure(level: int = logging.INFO, fmt: str = FORMAT) -> None:
@@ -23,3 +34,24 @@ def configure(level: int = logging.INFO, fmt: str = FORMAT) -> None:
     for handler in list(hub.handlers):
         if type(handler) is logging.StreamHandler:
             hub.removeHandler(handler)
+
+
+def once(logger: logging.Logger, key: str, message: str, *args: object, level: int = logging.WARNING) -> None:
+    """Log ``message % args`` at ``level`` the first time ``key`` comes up in this process (or was handed over by
+    :func:`already_said`), and at debug level after that."""
+    with _said_lock:
+        first = key not in _said
+        _said.add(key)
+    logger.log(level if first else logging.DEBUG, message, *args)
+
+
+def said() -> frozenset[str]:
+    """The keys :func:`once` has logged in this process, to hand to the processes a job starts."""
+    with _said_lock:
+        return frozenset(_said)
+
+
+def already_said(keys: Iterable[str]) -> None:
+    """Count ``keys`` as logged in this process already: a job's worker is told what its driver said."""
+    with _said_lock:
+        _said.update(keys)

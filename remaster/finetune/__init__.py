@@ -22,12 +22,13 @@ import contextlib
 import datetime
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidOptionError
-from ..locks import lock_folder
+from ..locks import LOCK, lock_folder
 from ..settings import Settings
 from ..version import __version__
 from .data import find_data
@@ -119,7 +120,7 @@ def finetune(
     training = find_data(Path(data), model.scale, config.crop_size, val, config.seed)
     folder = run_folder(output)
     folder.mkdir(parents=True, exist_ok=True)
-    with lock_folder(folder, output.name) or contextlib.nullcontext():  # the file is the lock, closed at the end
+    with _locked(folder, output.name):
         if (folder / CHECKPOINT).is_file() and not resume:
             raise InvalidOptionError(
                 f"A run for {output.name} has a checkpoint at {folder / CHECKPOINT}: pass --resume to continue it, or "
@@ -153,6 +154,22 @@ def finetune(
         log.info("%s Model: %s (and %s, %s); report: %s", closing, pth, safetensors.name, card_path.name, folder)
         base_psnr, tuned_psnr = float(metrics["base"]["psnr"]), float(metrics["tuned"]["psnr"])
         return FinetuneResult(pth, safetensors, card_path, folder, base_psnr, tuned_psnr, closing)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path, result: str) -> Iterator[None]:
+    """Hold ``folder``'s lock (see :func:`remaster.locks.lock_folder`) while the block runs; its file goes at the end.
+
+    Raises:
+        JobBusyError: another run holds it.
+    """
+    handle = lock_folder(folder, result)
+    try:
+        yield
+    finally:
+        if handle is not None:
+            (folder / LOCK).unlink(missing_ok=True)  # while still held: the next run makes a fresh one
+            handle.close()
 
 
 def _device(name: str) -> torch.device:

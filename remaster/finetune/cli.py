@@ -2,26 +2,30 @@
 
 Exit codes: 0 done (the closing line says whether the tuned model beats the base); 1 the base
 model's weights could not be had, or another problem remaster names; 2 bad usage or data that
-cannot be used; 130 stopped by Ctrl-C, with a checkpoint saved (run the same command with
-``--resume`` to continue).
+cannot be used; 130 stopped by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (see :mod:`remaster.signals`),
+with a checkpoint saved after the step in hand (run the same command with ``--resume`` to
+continue); a second signal stops at once, keeping the last checkpoint written.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import logs
+from .. import logs, signals
 from ..errors import InvalidDataError, InvalidOptionError, RemasterError, StoppedError
 from ..registry import model_names
 from ..settings import Settings
 from .degradation import PRESETS
 from .trainer import RECIPES, Config
+
+if TYPE_CHECKING:
+    from . import FinetuneResult
 
 __all__ = ["main", "parse_args"]
 
@@ -88,8 +92,38 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the fine-tuning command line; returns the exit status."""
-    args = parse_args(argv)
-    logs.configure(logging.INFO)
+    stop = threading.Event()
+    with signals.Stopping(stop, on_first=_stopping) as stopping:
+        args = parse_args(argv)
+        logs.configure(logging.INFO)
+        try:
+            result = _finetune(args, stop)
+        except StoppedError as error:
+            print(f"stopped ({stopping.name}): {error}", file=sys.stderr)
+            return stopping.exit_status
+        except KeyboardInterrupt:
+            print(f"stopped at once ({stopping.name}): {_kept(args.output)}", file=sys.stderr)
+            return stopping.exit_status
+        except (InvalidDataError, InvalidOptionError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except RemasterError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    print(result.verdict)
+    print(f"model: {result.model} and {result.safetensors.name} (card {result.card.name}); report: {result.report}/")
+    return 0
+
+
+def _finetune(args: argparse.Namespace, stop: threading.Event) -> FinetuneResult:
+    """The run the parsed ``args`` ask for, stopping after the step in hand once ``stop`` is set.
+
+    Raises:
+        StoppedError: ``stop`` was set; the checkpoint is written.
+        InvalidDataError, InvalidOptionError, RemasterError: as :func:`remaster.finetune.finetune` raises them.
+    """
+    from . import finetune
+
     try:
         val: float | Path = float(args.val)
     except ValueError:
@@ -108,44 +142,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         accumulate=args.accumulate,
     )
     overrides = {"weights_dir": args.weights_dir} if args.weights_dir else {}
-    settings = Settings.from_env(**overrides)
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: _stop(stop, previous))
-    from . import finetune
-
-    try:
-        result = finetune(
-            args.data,
-            args.base,
-            args.output,
-            config,
-            val=val,
-            device=args.device,
-            resume=args.resume,
-            settings=settings,
-            stop=stop,
-            progress=not args.quiet,
-        )
-    except StoppedError as error:
-        print(f"stopped: {error}", file=sys.stderr)
-        return 130
-    except (InvalidDataError, InvalidOptionError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except RemasterError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    print(result.verdict)
-    print(f"model: {result.model} and {result.safetensors.name} (card {result.card.name}); report: {result.report}/")
-    return 0
+    return finetune(
+        args.data,
+        args.base,
+        args.output,
+        config,
+        val=val,
+        device=args.device,
+        resume=args.resume,
+        settings=Settings.from_env(**overrides),
+        stop=stop,
+        progress=not args.quiet,
+    )
 
 
-def _stop(stop: threading.Event, previous: object) -> None:
-    """The first Ctrl-C stops after the current step, with a checkpoint; a second one stops at once."""
-    if stop.is_set():
-        signal.signal(signal.SIGINT, previous)
-        raise KeyboardInterrupt
-    log.warning("Stopping after this step and saving a checkpoint (Ctrl-C again to stop at once)")
-    stop.set()
+def _stopping(signal_name: str) -> None:
+    """Say that the first signal stops the run after the step in hand, with a checkpoint."""
+    log.warning("Stopping after this step and saving a checkpoint (%s again to stop at once)", signal_name)
+
+
+def _kept(output: Path) -> str:
+    """What a run stopped at once keeps, and how to go on."""
+    from . import run_folder
+    from .trainer import CHECKPOINT
+
+    checkpoint = run_folder(output) / CHECKPOINT
+    if checkpoint.is_file():
+        return f"the last checkpoint written is kept in {checkpoint}; run the same command with --resume to continue"
+    return "no checkpoint had been written yet; run the same command to start again"

@@ -7,6 +7,8 @@ closes with one line: by how many dB the tuned model beats, or does not beat, th
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,10 @@ import numpy as np
 
 from ..evaluate import Score, cell, metric_tables, write_crops, write_csv
 
-__all__ = ["verdict", "write_report"]
+__all__ = ["REPORT_FILES", "verdict", "write_report"]
+
+REPORT_FILES = ("report.md", "curves.png", "crops.png", "scores.csv")
+"""The report's files, in its folder."""
 
 
 def verdict(base: Mapping[str, float | None], tuned: Mapping[str, float | None], images: int) -> str:
@@ -43,14 +48,11 @@ def write_report(
         card: the result's card (base, data, steps, preset, recipe, metrics).
         points: the curve: step, training loss, mean held-out PSNR/SSIM/NIQE of the tuned model (step 0: the base).
         scores: each held-out image's scores as methods ``base`` and ``tuned``.
-        crops: the crops image's pieces (see :meth:`remaster.finetune.trainer.HeldOut.crops`).
+        crops: the crops image's pieces (see :meth:`remaster.finetune.trainer.HeldOut.crops`): a row per held-out
+            image of the ground truth (HR), the base's result and the tuned model's, in that order.
         image_names: the held-out images, in order.
     """
-    folder.mkdir(parents=True, exist_ok=True)
     closing = verdict(card["metrics"]["base"], card["metrics"]["tuned"], len(image_names))
-    write_csv(list(scores), folder / "scores.csv")
-    write_crops(crops, image_names, ["base", "tuned"], folder / "crops.png")
-    _write_curves(points, folder / "curves.png")
     lines = [
         f"# Fine-tuning {card['base']['name']} into {card['name']}",
         "",
@@ -65,7 +67,7 @@ def write_report(
         "",
         "![curves](curves.png)",
         "",
-        "![base | tuned | ground truth](crops.png)",
+        "![HR (the ground truth) | base | tuned](crops.png)",
     ]
     lines += metric_tables(scores, image_names, ["base", "tuned"])
     lines += ["", "## Curve", "", "| step | training loss | PSNR | SSIM | NIQE |", "| --- | --- | --- | --- | --- |"]
@@ -73,7 +75,16 @@ def write_report(
         cells = [cell(point.get(key), digits) for key, digits in (("loss", 4), ("psnr", 2), ("ssim", 4), ("niqe", 3))]
         lines.append(f"| {int(point['step'])} | " + " | ".join(cells) + " |")
     lines += ["", closing]
-    (folder / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    folder.mkdir(parents=True, exist_ok=True)
+    # Written beside the report, then moved in: a run stopped meanwhile leaves no file half-written.
+    with tempfile.TemporaryDirectory(prefix=".report-", dir=folder) as scratch:
+        written = Path(scratch)
+        write_csv(list(scores), written / "scores.csv")
+        write_crops(crops, image_names, ["base", "tuned"], written / "crops.png")
+        _write_curves(points, written / "curves.png")
+        (written / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        for name in REPORT_FILES:
+            os.replace(written / name, folder / name)
     return closing
 
 

@@ -34,7 +34,7 @@ def model_paths(output: Path) -> tuple[Path, Path, Path]:
 def write_model(state: dict[str, torch.Tensor], output: Path, card: dict[str, Any]) -> tuple[Path, Path, Path]:
     """Write the three files for ``output``, each atomically; returns their paths."""
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     pth, safetensors, card_path = model_paths(output)
     tensors = {key: value.detach().float().cpu().contiguous() for key, value in state.items()}
@@ -44,7 +44,8 @@ def write_model(state: dict[str, torch.Tensor], output: Path, card: dict[str, An
     if card.get("license"):
         metadata["license"] = str(card["license"])
     with atomic_file(safetensors) as partial:
-        save_file(tensors, partial, metadata=metadata)
+        # safetensors' own save_file creates its file with mode 0600; written here, it gets the usual mode.
+        Path(partial).write_bytes(save(tensors, metadata=metadata))
     with atomic_file(card_path) as partial:
         Path(partial).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return pth, safetensors, card_path
