@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +25,7 @@ from remaster.page.previews import DETAIL_SIDE, DetailViews, detail_view
 from remaster.page.status import weights_status
 
 from . import images
-from .conftest import slow_model
+from .conftest import running_app, slow_convolutions, slow_model
 
 pytestmark = pytest.mark.integration
 
@@ -350,3 +352,82 @@ def test_the_page_starts_on_a_model_whose_weights_are_on_disk_and_marks_the_othe
         assert Image.open(download).size == (96, 80), "the first click works"
     finally:
         demo.close()
+
+
+def test_api_clients_see_the_progress_move_within_one_tile(client, tiny_models, tmp_path):
+    source = images.save(images.rgb(48, 64), tmp_path / "one-tile.png")
+    seen = []
+    with slow_convolutions(tiny_models, delay=0.1) as slow:
+        job = client.submit(handle_file(str(source)), slow, 4, "off", False, 0.5, api_name="/remaster")
+        while not job.done():
+            units = job.status().progress_data or []
+            seen += [(unit.progress, unit.desc) for unit in units]
+            time.sleep(0.05)
+        _, _, info = job.result()
+    assert "64×48 → 256×192" in info
+    moving = sorted({fraction for fraction, desc in seen if desc.startswith("Upscaling the image") and fraction})
+    assert len([fraction for fraction in moving if fraction < 0.95]) >= 3, seen
+
+
+def test_user_errors_are_one_line_in_the_log_not_a_traceback(client, tmp_path, capfd, caplog):
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a picture")
+    with caplog.at_level("INFO", logger="remaster.page"), pytest.raises(AppError, match="not one remaster can read"):
+        call(client, notes)
+    assert "Traceback" not in capfd.readouterr().err
+    refusals = [record.getMessage() for record in caplog.records if record.getMessage().startswith("Refused:")]
+    assert len(refusals) == 1 and "not one remaster can read" in refusals[0]
+
+
+_CLIENT = """
+import sys
+from gradio_client import Client, handle_file
+
+url, image, model = sys.argv[1:]
+Client(url, verbose=False).predict(handle_file(image), model, 4, "32", False, 0.5, api_name="/remaster")
+"""
+
+
+def _cpu_seconds(over: float) -> float:
+    """This process's CPU time (the in-process server's threads) during the next ``over`` seconds."""
+    before = time.process_time()
+    time.sleep(over)
+    return time.process_time() - before
+
+
+def test_a_killed_api_client_stops_using_the_servers_cpu_within_5_s(enhancer, tiny_models, tmp_path):
+    source = images.save(images.rgb(48, 64), tmp_path / "abandoned.png")
+    with slow_convolutions(tiny_models, delay=0.2, busy=True) as busy, running_app(enhancer) as url:
+        calls = enhancer.engine.network(remaster.get_model(busy)).module.calls
+        idle = _cpu_seconds(2.0)  # the server waiting: its queue's loops
+        client = subprocess.Popen([sys.executable, "-c", _CLIENT, url, str(source), busy])
+        try:
+            deadline = time.monotonic() + 60
+            while len(calls) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert calls, "the request started"
+            working = _cpu_seconds(2.0)
+        finally:
+            client.kill()
+            client.wait()
+        killed = time.monotonic()
+        time.sleep(5)
+        after = _cpu_seconds(2.0)
+    assert working - idle > 0.3, f"the server worked for the client: {working:.2f} s of CPU in 2 s, idle {idle:.2f}"
+    assert after - idle < 0.1, f"{after:.2f} s of CPU in 2 s, 5 s after the client was killed; idle {idle:.2f}"
+    assert not [t for t in calls if t > killed + 5], "no convolution ran 5 s after the kill"
+
+
+def test_face_options_are_offered_only_where_the_face_weights_are(enhancer, tiny_faces, tmp_path):
+    offline = remaster.Enhancer(
+        replace(enhancer.settings, offline=True, hub_cache_dir=tmp_path / "empty-hub", cache_dir=tmp_path / "empty")
+    )
+    needed = [remaster.get_model(name) for name in ("detection_Resnet50_Final", "parsing_parsenet", "GFPGANv1.4")]
+    offline.store.prefetch(needed).join(30)
+    for app, offered in ((offline, False), (enhancer, True)):
+        demo = build_demo(app, prefetch=False)
+        switches = [c["props"] for c in demo.config["components"] if c["props"].get("label", "").startswith("Restore")]
+        assert len(switches) == 3, "Remaster, Batch, Video"
+        for props in switches:
+            assert props["interactive"] is offered
+            assert props["info"].startswith("Not available: ") != offered, props["info"]

@@ -13,6 +13,7 @@ import remaster
 from remaster import Options, image_io, pixels
 
 from . import images
+from .conftest import slow_convolutions
 from .hubserver import Fault
 
 
@@ -177,6 +178,42 @@ def test_progress_is_reported_from_zero_to_one(run):
     assert len([1 for _, desc in seen if desc.startswith("Upscaling")]) >= 8, "one report per tile"
 
 
+def test_progress_moves_within_one_tile_and_names_each_stage(enhancer, tiny_models):
+    seen = []
+    with slow_convolutions(tiny_models, delay=0.05) as slow:
+        result, _ = enhancer.run(
+            images.rgb(40, 40), Options(slow, tile=0), progress=lambda fraction, desc: seen.append((fraction, desc))
+        )
+    assert result.size == (160, 160)
+    within = [fraction for fraction, desc in seen if desc == "Upscaling the image" and 0 < fraction < 0.95]
+    assert len(within) >= 3 and within == sorted(within), "the one tile's convolutions, a quarter second apart"
+    stages = [desc for _, desc in seen]
+    assert stages[0].startswith("Loading") and stages[-1] == "Done" and "Upscaling the image" in stages
+
+
+def test_a_runtime_that_waits_tells_its_progress_from_the_speed_measured(enhancer):
+    import time
+
+    import torch
+
+    from remaster.network import REPORT_EVERY, Costs, waited
+
+    network = enhancer.engine.network(remaster.get_model("tiny-srvgg"), "fp32")
+
+    def waiting(batch):  # as OpenVINO's runner waits for its result, in steps
+        for step in range(1, 5):
+            time.sleep(REPORT_EVERY + 0.05)
+            waited(step * (REPORT_EVERY + 0.05))
+        return network.module(batch)
+
+    pass_seconds = 4 * (REPORT_EVERY + 0.05)
+    costs = Costs(macs_per_second=network.macs_per_pixel * 32 * 32 / pass_seconds)
+    seen = []
+    replace(network, accelerated=waiting, costs=costs)(torch.zeros(1, 3, 32, 32), progress=seen.append)
+    assert seen == pytest.approx([0.25, 0.5, 0.75, 0.95]), "the time waited, as a share of the last pass's"
+    assert costs.macs_per_second == pytest.approx(network.macs_per_pixel * 32 * 32 / pass_seconds, rel=0.2)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -214,8 +251,16 @@ def test_unknown_model_lists_the_choices(run):
         (lambda tmp: images.truncated(tmp / "cut.jpg", images.rgb(64, 64), "JPEG"), "truncated or corrupt"),
         (lambda tmp: images.truncated(tmp / "cut.webp", images.rgb(64, 64), "WEBP"), "truncated or corrupt|not one"),
         (lambda tmp: images.truncated(tmp / "cut.tif", images.rgb(64, 64), "TIFF"), "truncated or corrupt"),
-        (lambda tmp: images.decompression_bomb_png(tmp / "bomb.png"), "decompression bomb"),
+        (
+            lambda tmp: images.decompression_bomb_png(tmp / "bomb.png"),
+            r"declares 3,600 MP, a possible decompression bomb, more than the limit of 16\.8 MP\. .*"
+            "REMASTER_MAX_INPUT_PIXELS",
+        ),
         (lambda tmp: images.decompression_bomb_png(tmp / "big.png", 5000, 5000), "more than the limit of 16.8 MP"),
+        (
+            lambda tmp: images.decompression_bomb_png(tmp / "huge.png", 10000, 10000),
+            r"10000×10000 \(100\.0 MP\), more than the limit of 16\.8 MP\. .*REMASTER_MAX_INPUT_PIXELS",
+        ),
         (lambda tmp: tmp / "missing.png", "No image file"),
     ],
     ids=[
@@ -227,6 +272,7 @@ def test_unknown_model_lists_the_choices(run):
         "truncated-tiff",
         "bomb",
         "too-big",
+        "over-pillows-warning",
         "missing",
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 
 import pytest
@@ -15,7 +16,7 @@ import remaster
 from remaster.fetch import fetch_url, is_public_address
 
 from . import images
-from .conftest import running_app
+from .conftest import running_app, slow_convolutions
 from .hubserver import Fault
 
 pytestmark = pytest.mark.integration
@@ -28,7 +29,13 @@ def png_bytes(width: int = 24, height: int = 20) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def mcp_app(enhancer):
+def slow(tiny_models):
+    with slow_convolutions(tiny_models, delay=0.1) as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def mcp_app(enhancer, slow):
     with running_app(enhancer, mcp=True, default_model="tiny-srvgg") as url:
         yield url
 
@@ -54,6 +61,29 @@ def test_the_mcp_server_lists_the_tools_with_their_parameters(mcp_app):
     assert "tiny-srvgg" in image_tool.inputSchema["properties"]["model"]["description"]
     assert "GFPGANv1.4" in image_tool.inputSchema["properties"]["face_model"]["description"]
     assert not any("{upscaler" in tool.description for tool in tools.values()), "every placeholder filled"
+
+
+def test_an_agent_is_told_the_progress_of_its_request_in_words(mcp_app, slow):
+    image = "data:image/png;base64," + base64.b64encode(png_bytes(64, 48)).decode()
+    messages = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        messages.append(message)
+
+    async def remaster_image():
+        async with (
+            streamable_http_client(mcp_app + "gradio_api/mcp/") as (read, write, _),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            arguments = {"image": image, "model": slow, "outscale": 4, "tile": "off"}
+            return await session.call_tool("remaster_image", arguments, progress_callback=progress)
+
+    result = asyncio.run(remaster_image())
+    assert not result.isError, result
+    upscaling = [message for message in messages if message and "Upscaling the image" in message]
+    steps = {message.rsplit("Step ", 1)[-1] for message in upscaling}
+    assert len(steps) >= 3, f"the one tile's progress, in words: {messages}"
 
 
 def test_the_url_tool_refuses_the_servers_own_network(mcp_app, hub):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ from PIL import Image
 
 import remaster
 from remaster import Options, image_io
+from remaster.files import remaster_file
 
 from . import images
 
@@ -116,3 +119,119 @@ def test_the_page_writes_its_downloads_fast(enhancer, tmp_path):
     source = images.save(images.rgb(20, 24), tmp_path / "in.png")
     download, _, _ = anyio.run(Handlers(enhancer).remaster_image, str(source), "tiny-srvgg", 4, "auto", False, 0.5)
     assert _zlib_level(Path(download)) <= 1
+
+
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:creator="A. Photographer"/>'
+    b"</rdf:RDF></x:xmpmeta>"
+)
+DPI = 300
+PER_METRE = round(DPI / 0.0254)
+
+
+def png_chunks(path: Path) -> dict[bytes, list[bytes]]:
+    """Every chunk of a PNG file by its type, read byte by byte (not through remaster or Pillow)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks: dict[bytes, list[bytes]] = {}
+    at = 8
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind = data[at + 4 : at + 8]
+        chunks.setdefault(kind, []).append(data[at + 8 : at + 8 + length])
+        at += 12 + length
+    return chunks
+
+
+def tagged_png16(path: Path) -> Path:
+    """A 64-bit RGBA PNG with an ICC profile (iCCP), 300 DPI (pHYs) and XMP (iTXt), as a camera raw converter
+    writes them: OpenCV's pixels, the chunks added byte by byte after IHDR."""
+    images.png16(path, 4)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    added = (
+        chunk(b"iCCP", b"Adobe RGB\0\0" + zlib.compress(images.srgb_profile()))
+        + chunk(b"pHYs", struct.pack(">IIB", PER_METRE, PER_METRE, 1))
+        + chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + XMP)
+    )
+    data = path.read_bytes()
+    path.write_bytes(data[:33] + added + data[33:])
+    return path
+
+
+def assert_metadata_kept(result: Path) -> None:
+    """``result`` is a 16-bit PNG that kept the ICC profile, the 300 DPI and the XMP of :func:`tagged_png16`."""
+    chunks = png_chunks(result)
+    assert chunks[b"IHDR"][0][8] == 16, "still 16 bits per channel"
+    name, _, profile = chunks[b"iCCP"][0].partition(b"\0")
+    assert zlib.decompress(profile[1:]) == images.srgb_profile()
+    assert chunks[b"pHYs"] == [struct.pack(">IIB", PER_METRE, PER_METRE, 1)]
+    assert [text for text in chunks[b"iTXt"] if text.startswith(b"XML:com.adobe.xmp\0")][0].endswith(XMP)
+    order = list(chunks)
+    assert order.index(b"iCCP") < order.index(b"IDAT") and order.index(b"pHYs") < order.index(b"IDAT")
+
+
+def test_a_16_bit_png_keeps_its_icc_profile_resolution_and_xmp(enhancer, tmp_path):
+    source = tagged_png16(tmp_path / "tree_alpha_16bit.png")
+    done = remaster_file(enhancer, source, tmp_path / "out" / "tree", Options("tiny-srvgg"))
+    assert_metadata_kept(done.path)
+    with Image.open(done.path) as out:
+        assert out.info["Software"] == f"remaster {remaster.__version__}" and "tiny-srvgg" in out.info["Description"]
+        assert out.getexif().get(0x0131) == f"remaster {remaster.__version__}"
+
+
+@pytest.mark.parametrize("fmt", ["tiff", "webp", "jpg", "png"])
+def test_every_format_keeps_what_it_can_hold_of_a_16_bit_images_metadata(tmp_path, fmt):
+    picture = image_io.decode(tagged_png16(tmp_path / "deep.png"), 10**7)
+    result = image_io.encode(picture.pixels, picture)
+    saved = image_io.save(result, tmp_path / f"out.{fmt}", fmt, metadata=picture.metadata)
+    with Image.open(saved) as out:
+        assert out.info.get("icc_profile") == images.srgb_profile()
+        assert out.info.get("xmp") == XMP
+        if fmt != "webp":  # WebP has no resolution of its own
+            assert out.info["dpi"] == pytest.approx((DPI, DPI), abs=0.01)
+    if fmt in ("png", "tiff"):
+        assert image_io.decode(saved, 10**7).pixels.dtype == np.uint16
+
+
+def test_an_8_bit_result_keeps_its_resolution_and_xmp_too(enhancer, tmp_path):
+    source = tmp_path / "scan.jpg"
+    images.rgb(20, 24).save(source, dpi=(DPI, DPI), xmp=XMP, icc_profile=images.srgb_profile(), quality=95)
+    for fmt in ("png", "jpg", "tiff"):
+        done = remaster_file(enhancer, source, tmp_path / fmt / "scan", Options("tiny-srvgg", output_format=fmt))
+        with Image.open(done.path) as out:
+            assert out.info["dpi"] == pytest.approx((DPI, DPI), abs=0.01)
+            assert out.info.get("xmp") == XMP and out.info.get("icc_profile") == images.srgb_profile()
+
+
+@pytest.mark.integration
+def test_the_page_and_the_command_line_keep_a_16_bit_pngs_metadata(enhancer, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from .conftest import run_module, running_app
+    from .test_cli import weights_for_cli
+
+    source = tagged_png16(tmp_path / "tree_alpha_16bit.png")
+    with running_app(enhancer) as url:
+        download, _, _ = Client(url, verbose=False).predict(
+            handle_file(str(source)), "tiny-srvgg", 4, "auto", False, 0.5, api_name="/remaster"
+        )
+    assert_metadata_kept(Path(download))
+
+    done = run_module(
+        "remaster",
+        str(source),
+        "-o",
+        "out",
+        "-n",
+        "realesr-animevideov3",
+        "-q",
+        weights_dir=weights_for_cli(tmp_path),
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert_metadata_kept(tmp_path / "out" / "tree_alpha_16bit_realesr-animevideov3_x4.png")

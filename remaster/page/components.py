@@ -9,6 +9,7 @@ import gradio as gr
 from .. import image_io
 from ..animation import read_animation
 from ..errors import RemasterError
+from .handlers import refused
 
 __all__ = ["ImageUpload"]
 
@@ -17,6 +18,8 @@ class ImageUpload(gr.Image):
     """``gr.Image`` that turns a file Gradio itself cannot open into remaster's own clear message."""
 
     is_template = True
+    max_pixels: int = 1 << 62
+    """The input limit its messages name (``REMASTER_MAX_INPUT_PIXELS``); set by the page after making it."""
 
     def preprocess(self, payload):  # noqa: ANN001, ANN201 - Gradio's own signature
         try:
@@ -25,8 +28,8 @@ class ImageUpload(gr.Image):
             # Let remaster's own reading say what is wrong: the same words as the command line's.
             path = Path(payload.path)
             try:
-                image_io.decode(path, max_pixels=1 << 62)
-                read_animation(path, max_pixels=1 << 62)
+                image_io.decode(path, max_pixels=self.max_pixels)
+                read_animation(path, max_pixels=self.max_pixels)
             except RemasterError as precise:
-                raise gr.Error(str(precise)) from None
-            raise gr.Error(str(image_io.unreadable(error, path))) from None
+                raise refused(str(precise)) from None
+            raise refused(str(image_io.unreadable(error, path))) from None

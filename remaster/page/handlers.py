@@ -3,7 +3,7 @@
 Each turns the page's values into one :class:`~remaster.options.Options` (a bad value is a
 clear message on the page), runs the work in a worker thread that the Stop button and a
 client that goes away can cancel, on ZeroGPU inside a GPU slot sized to the work, and turns
-remaster's errors into messages the page shows.
+remaster's errors into messages the page shows (and the log, in one line each).
 """
 
 from __future__ import annotations
@@ -26,20 +26,23 @@ from gradio.utils import get_upload_folder
 from PIL import Image
 
 from .. import image_io
+from ..animation import read_animation
 from ..atomic import sha256_of
 from ..batch import BatchResult, run_batch
-from ..errors import RemasterError, UnknownModelError
+from ..errors import RemasterError, StoppedError, UnknownModelError
 from ..fetch import fetch_url, is_public_address
 from ..files import output_stem, remaster_file
 from ..model_files import ModelFiles
 from ..options import DEFAULT_FACE_STRENGTH, MAX_TILE, MIN_TILE, Options
 from ..pipeline import Enhancer
-from ..registry import DEFAULT_FACE_MODEL, DEFAULT_MODEL, MODELS, get_model, model_names
+from ..registry import DEFAULT_FACE_MODEL, DEFAULT_MODEL, MODELS, NO_MODEL, get_model, model_names
 from ..video import VideoOptions, preview_frame, remaster_video
 from ..video.probe import header_size
 from ..video.segments import fingerprint
 from ..zerogpu import estimate_frames_seconds, estimate_many, estimate_seconds, gpu_task
 from .previews import DetailViews, Pair, detail_view, preview_pair, result_views
+from .progress import PageProgress, from_an_agent
+from .stopping import Stops, cancellable, session_of_request
 
 __all__ = [
     "CODEC_CHOICES",
@@ -49,6 +52,7 @@ __all__ = [
     "described",
     "page_options",
     "parse_tile",
+    "refused",
     "video_options",
 ]
 
@@ -75,6 +79,13 @@ CODEC_CHOICES = [
 ]
 
 
+def refused(message: str) -> gr.Error:
+    """The page's message for a request it will not do (a visitor's error): shown on the page, and logged as one
+    line, not as a traceback."""
+    log.info("Refused: %s", message)
+    return gr.Error(message, print_exception=False)
+
+
 def parse_tile(tile: str | int | float | None) -> int | None:
     """The page's and API's tile choice as :class:`Options` takes it.
 
@@ -92,15 +103,20 @@ def parse_tile(tile: str | int | float | None) -> int | None:
     except (TypeError, ValueError):
         value = float("nan")
     if not value.is_integer():
-        raise gr.Error(f'tile must be "auto", "off" or a whole number of pixels ({MIN_TILE}–{MAX_TILE}), not {tile!r}')
+        raise refused(f'tile must be "auto", "off" or a whole number of pixels ({MIN_TILE}–{MAX_TILE}), not {tile!r}')
     return int(value)
 
 
-def page_options(values: Mapping[str, object]) -> Options:
+INTERPOLATE_CHOICES = [("Off", 1), ("×2 (twice the frames)", 2), ("×3", 3), ("×4", 4)]
+"""The Video tab's in-between choices (label, output frames per input frame)."""
+
+
+def page_options(values: Mapping[str, object], *, video: bool = False) -> Options:
     """An :class:`Options` from a handler's values (its ``locals()``): those named like :class:`Options` fields.
 
     ``tile`` is in the page's spelling (:func:`parse_tile`), ``output_format`` is a value of
-    :data:`OUTPUT_CHOICES` ("png" when absent); other names (the image, the progress) are left out.
+    :data:`OUTPUT_CHOICES` ("png" when absent); other names (the image, the progress) are left out. For a
+    ``video``, the model may also be ``none`` (its frames as they are).
 
     Raises:
         gr.Error: a value is out of range or unknown, or the model is not a registered upscaler;
@@ -109,10 +125,11 @@ def page_options(values: Mapping[str, object]) -> Options:
     choices = {name: values[name] for name in Options.names() if name in values}
     output_format = choices.pop("output_format", "png")
     if output_format not in _OUTPUT_FORMATS:
-        raise gr.Error(f"output_format must be one of {', '.join(_OUTPUT_FORMATS)}, not {output_format!r}")
+        raise refused(f"output_format must be one of {', '.join(_OUTPUT_FORMATS)}, not {output_format!r}")
     fmt, quality = _OUTPUT_FORMATS[output_format]
     choices["tile"] = parse_tile(choices.get("tile"))
-    _check_registered(choices)
+    if not (video and choices.get("model") == NO_MODEL):
+        _check_registered(choices)
     with user_errors():
         # A visitor waits for the download: zlib's level 1 writes a PNG three times faster than 6, a tenth larger.
         return Options(**{**choices, "output_format": fmt, "quality": quality, "png_compression": 1})
@@ -129,17 +146,25 @@ def _check_registered(choices: Mapping[str, object]) -> None:
         if choices.get("face_enhance"):
             get_model(choices.get("face_model", DEFAULT_FACE_MODEL), "face_restorer")
     except UnknownModelError as error:
-        raise gr.Error(f"{error} Bring a model file of your own with Load the model (/load_model) first.") from None
+        raise refused(f"{error} Bring a model file of your own with Load the model (/load_model) first.") from None
 
 
-def video_options(codec: str, crf: float | None) -> VideoOptions:
-    """The :class:`VideoOptions` from the Video tab's codec and quality; FFV1 is lossless and ignores ``crf``.
+def video_options(
+    codec: str = "h264", crf: float | None = None, interpolate: int = 1, skip_duplicates: bool = True
+) -> VideoOptions:
+    """The :class:`VideoOptions` from the Video tab's codec, quality, in-betweens and repeats; FFV1 is lossless and
+    ignores ``crf``.
 
     Raises:
-        gr.Error: an unknown codec, or a quality out of the codec's range.
+        gr.Error: an unknown codec, or a quality, or a number of frames, out of range.
     """
     with user_errors():
-        return VideoOptions(codec=codec, crf=None if crf is None or codec == "ffv1" else crf)
+        return VideoOptions(
+            codec=codec,
+            crf=None if crf is None or codec == "ffv1" else crf,
+            interpolate=interpolate,
+            skip_duplicates=skip_duplicates,
+        )
 
 
 def _one_of(names: tuple[str, ...]) -> str:
@@ -188,24 +213,19 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except RemasterError as error:
-        raise gr.Error(str(error)) from None
+        raise refused(str(error)) from None
     except MemoryError:
-        raise gr.Error("Ran out of memory: choose a smaller tile, a smaller output scale or a smaller image") from None
+        raise refused("Ran out of memory: choose a smaller tile, a smaller output scale or a smaller image") from None
     except OSError as error:
-        log.exception("Could not write the result")
-        raise gr.Error(f"The result could not be saved ({error.strerror or error}); try again later") from None
+        log.exception("Could not write the result")  # the server's fault, not the visitor's: with its traceback
+        message = f"The result could not be saved ({error.strerror or error}); try again later"
+        raise gr.Error(message, print_exception=False) from None
 
 
-async def cancellable(work: Callable[[threading.Event], T]) -> T:
-    """Run ``work(cancel)`` in a worker thread; if Gradio cancels the request (the Stop button,
-    a client that went away), set ``cancel`` so the work stops at its next tile instead of
-    running on unseen."""
-    cancel = threading.Event()
-    try:
-        return await anyio.to_thread.run_sync(functools.partial(work, cancel), abandon_on_cancel=True)
-    except BaseException:
-        cancel.set()
-        raise
+def _shown(progress: Callable[..., object] | None) -> PageProgress:
+    """The request's progress as the page shows it; counted in steps for an agent, whose MCP server passes on only
+    those words."""
+    return PageProgress(progress, steps=from_an_agent())
 
 
 def _keep_upload(upload: Path, cache: Path) -> Path:
@@ -251,6 +271,8 @@ def _compare_models(
 
         try:
             result, report = enhancer.run(picture, choice, progress=model_progress, cancel=cancel)
+        except StoppedError:
+            raise  # stopped: the other models too
         except RemasterError as error:
             notes.append(f"- **{choice.model}** did not run: {error}")
             continue
@@ -266,7 +288,10 @@ def _video_seconds(source: str, target: Path, options: Options, video: VideoOpti
     frames, width, height = header_size(source) or (3600, 1920, 1080)
     if video.fps is not None:
         frames = max(1, round(frames * video.fps / 25))
-    return estimate_frames_seconds(frames, width * height, options.model, options.face_enhance)
+    seconds = estimate_frames_seconds(frames, width * height, options.model, options.face_enhance)
+    if video.interpolates:  # an in-between costs about what the flow network does on the input's frames
+        seconds += estimate_frames_seconds(frames * video.interpolate, width * height, video.interpolation_model)
+    return seconds
 
 
 def _preview_seconds(source: str, seconds: float, options: Options, **_: object) -> float:
@@ -303,6 +328,7 @@ class Handlers:
     def __init__(self, enhancer: Enhancer) -> None:
         self.enhancer = enhancer
         self.details = DetailViews()
+        self.stops = Stops()
         # Anyone may type a URL on a public page: only public addresses are fetched for it.
         self.model_files = ModelFiles(enhancer.settings, allowed=is_public_address)
 
@@ -319,17 +345,17 @@ class Handlers:
         settings = self.enhancer.settings
         if upload:
             if not settings.allow_model_upload:
-                raise gr.Error("This app does not take uploaded model files; give a Hub reference or a URL")
+                raise refused("This app does not take uploaded model files; give a Hub reference or a URL")
             size = Path(upload).stat().st_size
             if size > settings.max_model_mb * 2**20:
-                raise gr.Error(
+                raise refused(
                     f"The model file is {size / 2**20:.0f} MB, more than the limit of {settings.max_model_mb} MB"
                 )
             reference = str(_keep_upload(Path(upload), settings.cache_dir))
         elif not reference or not reference.strip():
-            raise gr.Error("Give a Hub reference (hf://owner/repo/file.pth) or a URL of a model file")
+            raise refused("Give a Hub reference (hf://owner/repo/file.pth) or a URL of a model file")
         elif not reference.strip().startswith(("hf://", "http://", "https://")):
-            raise gr.Error(
+            raise refused(
                 "Give a Hub reference (hf://owner/repo/file.pth) or an http(s) URL; paths are for the command line"
             )
         with user_errors():
@@ -368,10 +394,11 @@ class Handlers:
             The full-resolution result file, a before/after preview pair, and a line saying what was done.
         """
         if image is None:
-            raise gr.Error("Upload an image first")
+            raise refused("Upload an image first")
         self._check_size(image)
         options = page_options(locals())
-        return await cancellable(functools.partial(self._remaster, image, options, progress))
+        work = functools.partial(self._remaster, image, options, _shown(progress))
+        return await cancellable(work, self.stops, "remaster")
 
     def _remaster(
         self, image: str, options: Options, progress: Callable[..., object] | None, cancel: threading.Event
@@ -383,12 +410,30 @@ class Handlers:
         self.details.add(str(done.path), detail)
         return str(done.path), pair, done.summary()
 
+    def stop(self, tab: str) -> None:
+        """Stop this visitor's work on ``tab`` (``remaster``, ``batch``, ``compare``, ``video``): running, or still
+        waiting in the queue. The work's own answer then says what was kept."""
+        session = session_of_request()
+        if session is not None:
+            self.stops.press(session, tab)
+
+    def check_image(self, image: str | None) -> None:
+        """Refuse an image as it arrives, before any click: a file that is no image remaster reads, or one over
+        the limits (megabytes, pixels; an animation's frames together)."""
+        if image is None:
+            return
+        self._check_size(image)
+        limit = self.enhancer.settings.max_input_pixels
+        with user_errors():
+            if read_animation(image, limit) is None:
+                image_io.decode(image, limit)
+
     def _check_size(self, *files: str) -> None:
         """Images are held to their own size limit where model uploads raise the page's."""
         limit = self.enhancer.settings.max_upload_mb
         for file in files:
             if Path(file).stat().st_size > limit * 2**20:
-                raise gr.Error(f"{Path(file).name} is larger than {limit} MB, the limit (REMASTER_MAX_UPLOAD_MB)")
+                raise refused(f"{Path(file).name} is larger than {limit} MB, the limit (REMASTER_MAX_UPLOAD_MB)")
 
     def detail(self, image: str | None, download: str | None) -> Pair | None:
         """The centre of the latest result at 100%, beside the same region of the input."""
@@ -396,7 +441,12 @@ class Handlers:
             return self.details.get(image, download)
 
     async def remaster_url(
-        self, image_url: str, model: str, outscale: float = 4.0, face_enhance: bool = False
+        self,
+        image_url: str,
+        model: str,
+        outscale: float = 4.0,
+        face_enhance: bool = False,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
     ) -> tuple[str, str]:
         """Upscale and clean up an image from the web with a Real-ESRGAN model, returning a lossless PNG.
 
@@ -417,7 +467,8 @@ class Handlers:
         limit = self.enhancer.settings.max_upload_mb * 2**20
         with user_errors():
             source = await anyio.to_thread.run_sync(fetch_url, image_url.strip(), _output_folder(), limit)
-        path, _, summary = await cancellable(functools.partial(self._remaster, str(source), options, None))
+        work = functools.partial(self._remaster, str(source), options, _shown(progress))
+        path, _, summary = await cancellable(work)
         return path, summary
 
     async def remaster_batch(
@@ -430,19 +481,20 @@ class Handlers:
     ) -> tuple[str, str]:
         """Remaster several images (or zips of images) into one zip; returns it and a report of each file."""
         if not files:
-            raise gr.Error("Add some images, or a zip of them, first")
+            raise refused("Add some images, or a zip of them, first")
         self._check_size(*files)
         options = page_options(locals())
         archive = _output_folder() / f"remastered_{options.model}_x{options.outscale:g}.zip"
+        shown = _shown(progress)
 
         def work(cancel: threading.Event) -> BatchResult:
             with user_errors():
                 paths = [Path(f) for f in files]
-                return _run_batch(self.enhancer, paths, archive, options, progress=progress, cancel=cancel)
+                return _run_batch(self.enhancer, paths, archive, options, progress=shown, cancel=cancel)
 
-        result = await cancellable(work)
+        result = await cancellable(work, self.stops, "batch")
         if not result.done:
-            raise gr.Error("None of the files could be remastered. " + " ".join(f"{n}: {r}" for n, r in result.failed))
+            raise refused("None of the files could be remastered. " + " ".join(f"{n}: {r}" for n, r in result.failed))
         return str(result.archive), result.summary()
 
     async def compare(
@@ -454,19 +506,20 @@ class Handlers:
     ) -> tuple[list[tuple[Image.Image, str]], str]:
         """Remaster one image with each of ``models``; the same centre crop of each, captioned with its time."""
         if image is None:
-            raise gr.Error("Upload an image first")
+            raise refused("Upload an image first")
         if not models:
-            raise gr.Error("Choose at least one model")
+            raise refused("Choose at least one model")
         self._check_size(image)
         options = [page_options({"model": name, "outscale": outscale}) for name in models]
+        shown = _shown(progress)
 
         def work(cancel: threading.Event) -> tuple[list[tuple[Image.Image, str]], list[str]]:
             with user_errors():
-                return _compare(self.enhancer, image, options, progress, cancel)
+                return _compare(self.enhancer, image, options, shown, cancel)
 
-        gallery, notes = await cancellable(work)
+        gallery, notes = await cancellable(work, self.stops, "compare")
         if len(gallery) < 2:
-            raise gr.Error("None of the models could run. " + " ".join(notes))
+            raise refused("None of the models could run. " + " ".join(notes))
         return gallery, "\n".join(notes)
 
     async def remaster_video(
@@ -481,16 +534,19 @@ class Handlers:
         face_strength: float = DEFAULT_FACE_STRENGTH,
         codec: str = "h264",
         crf: float | None = None,
+        interpolate: int = 1,
+        skip_duplicates: bool = True,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
     ) -> tuple[str, str | None, str]:
-        """Upscale and clean up every frame of a video with a Real-ESRGAN model, keeping sound, subtitles and timing.
+        """Upscale and clean up every frame of a video with a Real-ESRGAN model, keeping sound, subtitles and timing;
+        optionally with in-between frames made by RIFE (more frames a second, never blended across a scene cut).
 
         A stopped job continues where it was when it is asked for again with the same video and choices.
         The models, each with what it is for: {upscalers}.
 
         Args:
             video: the video file (MP4, MKV, WebM, MOV, AVI…).
-            model: {upscaler_names}.
+            model: {upscaler_names}; or "none" to keep the frames' size (in-betweens alone).
             outscale: how many times larger the frames become, from 1 to 8.
             tile: "auto", "off", or a tile size in pixels such as "256".
             face_enhance: also restore faces with GFPGAN.
@@ -499,27 +555,32 @@ class Handlers:
             face_strength: 0 (the plain upscale) to 1 (the restored faces in full).
             codec: "h264" (plays everywhere), "h265", "vp9", "av1" or "ffv1" (lossless).
             crf: quality, lower is better and larger (H.264/H.265 0–51, VP9/AV1 0–63); empty for the codec's default.
+            interpolate: output frames per input frame, 1 to 16: 2 doubles the frame rate with RIFE's in-betweens;
+                1 makes none.
+            skip_duplicates: a frame that repeats the picture before it reuses its result (anime drawn on twos or
+                threes runs the network once per drawing).
 
         Returns:
             The remastered video file; the same for the page's player when browsers can play it (MP4 or WebM
             in H.264, VP9 or AV1), else nothing; and a line saying what was done.
         """
         if video is None:
-            raise gr.Error("Upload a video first")
-        options = page_options(locals())
-        choices = video_options(codec, crf)
+            raise refused("Upload a video first")
+        options = page_options(locals(), video=True)
+        choices = video_options(codec, crf, interpolate, skip_duplicates)
         target = _video_folder(video, options, choices) / output_stem(Path(video).stem, options)
+        shown = _shown(progress)
 
         def work(cancel: threading.Event) -> tuple[str, str | None, str]:
             with user_errors():
                 done = _remaster_video(
-                    video, target, options, choices, enhancer=self.enhancer, progress=progress, cancel=cancel
+                    video, target, options, choices, enhancer=self.enhancer, progress=shown, cancel=cancel
                 )
             playable = done.path.suffix in _PLAYABLE and choices.codec in ("h264", "vp9", "av1")
             note = "" if playable else " · Browsers cannot play this file: download it and use a video player."
             return str(done.path), str(done.path) if playable else None, done.summary() + note
 
-        return await cancellable(work)
+        return await cancellable(work, self.stops, "video")
 
     async def preview_video(
         self,
@@ -532,19 +593,23 @@ class Handlers:
         denoise_strength: float = 0.5,
         face_model: str = DEFAULT_FACE_MODEL,
         face_strength: float = DEFAULT_FACE_STRENGTH,
+        interpolate: int = 1,
     ) -> tuple[Pair, str]:
-        """One frame of a video, at ``seconds``, before and after: the choices judged in seconds, not the whole clip."""
+        """One frame of a video, at ``seconds``, before and after: the choices judged in seconds, not the whole clip;
+        with ``interpolate`` above 1, the frame and the in-between made halfway to the next one."""
         if video is None:
-            raise gr.Error("Upload a video first")
-        options = page_options(locals())
+            raise refused("Upload a video first")
+        options = page_options(locals(), video=True)
+        choices = video_options(interpolate=interpolate)
 
         def work(cancel: threading.Event) -> tuple[Pair, str]:
             with user_errors():
                 before, after, when = _preview_frame(
-                    video, float(seconds or 0.0), options, enhancer=self.enhancer, cancel=cancel
+                    video, float(seconds or 0.0), options, choices, enhancer=self.enhancer, cancel=cancel
                 )
                 pair = preview_pair(before, after)
             (height, width), (out_height, out_width) = before.shape[:2], after.shape[:2]
-            return pair, f"The frame at {when:.2f} s: {width}×{height} → {out_width}×{out_height}"
+            what = "The in-between frame made" if choices.interpolates else "The frame"
+            return pair, f"{what} at {when:.2f} s: {width}×{height} → {out_width}×{out_height}"
 
-        return await cancellable(work)
+        return await cancellable(work, self.stops, "video")

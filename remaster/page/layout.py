@@ -17,14 +17,34 @@ import gradio as gr
 
 from ..options import DEFAULT_FACE_STRENGTH, MAX_OUTSCALE, MIN_OUTSCALE
 from ..pipeline import Enhancer
-from ..registry import DEFAULT_FACE_MODEL, DEFAULT_MODEL, DETECTOR, MODELS, PARSER, get_model, model_names
+from ..registry import (
+    DEFAULT_FACE_MODEL,
+    DEFAULT_INTERPOLATOR,
+    DEFAULT_MODEL,
+    DETECTOR,
+    MODELS,
+    NO_MODEL,
+    PARSER,
+    get_model,
+    model_names,
+)
 from ..settings import Settings
 from ..version import __version__
 from ..video import CRF_RANGE, DEFAULT_CRF
 from .components import ImageUpload
-from .handlers import CODEC_CHOICES, OUTPUT_CHOICES, TILE_CHOICES, Handlers, described
+from .handlers import CODEC_CHOICES, INTERPOLATE_CHOICES, OUTPUT_CHOICES, TILE_CHOICES, Handlers, described
 from .previews import DETAIL_SIDE
-from .status import limits_text, model_choices, starting_model, weights_status
+from .session import SESSION_RESULTS, recall, remember
+from .status import (
+    background_status,
+    faces_unavailable,
+    limits_text,
+    model_choices,
+    starting_model,
+    video_model_choices,
+    weights_status,
+)
+from .stopping import Stopped, stoppable
 
 __all__ = [
     "EXAMPLES",
@@ -33,6 +53,7 @@ __all__ = [
     "BatchTab",
     "CompareTab",
     "FaceOptions",
+    "FaceSwitch",
     "ModelFileLoader",
     "RemasterTab",
     "UrlTool",
@@ -73,10 +94,11 @@ def launch_options(settings: Settings) -> dict[str, object]:
 
 
 def _prefetch(enhancer: Enhancer, first: str) -> None:
-    """Every upscaler, ``first`` first, then what the default face restoration needs; the other
+    """Every upscaler, ``first`` first, then what the default face restoration and in-betweens need; the other
     face models (a few hundred MB each) only when someone asks for them."""
     upscalers = [first, *(name for name in model_names("upscaler") if name != first)]
-    enhancer.store.prefetch([MODELS[name] for name in (*upscalers, DEFAULT_FACE_MODEL, DETECTOR, PARSER)])
+    helpers = (DEFAULT_FACE_MODEL, DETECTOR, PARSER, DEFAULT_INTERPOLATOR)
+    enhancer.store.prefetch([MODELS[name] for name in (*upscalers, *helpers)])
 
 
 def _examples(enhancer: Enhancer, fallback: str) -> tuple[list[list[object]], list[str]]:
@@ -120,7 +142,7 @@ def _model_changed(model: str) -> tuple[dict, dict]:
 
 
 def _denoise_shown(model: str) -> dict:
-    return gr.update(visible=get_model(model).supports_denoise)
+    return gr.update(visible=model != NO_MODEL and get_model(model).supports_denoise)
 
 
 def _crf_for(codec: str) -> dict:
@@ -130,13 +152,39 @@ def _crf_for(codec: str) -> dict:
 
 
 @dataclass(frozen=True)
+class FaceSwitch:
+    """A "Restore faces" checkbox: it can be ticked only while faces can be restored; otherwise it says why."""
+
+    checkbox: gr.Checkbox
+    info: str
+    """What it says while faces can be restored."""
+
+    def update(self, why: str | None) -> dict:
+        """Its state when faces cannot be restored for the reason ``why``, or can (None)."""
+        if why is None:
+            return gr.update(interactive=True, info=self.info)
+        return gr.update(interactive=False, info=why, value=False)
+
+
+def _face_switch(enhancer: Enhancer, label: str, info: str) -> FaceSwitch:
+    why = faces_unavailable(enhancer)
+    checkbox = gr.Checkbox(value=False, label=label, info=why or info, interactive=why is None)
+    return FaceSwitch(checkbox, info)
+
+
+@dataclass(frozen=True)
 class FaceOptions:
     """The "Restore faces" checkbox and the face model and strength it shows."""
 
-    enhance: gr.Checkbox
+    switch: FaceSwitch
     group: gr.Group
     model: gr.Dropdown
     strength: gr.Slider
+
+    @property
+    def enhance(self) -> gr.Checkbox:
+        """The "Restore faces" checkbox."""
+        return self.switch.checkbox
 
     @property
     def inputs(self) -> dict[str, gr.components.Component]:
@@ -145,8 +193,9 @@ class FaceOptions:
 
 
 def face_options(enhancer: Enhancer, info: str, strength_info: str | None = None) -> FaceOptions:
-    """The face-restoration choices, the model and strength hidden until the checkbox is ticked."""
-    enhance = gr.Checkbox(value=False, label="Restore faces", info=info)
+    """The face-restoration choices, the model and strength hidden until the checkbox is ticked; the checkbox
+    says why where faces cannot be restored."""
+    switch = _face_switch(enhancer, "Restore faces", info)
     with gr.Group(visible=False) as group:
         model = gr.Dropdown(
             choices=model_choices(enhancer, "face_restorer"), value=DEFAULT_FACE_MODEL, label="Face model"
@@ -154,7 +203,7 @@ def face_options(enhancer: Enhancer, info: str, strength_info: str | None = None
         strength = gr.Slider(
             0.0, 1.0, value=DEFAULT_FACE_STRENGTH, step=0.05, label="Face strength", info=strength_info
         )
-    return FaceOptions(enhance, group, model, strength)
+    return FaceOptions(switch, group, model, strength)
 
 
 @dataclass(frozen=True)
@@ -205,6 +254,10 @@ class RemasterTab:
     detail: gr.ImageSlider
     download: gr.File
     info: gr.Markdown
+    results: gr.Gallery
+    """This session's results, to download again."""
+    history: gr.BrowserState
+    """The same, kept in the visitor's browser."""
 
     @property
     def inputs(self) -> dict[str, gr.components.Component]:
@@ -244,12 +297,19 @@ def _remaster_examples(enhancer: Enhancer, handlers: Handlers, first: str, tab: 
     )
 
 
+def _image_upload(settings: Settings) -> ImageUpload:
+    """An image input whose refusals name remaster's own limits."""
+    image = ImageUpload(type="filepath", image_mode=None, label="Image", sources=["upload", "clipboard"])
+    image.max_pixels = settings.max_input_pixels
+    return image
+
+
 def remaster_tab(enhancer: Enhancer, handlers: Handlers, first: str) -> RemasterTab:
     """The Remaster tab, starting on the model ``first``, with its examples."""
     with gr.Tab("Remaster"):
         with gr.Row():
             with gr.Column():
-                image = ImageUpload(type="filepath", image_mode=None, label="Image", sources=["upload", "clipboard"])
+                image = _image_upload(enhancer.settings)
                 model = gr.Dropdown(
                     choices=model_choices(enhancer, "upscaler"),
                     value=first,
@@ -315,6 +375,15 @@ def remaster_tab(enhancer: Enhancer, handlers: Handlers, first: str) -> Remaster
                     label="Download (full resolution: PNG, or the animation's own format)", interactive=False
                 )
                 info = gr.Markdown()
+                results = gr.Gallery(
+                    label=f"Your results in this session (the latest {SESSION_RESULTS}, while the server keeps them: "
+                    "an hour)",
+                    columns=4,
+                    height="auto",
+                    buttons=["download", "fullscreen"],
+                    interactive=False,
+                )
+                history = gr.BrowserState([], storage_key="remaster-results")
         tab = RemasterTab(
             image=image,
             model=model,
@@ -330,6 +399,8 @@ def remaster_tab(enhancer: Enhancer, handlers: Handlers, first: str) -> Remaster
             detail=detail,
             download=download,
             info=info,
+            results=results,
+            history=history,
         )
         _remaster_examples(enhancer, handlers, first, tab)
     return tab
@@ -342,15 +413,21 @@ class BatchTab:
     files: gr.File
     model: gr.Dropdown
     outscale: gr.Slider
-    face_enhance: gr.Checkbox
+    faces: FaceSwitch
     run: gr.Button
+    stop: gr.Button
     archive: gr.File
     report: gr.Markdown
 
     @property
     def inputs(self) -> dict[str, gr.components.Component]:
         """The components by the handler parameter each fills."""
-        return {"files": self.files, "model": self.model, "outscale": self.outscale, "face_enhance": self.face_enhance}
+        return {
+            "files": self.files,
+            "model": self.model,
+            "outscale": self.outscale,
+            "face_enhance": self.faces.checkbox,
+        }
 
 
 def batch_tab(enhancer: Enhancer, first: str) -> BatchTab:
@@ -382,16 +459,16 @@ def batch_tab(enhancer: Enhancer, first: str) -> BatchTab:
                     label="Output scale",
                     info="The results' size relative to each input.",
                 )
-                face_enhance = gr.Checkbox(
-                    value=False,
-                    label=f"Restore faces ({DEFAULT_FACE_MODEL})",
-                    info="Slower; only where faces are found.",
+                faces = _face_switch(
+                    enhancer, f"Restore faces ({DEFAULT_FACE_MODEL})", "Slower; only where faces are found."
                 )
-                run = gr.Button("Remaster all", variant="primary")
+                with gr.Row():
+                    run = gr.Button("Remaster all", variant="primary", scale=3)
+                    stop = gr.Button("Stop", variant="stop", scale=1)
             with gr.Column(scale=1):
                 archive = gr.File(label="Results (zip)", interactive=False)
                 report = gr.Markdown()
-    return BatchTab(files, model, outscale, face_enhance, run, archive, report)
+    return BatchTab(files, model, outscale, faces, run, stop, archive, report)
 
 
 @dataclass(frozen=True)
@@ -402,6 +479,7 @@ class CompareTab:
     models: gr.Dropdown
     outscale: gr.Slider
     run: gr.Button
+    stop: gr.Button
     gallery: gr.Gallery
     notes: gr.Markdown
 
@@ -420,7 +498,7 @@ def compare_tab(enhancer: Enhancer, first: str) -> CompareTab:
         )
         with gr.Row():
             with gr.Column(scale=1):
-                image = ImageUpload(type="filepath", image_mode=None, label="Image", sources=["upload", "clipboard"])
+                image = _image_upload(enhancer.settings)
                 models = gr.Dropdown(
                     choices=model_choices(enhancer, "upscaler"),
                     value=[first],
@@ -437,13 +515,15 @@ def compare_tab(enhancer: Enhancer, first: str) -> CompareTab:
                     label="Output scale",
                     info="The same for every model, so the crops match.",
                 )
-                run = gr.Button("Compare", variant="primary")
+                with gr.Row():
+                    run = gr.Button("Compare", variant="primary", scale=3)
+                    stop = gr.Button("Stop", variant="stop", scale=1)
             with gr.Column(scale=2):
                 gallery = gr.Gallery(
                     label=f"The centre {DETAIL_SIDE}×{DETAIL_SIDE} of each result", columns=3, height="auto"
                 )
                 notes = gr.Markdown()
-    return CompareTab(image, models, outscale, run, gallery, notes)
+    return CompareTab(image, models, outscale, run, stop, gallery, notes)
 
 
 @dataclass(frozen=True)
@@ -458,6 +538,8 @@ class VideoTab:
     faces: FaceOptions
     codec: gr.Dropdown
     crf: gr.Slider
+    interpolate: gr.Dropdown
+    skip_duplicates: gr.Checkbox
     preview_at: gr.Number
     preview_run: gr.Button
     run: gr.Button
@@ -481,6 +563,8 @@ class VideoTab:
             **self.faces.inputs,
             "codec": self.codec,
             "crf": self.crf,
+            "interpolate": self.interpolate,
+            "skip_duplicates": self.skip_duplicates,
         }
 
 
@@ -499,11 +583,11 @@ def video_tab(enhancer: Enhancer, first: str) -> VideoTab:
             with gr.Column():
                 video = gr.Video(label="Video", sources=["upload"], include_audio=True, format=None)
                 model = gr.Dropdown(
-                    choices=model_choices(enhancer, "upscaler"),
+                    choices=video_model_choices(enhancer),
                     value=_video_model(enhancer, first),
                     allow_custom_value=True,
                     label="Model",
-                    info=f"{VIDEO_MODEL} is made for video and is the fastest.",
+                    info=f"{VIDEO_MODEL} is made for video and is the fastest; {NO_MODEL} keeps the frames' size.",
                 )
                 outscale = gr.Slider(MIN_OUTSCALE, MAX_OUTSCALE, value=2.0, step=0.5, label="Output scale")
                 tile = gr.Dropdown(choices=TILE_CHOICES, value="auto", allow_custom_value=True, label="Tiling")
@@ -517,6 +601,18 @@ def video_tab(enhancer: Enhancer, first: str) -> VideoTab:
                         step=1,
                         label="Quality (CRF)",
                         info="Lower is better and larger.",
+                    )
+                with gr.Row():
+                    interpolate = gr.Dropdown(
+                        choices=INTERPOLATE_CHOICES,
+                        value=1,
+                        label="In-between frames (RIFE)",
+                        info="More frames a second, made between the video's own; never across a scene cut.",
+                    )
+                    skip_duplicates = gr.Checkbox(
+                        value=True,
+                        label="Skip repeated frames",
+                        info="A frame that repeats the one before reuses its result (anime on twos or threes).",
                     )
                 with gr.Row():
                     preview_at = gr.Number(value=0.0, minimum=0.0, label="Preview the frame at (seconds)")
@@ -541,6 +637,8 @@ def video_tab(enhancer: Enhancer, first: str) -> VideoTab:
         faces=faces,
         codec=codec,
         crf=crf,
+        interpolate=interpolate,
+        skip_duplicates=skip_duplicates,
         preview_at=preview_at,
         preview_run=preview_run,
         run=run,
@@ -588,13 +686,42 @@ def _show_face_options(faces: FaceOptions) -> None:
     faces.enhance.change(_shown, inputs=faces.enhance, outputs=faces.group, api_visibility="private", queue=False)
 
 
-def _remaster_events(handlers: Handlers, tab: RemasterTab, url: UrlTool) -> None:
-    """The Remaster tab's buttons and choices, and the URL endpoint that shares its choices."""
+def _stop(handlers: Handlers, button: gr.Button, tab: str) -> None:
+    """``button`` stops the visitor's work on ``tab`` (within a fraction of a second); that work's answer says so."""
+    button.click(lambda: handlers.stop(tab), api_visibility="private", queue=False, show_progress="hidden")
+
+
+def _says(*cleared: None) -> Callable[[Stopped], tuple[object, ...]]:
+    """The outputs of a stopped work: ``cleared`` (nothing was made), then the line saying what was kept."""
+    return lambda stop: (*cleared, stop.message)
+
+
+def _check_uploads(handlers: Handlers, image: ImageUpload) -> None:
+    """An image is checked as it arrives: one that cannot be remastered is refused, and taken off, at once.
+
+    Queued (the page shows a queued event's error), but in a line of its own: it never waits for a remastering.
+    """
+    image.upload(
+        handlers.check_image,
+        inputs=image,
+        api_visibility="private",
+        show_progress="hidden",
+        concurrency_limit=4,
+        concurrency_id="check_uploads",
+    ).failure(lambda: None, outputs=image, api_visibility="private", queue=False, show_progress="hidden")
+
+
+def _remaster_events(handlers: Handlers, tab: RemasterTab, url: UrlTool) -> gr.events.Dependency:
+    """The Remaster tab's buttons and choices, the session's results, and the URL endpoint that shares its
+    choices; returns the remastering."""
     remaster_image = described(handlers.remaster_image)
     job = tab.run.click(
-        remaster_image, inputs=_inputs(remaster_image, tab.inputs), outputs=tab.outputs, api_name="remaster"
+        stoppable(remaster_image, _says(None, None)),
+        inputs=_inputs(remaster_image, tab.inputs),
+        outputs=tab.outputs,
+        api_name="remaster",
     )
-    # After any result (the button or an example), show its centre at 100%.
+    # After any result (the button or an example), show its centre at 100%, and keep it in the session's gallery.
     tab.download.change(
         handlers.detail,
         inputs=[tab.image, tab.download],
@@ -602,7 +729,16 @@ def _remaster_events(handlers: Handlers, tab: RemasterTab, url: UrlTool) -> None
         api_visibility="private",
         show_progress="hidden",
     )
-    tab.stop.click(None, cancels=[job], api_visibility="private")
+    tab.download.change(
+        remember,
+        inputs=[tab.history, tab.download, tab.info],
+        outputs=[tab.history, tab.results],
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+    )
+    _stop(handlers, tab.stop, "remaster")
+    _check_uploads(handlers, tab.image)
     remaster_url = described(handlers.remaster_url)
     url.run.click(
         remaster_url,
@@ -614,63 +750,135 @@ def _remaster_events(handlers: Handlers, tab: RemasterTab, url: UrlTool) -> None
         _model_changed, inputs=tab.model, outputs=[tab.denoise, tab.outscale], api_visibility="private", queue=False
     )
     _show_face_options(tab.faces)
+    return job
 
 
-def _video_events(handlers: Handlers, tab: VideoTab) -> None:
-    """The Video tab's buttons, and the choices that show or hide others."""
+def _batch_events(handlers: Handlers, tab: BatchTab) -> gr.events.Dependency:
+    """The Batch tab's buttons; returns the batch's run."""
+    remaster_batch = described(handlers.remaster_batch)
+    job = tab.run.click(
+        stoppable(remaster_batch, _says(None)),
+        inputs=_inputs(remaster_batch, tab.inputs),
+        outputs=[tab.archive, tab.report],
+        api_name="remaster_batch",
+    )
+    _stop(handlers, tab.stop, "batch")
+    return job
+
+
+def _compare_events(handlers: Handlers, tab: CompareTab) -> gr.events.Dependency:
+    """The Compare models tab's buttons; returns the comparison."""
+    compare_models = described(handlers.compare)
+    job = tab.run.click(
+        stoppable(compare_models, _says(None)),
+        inputs=_inputs(compare_models, tab.inputs),
+        outputs=[tab.gallery, tab.notes],
+        api_name="compare",
+    )
+    _stop(handlers, tab.stop, "compare")
+    _check_uploads(handlers, tab.image)
+    return job
+
+
+def _video_events(handlers: Handlers, tab: VideoTab) -> list[gr.events.Dependency]:
+    """The Video tab's buttons, and the choices that show or hide others; returns the remastering and the preview."""
     remaster_video = described(handlers.remaster_video)
     job = tab.run.click(
-        remaster_video,
+        stoppable(remaster_video, _says(None, None)),
         inputs=_inputs(remaster_video, tab.inputs),
         outputs=[tab.file, tab.result, tab.info],
         api_name="remaster_video",
     )
-    tab.stop.click(None, cancels=[job], api_visibility="private")
     preview_video = described(handlers.preview_video)
-    tab.preview_run.click(
-        preview_video,
+    preview = tab.preview_run.click(
+        stoppable(preview_video, _says(None)),
         inputs=_inputs(preview_video, tab.inputs),
         outputs=[tab.preview, tab.preview_info],
         api_name="preview_video",
     )
+    _stop(handlers, tab.stop, "video")
     _show_face_options(tab.faces)
     tab.model.change(_denoise_shown, inputs=tab.model, outputs=tab.denoise, api_visibility="private", queue=False)
     tab.codec.change(_crf_for, inputs=tab.codec, outputs=tab.crf, api_visibility="private", queue=False)
+    return [job, preview]
 
 
-def _model_list_events(
+@dataclass(frozen=True)
+class _Status:
+    """What the page keeps up to date while downloads or builds run: the line on them, the model lists (the
+    Remaster tab's first), the face model lists and the "Restore faces" switches."""
+
+    line: gr.Markdown
+    lists: list[gr.Dropdown]
+    video_lists: list[gr.Dropdown]
+    """Model lists that also offer ``none`` (a video's frames as they are)."""
+    face_lists: list[gr.Dropdown]
+    switches: list[FaceSwitch]
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        """The components a refresh fills, in :func:`_status_events`' order (the timer last)."""
+        return [
+            self.line,
+            *self.lists,
+            *self.video_lists,
+            *self.face_lists,
+            *(switch.checkbox for switch in self.switches),
+        ]
+
+
+def _status_events(
     enhancer: Enhancer,
     handlers: Handlers,
     demo: gr.Blocks,
-    status: gr.Markdown,
+    status: _Status,
     loader: ModelFileLoader,
-    lists: list[gr.Dropdown],
+    jobs: list[gr.events.Dependency],
 ) -> None:
-    """Loading a model file, and the model lists and weights line kept up to date while downloads run.
-
-    ``lists`` are the tabs' model dropdowns, the Remaster tab's first: a model just loaded is chosen there.
-    """
+    """Loading a model file; and the weights and background-work line, the model lists and the face switches kept up
+    to date while downloads or builds run, also after each of ``jobs`` (whose first request may start a build)."""
 
     def select_loaded(name: str) -> tuple[dict, ...]:
-        choices = model_choices(enhancer, "upscaler")
-        return gr.update(choices=choices, value=name), *(gr.update(choices=choices) for _ in lists[1:])
+        choices, video_choices = model_choices(enhancer, "upscaler"), video_model_choices(enhancer)
+        return (
+            gr.update(choices=choices, value=name),
+            *(gr.update(choices=choices) for _ in status.lists[1:]),
+            *(gr.update(choices=video_choices) for _ in status.video_lists),
+        )
 
     def refresh_status() -> tuple[object, ...]:
-        text, pending = weights_status(enhancer)
-        choices = model_choices(enhancer, "upscaler")
-        return text, *(gr.update(choices=choices) for _ in lists), gr.Timer(active=pending)
+        text, downloading = weights_status(enhancer)
+        building = background_status()
+        choices, video_choices = model_choices(enhancer, "upscaler"), video_model_choices(enhancer)
+        face_choices = model_choices(enhancer, "face_restorer")
+        why = faces_unavailable(enhancer)
+        return (
+            "\n\n".join(part for part in (text, building) if part),
+            *(gr.update(choices=choices) for _ in status.lists),
+            *(gr.update(choices=video_choices) for _ in status.video_lists),
+            *(gr.update(choices=face_choices) for _ in status.face_lists),
+            *(switch.update(why) for switch in status.switches),
+            gr.Timer(active=downloading or bool(building)),
+        )
 
     loader.load.click(
         described(handlers.load_model),
         inputs=[loader.reference, loader.upload],
         outputs=[loader.name, loader.info],
         api_name="load_model",
-    ).success(select_loaded, inputs=loader.name, outputs=lists, queue=False, api_visibility="private")
+    ).success(
+        select_loaded,
+        inputs=loader.name,
+        outputs=[*status.lists, *status.video_lists],
+        queue=False,
+        api_visibility="private",
+    )
     timer = gr.Timer(2.0)
-    for trigger in (timer.tick, demo.load):
+    triggers = [timer.tick, demo.load, *(job.then for job in jobs)]
+    for trigger in triggers:
         trigger(
             refresh_status,
-            outputs=[status, *lists, timer],
+            outputs=[*status.outputs, timer],
             api_visibility="private",
             queue=False,
             show_progress="hidden",
@@ -695,31 +903,28 @@ def build_demo(enhancer: Enhancer | None = None, *, prefetch: bool = True) -> gr
         _prefetch(enhancer, first)
 
     with gr.Blocks(title="remaster", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        status = _header(enhancer)
+        line = _header(enhancer)
         remaster = remaster_tab(enhancer, handlers, first)
         batch = batch_tab(enhancer, first)
         compare = compare_tab(enhancer, first)
         video = video_tab(enhancer, first)
         url = _url_tool()
 
-        _remaster_events(handlers, remaster, url)
-        remaster_batch = described(handlers.remaster_batch)
-        batch.run.click(
-            remaster_batch,
-            inputs=_inputs(remaster_batch, batch.inputs),
-            outputs=[batch.archive, batch.report],
-            api_name="remaster_batch",
+        jobs = [
+            _remaster_events(handlers, remaster, url),
+            _batch_events(handlers, batch),
+            _compare_events(handlers, compare),
+            *_video_events(handlers, video),
+        ]
+        demo.load(recall, inputs=remaster.history, outputs=remaster.results, api_visibility="private", queue=False)
+        status = _Status(
+            line=line,
+            lists=[remaster.model, batch.model, compare.models],
+            video_lists=[video.model],
+            face_lists=[remaster.faces.model, video.faces.model],
+            switches=[remaster.faces.switch, batch.faces, video.faces.switch],
         )
-        compare_models = described(handlers.compare)
-        compare.run.click(
-            compare_models,
-            inputs=_inputs(compare_models, compare.inputs),
-            outputs=[compare.gallery, compare.notes],
-            api_name="compare",
-        )
-        _video_events(handlers, video)
-        lists = [remaster.model, batch.model, compare.models, video.model]
-        _model_list_events(enhancer, handlers, demo, status, remaster.model_file, lists)
+        _status_events(enhancer, handlers, demo, status, remaster.model_file, jobs)
 
     demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
     return demo
