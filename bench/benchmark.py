@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import io
 import os
 import statistics
@@ -45,8 +44,9 @@ from remaster._compat import import_basicsr  # noqa: E402
 from remaster.engine import build_network  # noqa: E402
 from remaster.runtimes.measured import Accelerated  # noqa: E402
 from remaster.settings import Settings  # noqa: E402
+from remaster.timing import busy_share  # noqa: E402
 
-DEFAULT_DENOISE = inspect.signature(remaster.enhance).parameters["denoise_strength"].default
+DEFAULT_DENOISE = Options().denoise_strength
 FAMILIES = {
     "RealESRGAN_x4plus": "RRDB, 23 blocks",
     "RealESRGAN_x4plus_anime_6B": "RRDB, 6 blocks",
@@ -95,13 +95,28 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def test_image(size: int) -> np.ndarray:
-    """A natural photo (scikit-image's astronaut, public domain) at ``size``×``size``, RGB uint8."""
+def test_image(size: int | tuple[int, int]) -> np.ndarray:
+    """A natural photo (scikit-image's astronaut, public domain) at ``size``×``size`` (or ``size`` = width, height),
+    RGB uint8."""
     from PIL import Image
     from skimage import data
 
     photo = Image.fromarray(data.astronaut())
-    return np.asarray(photo.resize((size, size), Image.Resampling.BICUBIC))
+    return np.asarray(photo.resize(_extent(size), Image.Resampling.BICUBIC))
+
+
+def _extent(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else size
+
+
+def _size_label(size: int | tuple[int, int]) -> str:
+    return f"{size}²" if isinstance(size, int) else f"{size[0]}×{size[1]}"
+
+
+def _size(text: str) -> int | tuple[int, int]:
+    """``128`` (a square) or ``640x480`` (width × height), as ``--sizes`` takes them."""
+    width, _, height = text.lower().partition("x")
+    return (int(width), int(height)) if height else int(width)
 
 
 def prepare_weights(names: list[str], weights_dir: Path | None, scratch: Path) -> tuple[Path, dict[str, str]]:
@@ -174,7 +189,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--half", action="store_true", help="run the reference with half=True (its GPU setting)")
     parser.add_argument("--models", nargs="+", default=list(FAMILIES))
-    parser.add_argument("--sizes", nargs="+", type=int, default=[128, 256])
+    parser.add_argument(
+        "--sizes", nargs="+", type=_size, default=[128, 256], help="squares (128) or width×height (640x480: a frame)"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seam-size", type=int, default=192, help="image side for the tiled-versus-whole check")
     parser.add_argument("--seam-tile", type=int, default=64)
@@ -187,6 +204,22 @@ def parse_args() -> argparse.Namespace:
         help="also time RealESRGAN_x4plus on a SIDE² input whole and at the automatic tiling, ours only",
     )
     parser.add_argument("--weights-dir", type=Path, default=None)
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="REMASTER_CACHE_DIR for the run (converted and quantized networks, decisions); default: a new folder",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each row, wait up to SECONDS for other work to leave the processor",
+    )
+    parser.add_argument(
+        "--int8", action="store_true", help="also: int8 as asked against torch, and the int8 quality of each model"
+    )
     parser.add_argument(
         "--compile-timeout", type=float, default=300, help="seconds to wait for a background compilation"
     )
@@ -221,7 +254,9 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="remaster-bench-"))
     extra = ["RealESRGAN_x4plus"] if args.tiling_cost or args.big else []
     folder, origin = prepare_weights(list(dict.fromkeys([*args.models, *extra])), weights_dir, scratch)
-    settings = Settings.from_env(device=args.device, weights_dir=folder, offline=True, cache_dir=scratch)
+    settings = Settings.from_env(
+        device=args.device, weights_dir=folder, offline=True, cache_dir=args.cache_dir or scratch
+    )
     if args.no_bf16:
         settings = replace(settings, cpu_bf16=False)
     if args.faces:
@@ -230,11 +265,15 @@ def main() -> None:
     enhancer = remaster.Enhancer(settings)
     uncompiled = enhancer.with_settings(compile=False, backend="torch")
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else _cpu_name()})")
+    if device.type == "cpu":
+        print(f"processor as remaster keys its decisions: {enhancer.engine.processor.key}; {_load()}")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, remaster {remaster.__version__}")
     print(f"weights: {weights_dir or 'random'}; reference: RealESRGANer(tile=0, pre_pad=0, half={args.half})")
     print(f"compile: {'in the background, awaited before timing' if settings.compile else 'off'}\n")
 
     speed_table(args, enhancer, uncompiled, folder, origin)
+    if args.int8:
+        int8_table(args, enhancer, uncompiled)
     split_table(args, enhancer, uncompiled)
     if device.type == "cuda" and settings.compile:
         network_alone(enhancer, args.models, args.sizes)
@@ -245,6 +284,80 @@ def main() -> None:
         tiling_cost(args.tiling_cost, uncompiled)
     if args.big:
         big_image(enhancer)
+
+
+def _busy_elsewhere(samples: list[float]) -> None:
+    """Sample how busy other work keeps the processor, between timed runs (after their threads settle)."""
+    time.sleep(0.05)
+    share = busy_share(0.2)
+    if share is not None:
+        samples.append(share)
+
+
+def _busy_note(samples: list[float]) -> str:
+    return f"{statistics.median(samples):.0%}" if samples else "?"
+
+
+def _wait_quiet(seconds: float) -> None:
+    """Wait, up to ``seconds``, for other work to leave the processor (under 10% busy for two seconds running)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        share = busy_share(2.0)
+        if share is None or share < 0.1:
+            return
+    print(f"(the processor stayed busy with other work for {seconds:.0f} s; timing anyway)", flush=True)
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+def int8_table(args: argparse.Namespace, enhancer: remaster.Enhancer, plain: remaster.Enhancer) -> None:
+    """For each model: int8's quality against fp32 on the probe pictures (the whole network in int8, as
+    ``--precision int8`` runs it, and the best the automatic search reached), whether ``auto`` uses it, and requests
+    in int8 against torch and the automatic choice, alternating."""
+    from remaster.runtimes.int8 import GATE
+
+    print(
+        f"\nint8 (OpenVINO, NNCF) against fp32 on the probe pictures (lowest PSNR, largest difference; auto uses it "
+        f"only within {GATE.psnr:.0f} dB and {GATE.max_difference}/255), and whole requests, median of "
+        f"{args.repeats}, alternating ({_load()}):\n"
+    )
+    print(
+        "| model | input | int8 as asked: quality | best reached by auto's search | auto uses | int8 s | torch s | "
+        "int8 / torch | auto s | auto / torch | CPU busy elsewhere |"
+    )
+    print("|" + " --- |" * 11)
+    device = enhancer.engine.device
+    for name in args.models:
+        spec = remaster.get_model(name)
+        for size in args.sizes:
+            image = test_image(size)
+            forced = _settled(enhancer, spec, image, "int8", args.compile_timeout)
+            automatic = _settled(enhancer, spec, image, "auto", args.compile_timeout)
+            plain.run(image, Options(model=name))
+            qualities = [getattr(n.accelerated, "qualities", {}).get("int8") for n in (forced, automatic)]
+            cells = [str(quality) if quality is not None else "—" for quality in qualities]
+            runs: dict[str, list[float]] = {"int8": [], "torch": [], "auto": []}
+            busy: list[float] = []
+            _wait_quiet(args.wait_quiet)
+            for _ in range(args.repeats):
+                _busy_elsewhere(busy)
+                for key, runner, precision in (
+                    ("int8", enhancer, "int8"),
+                    ("torch", plain, "auto"),
+                    ("auto", enhancer, "auto"),
+                ):
+                    options = Options(model=name, precision=precision)
+                    runs[key].append(timed(device, runner.run, image, options, sample_memory=False)[0])
+            int8_s, torch_s, auto_s = (statistics.median(runs[key]) for key in ("int8", "torch", "auto"))
+            print(
+                f"| {name} | {_size_label(size)} | {cells[0]} | {cells[1]} | {_backend(automatic.accelerated)} | "
+                f"{int8_s:.4f} | {torch_s:.4f} | **{torch_s / int8_s:.2f}×** | {auto_s:.4f} | "
+                f"**{torch_s / auto_s:.2f}×** | {_busy_note(busy)} |",
+                flush=True,
+            )
 
 
 def speed_table(
@@ -259,7 +372,7 @@ def speed_table(
     header = (
         "| model | weights | input | reference s | remaster auto s | ratio | torch s | auto / torch | "
         "remaster fp32 s | ratio fp32 | precision | backend | max /255: auto vs torch fp32, fp32 vs reference | "
-        "TFLOP/s | peak MB added, ref / ours |"
+        "TFLOP/s | peak MB added, ref / ours | CPU busy elsewhere |"
     )
     print(header)
     print("|" + " --- |" * (header.count("|") - 1))
@@ -285,7 +398,11 @@ def _backend(accelerated) -> str:
         return "torch"
     name = getattr(accelerated, "backend", "compiled")
     speed = f"{accelerated.speedup:.2f}×" if accelerated.speedup else "forced"
-    return f"{name}: {accelerated.state} ({speed})"
+    loads = [c.load for c in getattr(accelerated, "comparisons", {}).values() if c.load is not None]
+    busy = f", measured with {max(loads):.0%} of the CPU busy elsewhere" if loads and max(loads) >= 0.1 else ""
+    quality = getattr(accelerated, "qualities", {}).get("int8")
+    int8 = f"; int8 {quality.psnr:.1f} dB, {quality.max_difference}/255" if quality is not None else ""
+    return f"{name}: {accelerated.state} ({speed}{busy}){int8}"
 
 
 def speed_row(
@@ -294,12 +411,13 @@ def speed_row(
     plain: remaster.Enhancer,
     upsampler: object,
     spec: remaster.ModelSpec,
-    size: int,
+    size: int | tuple[int, int],
     origin: str,
 ) -> None:
     device, name = enhancer.engine.device, spec.name
     image = test_image(size)
     bgr = np.ascontiguousarray(image[:, :, ::-1])
+    _wait_quiet(args.wait_quiet)  # the automatic choice is measured now: quietly, where that can be had
     network = _settled(enhancer, spec, image, "auto", args.compile_timeout)
     exact_network = _settled(enhancer, spec, image, "fp32", args.compile_timeout)
     plain.run(image, Options(model=name))
@@ -313,7 +431,10 @@ def speed_row(
     runs: dict[str, list[float]] = {"ref": [], "auto": [], "torch": [], "fp32": []}
     peaks = {"ref": 0, "auto": 0}
     precision = ""
+    busy: list[float] = []
+    _wait_quiet(args.wait_quiet)
     for repeat in range(args.repeats):
+        _busy_elsewhere(busy)
         sampled = repeat == args.repeats // 2
         seconds, peak, _ = timed(device, quietly, upsampler.enhance, bgr, sample_memory=sampled)
         runs["ref"].append(seconds)
@@ -326,13 +447,14 @@ def speed_row(
         exact_run = timed(device, enhancer.run, image, Options(model=name, precision="fp32"), sample_memory=False)
         runs["fp32"].append(exact_run[0])
     ref, auto, on_torch, exact = (statistics.median(runs[key]) for key in ("ref", "auto", "torch", "fp32"))
-    tflops = 2 * network.macs_per_pixel * size * size / auto / 1e12
-    exact = "" if exact_network is network else f"; fp32 {_backend(exact_network.accelerated)}"
-    backends = _backend(network.accelerated) + exact
+    tflops = 2 * network.macs_per_pixel * np.prod(_extent(size)) / auto / 1e12
+    exact_backend = "" if exact_network is network else f"; fp32 {_backend(exact_network.accelerated)}"
+    backends = _backend(network.accelerated) + exact_backend
     print(
-        f"| {name} | {origin} | {size}² | {ref:.4f} | {auto:.4f} | **{ref / auto:.2f}×** | {on_torch:.4f} | "
-        f"**{on_torch / auto:.2f}×** | {exact:.4f} | {ref / exact:.2f}× | {precision} | {backends} | {differences} | "
-        f"{tflops:.2f} | {peaks['ref'] / 2**20:.0f} / {peaks['auto'] / 2**20:.0f} |",
+        f"| {name} | {origin} | {_size_label(size)} | {ref:.4f} | {auto:.4f} | **{ref / auto:.2f}×** | "
+        f"{on_torch:.4f} | **{on_torch / auto:.2f}×** | {exact:.4f} | {ref / exact:.2f}× | {precision} | "
+        f"{backends} | {differences} | {tflops:.2f} | {peaks['ref'] / 2**20:.0f} / {peaks['auto'] / 2**20:.0f} | "
+        f"{_busy_note(busy)} |",
         flush=True,
     )
 
@@ -347,7 +469,9 @@ _STAGES = (
 )
 
 
-def request_split(enhancer: remaster.Enhancer, name: str, side: int, repeats: int, in_memory: bool) -> None:
+def request_split(
+    enhancer: remaster.Enhancer, name: str, side: int | tuple[int, int], repeats: int, in_memory: bool
+) -> None:
     """Where a request's time goes: as the command line runs one (a PNG file in, a PNG file out, zlib level 6),
     or in memory (an array in, an array out: what ``Enhancer.run`` costs around the network)."""
     import cProfile
@@ -389,7 +513,9 @@ def request_split(enhancer: remaster.Enhancer, name: str, side: int, repeats: in
     parts["the rest"] = total - sum(parts.values())
     cells = " | ".join(f"{value / repeats * 1000:.1f} ms ({value / total:.0%})" for value in parts.values())
     outside = 1 - parts["network, with its casts and padding"] / total
-    print(f"| {name} | {side}² | {total / repeats * 1000:.1f} ms | {cells} | **{outside:.0%}** |", flush=True)
+    print(
+        f"| {name} | {_size_label(side)} | {total / repeats * 1000:.1f} ms | {cells} | **{outside:.0%}** |", flush=True
+    )
 
 
 def split_table(args: argparse.Namespace, enhancer: remaster.Enhancer, plain: remaster.Enhancer) -> None:
@@ -401,7 +527,9 @@ def split_table(args: argparse.Namespace, enhancer: remaster.Enhancer, plain: re
             print("| model | input | request | " + " | ".join(labels) + " |")
             print("|" + " --- |" * (len(labels) + 3))
             for name in args.models:
-                request_split(engine, name, max(args.sizes), args.repeats, in_memory)
+                request_split(
+                    engine, name, max(args.sizes, key=lambda size: np.prod(_extent(size))), args.repeats, in_memory
+                )
 
 
 def seam_table(args: argparse.Namespace, uncompiled: remaster.Enhancer, folder: Path) -> None:
@@ -461,7 +589,7 @@ def face_table(args: argparse.Namespace, settings: Settings) -> None:
         torch.manual_seed(0)
         state = build_network(spec).state_dict()
         torch.save({spec.state_dict_key: state} if spec.state_dict_key else state, folder / spec.weights.filename)
-    side = args.sizes[0]
+    side = min(_extent(args.sizes[0]))
     image = test_image(side)
     # One face, its aligned 512² crop two thirds of the image across; random detectors find none, so it is given.
     face = Face(((FACE_TEMPLATE - 256) * (side / 768) + side / 2).astype(np.float32))

@@ -10,6 +10,7 @@ detector and parser) are kept as plain fp32 modules.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import threading
 import time
@@ -17,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import torch
 from torch import nn
@@ -25,9 +26,9 @@ from torch import nn
 from .architectures import recognise
 from .errors import WeightsUnavailableError, brief
 from .kept import KeptTable
-from .network import Network, add_stop_points, count_macs, resolve_dtype
+from .network import Network, Processor, add_stop_points, count_macs, resolve_dtype
 from .registry import ModelSpec, WeightFile
-from .runtimes import AUTO, Placement, choose, compiling
+from .runtimes import AUTO, Placement, Runtime, choose, compiling, quantizers
 from .settings import Settings
 from .tiling import measure_overlap
 from .weights import WeightStore
@@ -41,6 +42,10 @@ V = TypeVar("V")
 
 MAX_BLENDS = 8
 """Networks of blended denoise weights kept (the page's slider makes a new one per value)."""
+
+Int8 = Literal["never", "gated", "forced"]
+"""Whether a network runs in int8: never (an exact precision asked for), where its quality passes the gate
+(``auto``), or as asked (``int8``)."""
 
 
 def build_network(spec: ModelSpec, device: torch.device | None = None) -> nn.Module:
@@ -88,6 +93,7 @@ class CachedNetwork:
     model: str
     dtype: torch.dtype
     denoise_strength: float
+    int8: Int8 = "never"
 
 
 class Engine:
@@ -118,6 +124,12 @@ class Engine:
         """Overlaps measured for models without one of their own, by weight-file SHA-256: the official models'
         were measured by hand with their real weights, so only model files of someone's own are measured."""
 
+    @functools.cached_property
+    def processor(self) -> Processor:
+        """What the networks run on, as far as which runtime and precision are fastest depends on it: the kept
+        decisions are keyed by it (``REMASTER_CPU_FLAGS`` and ``REMASTER_CPU_BF16`` change a CPU's flags)."""
+        return Processor.of(self.device, self.settings.cpu_flags, self.settings.cpu_bf16)
+
     def cached(self) -> list[CachedNetwork]:
         """The networks kept now, least recently used first (helper modules not included)."""
         with self._lock:
@@ -137,7 +149,8 @@ class Engine:
             for key in [key for key in self._networks if key.model == model]:
                 del self._networks[key]
             self._modules.pop(model, None)
-            self._helpers.pop(model, None)
+            for key in [key for key in self._helpers if key == model or key.startswith(f"{model}/")]:
+                del self._helpers[key]
 
     def module(self, spec: ModelSpec, on_wait: Callable[[str], None] | None = None) -> nn.Module:
         """The loaded fp32 module for a helper model (face restorer, detector, parser), kept once loaded.
@@ -160,14 +173,18 @@ class Engine:
         plain: Callable[[nn.Module], nn.Module],
         on_wait: Callable[[str], None] | None = None,
         fixed_shape: bool = True,
+        part: str = "",
     ) -> Callable[[torch.Tensor], torch.Tensor]:
-        """A helper model's network (a face restorer, parser or detector) as one tensor in, one out, in fp32,
-        on the runtime measured faster for it among those that serve helpers (OpenVINO on a CPU), else torch.
+        """A helper model's network (a face restorer, parser or detector, or a part of a frame interpolator) as
+        one tensor in, one out, in fp32, on the runtime measured faster for it among those that serve helpers
+        (OpenVINO on a CPU), else torch.
 
         Args:
             plain: makes the loaded module a network of one tensor in and one out (the arguments its
                 caller always gives it fixed), which is what a runtime converts.
             fixed_shape: the network takes one input shape (the 512² faces); else any height and width.
+            part: names the part of the model that ``plain`` makes, where a model is several such networks
+                (each is kept, built and measured on its own).
 
         Raises:
             WeightsUnavailableError: the weights could not be found, downloaded or loaded.
@@ -175,12 +192,12 @@ class Engine:
 
         def make() -> Callable[[torch.Tensor], torch.Tensor]:
             module = plain(self.module(spec, on_wait)).eval()
-            placement = self._placement(spec, torch.float32, fixed_shape)
+            placement = self._placement(spec, torch.float32, fixed_shape, part)
             runtime = choose(self.settings, self.device, torch.float32, helper=True, label=placement.label)
             runner = runtime.runner(module, placement)
             return module if runner is None else runner
 
-        return self._kept(self._helpers, spec.name, make)
+        return self._kept(self._helpers, f"{spec.name}/{part}" if part else spec.name, make)
 
     def network(
         self,
@@ -199,10 +216,15 @@ class Engine:
             InvalidOptionError: ``precision`` is not one remaster knows.
             WeightsUnavailableError: the weights could not be found or downloaded.
         """
-        flags = None if self.settings.cpu_bf16 else frozenset()  # frozenset(): as a CPU without bf16 would be
+        flags = self.processor.flags if self.device.type == "cpu" else None
         supported = spec.architecture.supported_precisions(spec.arch_kwargs)
         dtype = resolve_dtype(precision, self.device, flags=flags, supported=supported)
-        key = CachedNetwork(spec.name, dtype, float(denoise_strength) if spec.supports_denoise else 1.0)
+        int8: Int8 = "never"
+        if precision == "int8":
+            int8 = "forced"
+        elif precision == "auto" and quantizers(self.settings, self.device, dtype):
+            int8 = "gated"
+        key = CachedNetwork(spec.name, dtype, float(denoise_strength) if spec.supports_denoise else 1.0, int8)
         with self._lock:
             cached = self._networks.get(key)
             if cached is not None:
@@ -211,7 +233,7 @@ class Engine:
         state = self._weights_for(spec, key.denoise_strength, on_wait)
         with self._lock:
             if key not in self._networks:
-                self._networks[key] = self._make_network(spec, state, dtype)
+                self._networks[key] = self._make_network(spec, state, dtype, int8)
                 log.info("Loaded %s on %s in %s", spec.name, self.device, dtype)
                 blends = [k for k in self._networks if k.denoise_strength != 1.0]
                 for old in blends[: max(len(blends) - MAX_BLENDS, 0)]:
@@ -255,7 +277,9 @@ class Engine:
                 f"{path} could not be loaded ({brief(error)}); replace it with the official {weight.filename}"
             ) from error
 
-    def _make_network(self, spec: ModelSpec, state: dict[str, torch.Tensor], dtype: torch.dtype) -> Network:
+    def _make_network(
+        self, spec: ModelSpec, state: dict[str, torch.Tensor], dtype: torch.dtype, int8: Int8 = "never"
+    ) -> Network:
         architecture, kwargs = spec.architecture, spec.arch_kwargs
         module = _load_strict(spec, state)
         multiple = architecture.input_multiple(kwargs, spec.scale)
@@ -263,8 +287,8 @@ class Engine:
         macs = count_macs(module.eval(), multiple, in_channels, architecture.minimum_size(kwargs))
         module.eval().requires_grad_(False)
         module = module.to(device=self.device, dtype=dtype, memory_format=torch.channels_last)
-        placement = self._placement(spec, dtype)
-        runtime = choose(self.settings, self.device, dtype, label=placement.label)
+        runtime = choose(self.settings, self.device, dtype, label=spec.name, int8=int8 == "forced")
+        placement = self._placement(spec, dtype, int8=int8, runtime=runtime)
         if runtime.keeps_stop_points:
             add_stop_points(module)
         itemsize = torch.finfo(dtype).bits // 8
@@ -286,17 +310,36 @@ class Engine:
         )
         return network
 
-    def _placement(self, spec: ModelSpec, dtype: torch.dtype, fixed_shape: bool = False) -> Placement:
-        """``spec``'s network in ``dtype`` as a runtime is given it: its label, the cache, the kept decisions."""
+    def _placement(
+        self,
+        spec: ModelSpec,
+        dtype: torch.dtype,
+        fixed_shape: bool = False,
+        part: str = "",
+        int8: Int8 = "never",
+        runtime: Runtime | None = None,
+    ) -> Placement:
+        """``spec``'s network (or its ``part``) in ``dtype`` as ``runtime`` is given it: its label, the cache, the
+        kept decisions (by network, precision and processor), and, for ``auto``, the runtimes that quantize."""
         weights = spec.weights.sha256 or spec.weights.md5
+        name = f"{spec.name} {part}" if part else spec.name
+        precision = str(dtype).removeprefix("torch.")
+        forced = int8 == "forced" and runtime is not None and runtime.quantizes
+        gated = quantizers(self.settings, self.device, dtype) if int8 == "gated" else ()
+        if forced:
+            precision = "int8"
+        elif gated:
+            precision += "+int8"
         return Placement(
-            label=f"{spec.name} ({dtype})",
+            label=f"{name} ({'int8' if forced else dtype})",
             dtype=dtype,
             cache=self.settings.cache_dir,
             choices=self.backends,
-            key=f"{spec.name}|{weights}|{self.device}|{str(dtype).removeprefix('torch.')}",
-            measure=self.settings.backend == AUTO,
+            key=f"{name}|{weights}|{self.device}|{precision}|{self.processor.key}",
+            measure=self.settings.backend == AUTO and not forced,
             fixed_shape=fixed_shape,
+            processor=self.processor,
+            gated=gated,
         )
 
     def with_overlap(self, spec: ModelSpec, network: Network) -> Network:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from .errors import InvalidOptionError
 from .references import is_reference
-from .registry import DEFAULT_FACE_MODEL, DEFAULT_MODEL, MODELS, get_model
+from .registry import DEFAULT_FACE_MODEL, DEFAULT_MODEL, MODELS, NO_MODEL, get_model
 from .settings import models_dir_from_env
 
 __all__ = [
@@ -29,6 +29,8 @@ __all__ = [
     "STILL_FORMATS",
     "Options",
     "Precision",
+    "checked_flag",
+    "checked_number",
 ]
 
 MIN_OUTSCALE, MAX_OUTSCALE = 1.0, 8.0
@@ -36,8 +38,10 @@ MIN_TILE, MAX_TILE = 32, 4096
 DEFAULT_FACE_STRENGTH = 0.7
 """How much of the restored face to use by default: enough to repair it, not so much it looks like someone else."""
 
-Precision = Literal["auto", "fp32", "fp16", "bf16"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+Precision = Literal["auto", "fp32", "fp16", "bf16", "int8"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16", "int8")
+"""``int8``: quantized (OpenVINO with NNCF, on a CPU), whatever its measured quality; ``auto`` uses int8 only where
+it stays within the quality gate of fp32 on this processor."""
 STILL_FORMATS: tuple[str, ...] = ("png", "jpg", "webp", "tiff")
 ANIMATION_CHOICES: tuple[str, ...] = ("gif", "webp", "png")
 ALPHA_UPSAMPLERS: tuple[str, ...] = ("realesrgan", "bicubic")
@@ -57,7 +61,8 @@ class Options:
     model: str = DEFAULT_MODEL
     """An upscaler from :data:`remaster.MODELS`, or a model file as the command line's ``-n`` takes it (a path, an
     ``hf://`` reference, a URL, or a file's stem in ``REMASTER_MODELS_DIR``), which the
-    :class:`~remaster.pipeline.Enhancer` loads and registers before the work (:meth:`Enhancer.resolve`)."""
+    :class:`~remaster.pipeline.Enhancer` loads and registers before the work (:meth:`Enhancer.resolve`); or
+    ``none`` for a video whose frames keep their size (in-betweens or skipped repeats alone; ``outscale`` is 1)."""
     outscale: float = 4.0
     """The result's size relative to the input, from 1 to 8."""
     tile: int | None = None
@@ -88,25 +93,27 @@ class Options:
     """Pixels of reflected border the network sees beyond the bottom and right edges, cropped away again."""
 
     def __post_init__(self) -> None:
-        if not _model_file(self.model):
+        if self.model == NO_MODEL:
+            self._set("outscale", 1.0)  # the frames keep their size
+        elif not _model_file(self.model):
             get_model(self.model, "upscaler")
-        self._set("outscale", _number("outscale", self.outscale, MIN_OUTSCALE, MAX_OUTSCALE))
+        self._set("outscale", checked_number("outscale", self.outscale, MIN_OUTSCALE, MAX_OUTSCALE))
         self._set("tile", _tile(self.tile))
-        self._set("face_enhance", _flag("face_enhance", self.face_enhance))
-        self._set("denoise_strength", _number("denoise_strength", self.denoise_strength, 0.0, 1.0))
+        self._set("face_enhance", checked_flag("face_enhance", self.face_enhance))
+        self._set("denoise_strength", checked_number("denoise_strength", self.denoise_strength, 0.0, 1.0))
         _choice("precision", self.precision, PRECISIONS)
         if self.face_enhance:
             get_model(self.face_model, "face_restorer")
-        self._set("face_strength", _number("face_strength", self.face_strength, 0.0, 1.0))
+        self._set("face_strength", checked_number("face_strength", self.face_strength, 0.0, 1.0))
         _choice("output_format", self.output_format, ("auto", *STILL_FORMATS))
         _choice("animation_format", self.animation_format, ("auto", *ANIMATION_CHOICES, *STILL_FORMATS))
         if self.quality is not None:
-            self._set("quality", int(_number("quality", self.quality, 1, 100, whole=True)))
-        self._set("png_compression", int(_number("png_compression", self.png_compression, 0, 9, whole=True)))
+            self._set("quality", int(checked_number("quality", self.quality, 1, 100, whole=True)))
+        self._set("png_compression", int(checked_number("png_compression", self.png_compression, 0, 9, whole=True)))
         _choice("alpha_upsampler", self.alpha_upsampler, ALPHA_UPSAMPLERS)
         if self.tile_pad is not None:
-            self._set("tile_pad", int(_number("tile_pad", self.tile_pad, 0, MAX_PAD, whole=True)))
-        self._set("pre_pad", int(_number("pre_pad", self.pre_pad, 0, MAX_PAD, whole=True)))
+            self._set("tile_pad", int(checked_number("tile_pad", self.tile_pad, 0, MAX_PAD, whole=True)))
+        self._set("pre_pad", int(checked_number("pre_pad", self.pre_pad, 0, MAX_PAD, whole=True)))
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -128,7 +135,12 @@ def _model_file(model: object) -> bool:
     return is_reference(model) or (models_dir_from_env() is not None and "/" not in model)
 
 
-def _number(name: str, value: object, low: float, high: float, whole: bool = False) -> float:
+def checked_number(name: str, value: object, low: float, high: float, whole: bool = False) -> float:
+    """``value`` as a float, if it is a (``whole``) number from ``low`` to ``high``.
+
+    Raises:
+        InvalidOptionError: it is not; the message names ``name`` and the range.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise InvalidOptionError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}")
     if whole and not float(value).is_integer():
@@ -151,7 +163,12 @@ def _tile(tile: object) -> int | None:
     return tile
 
 
-def _flag(name: str, value: object) -> bool:
+def checked_flag(name: str, value: object) -> bool:
+    """``value`` as a bool, if it is true or false (or 1 or 0).
+
+    Raises:
+        InvalidOptionError: it is not.
+    """
     if not isinstance(value, (bool, numbers.Integral)) or value not in (0, 1):
         raise InvalidOptionError(f"{name} must be true or false, not {value!r}")
     return bool(value)

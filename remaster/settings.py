@@ -42,9 +42,14 @@ Variable                    Meaning
                             background (default: on with CUDA, except on ZeroGPU).
 ``REMASTER_CPU_BF16``       ``0`` to act as a CPU without bf16 instructions: automatic
                             precision is then fp32.
-``REMASTER_BACKEND``        ``auto`` (measure: OpenVINO on CPUs, TensorRT or compiled on CUDA,
-                            where faster), or force ``torch``, ``compiled``, ``openvino``,
-                            ``tensorrt``.
+``REMASTER_CPU_FLAGS``      The CPU flags to act as if the CPU had, instead of its own (space
+                            or comma separated, as ``/proc/cpuinfo`` spells them: ``avx2`` acts
+                            as an AVX2-only CPU, ``avx2 avx512f avx512_bf16`` as one with bf16).
+                            Automatic precision, int8's recipe and the kept runtime decisions
+                            (keyed by the processor) follow them.
+``REMASTER_BACKEND``        ``auto`` (measure: OpenVINO on CPUs, and int8 where its pictures pass
+                            the quality gate; TensorRT or compiled on CUDA; where faster), or
+                            force ``torch``, ``compiled``, ``openvino``, ``tensorrt``, ``int8``.
 ``REMASTER_CONCURRENCY``    How many requests the app runs at once.
 ``REMASTER_QUEUE_SIZE``     How many requests may wait; more are turned away.
 ``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``
@@ -159,6 +164,8 @@ class Settings:
     """Compile networks in the background and use the compiled graph where it is faster."""
     cpu_bf16: bool = True
     """Whether automatic precision may pick bf16 on a CPU that has bf16 instructions (off: fp32, as elsewhere)."""
+    cpu_flags: frozenset[str] | None = None
+    """The CPU flags to act as if the CPU had (``REMASTER_CPU_FLAGS``); None: its own."""
     backend: str = AUTO
     """Which inference backend networks run on: ``auto`` (measured per network) or a forced one."""
     models_dir: Path | None = None
@@ -209,6 +216,7 @@ class Settings:
             compile=_compile(env, device),
             backend=_choice(env, "REMASTER_BACKEND", backend_names(), AUTO),
             cpu_bf16=_flag(env, "REMASTER_CPU_BF16", True),
+            cpu_flags=_words(env, "REMASTER_CPU_FLAGS"),
             models_dir=models_dir_from_env(env),
             max_model_mb=_positive_int(env, "REMASTER_MAX_MODEL_MB", 2048),
             allow_model_upload=_flag(env, "REMASTER_ALLOW_MODEL_UPLOAD", False),
@@ -266,6 +274,13 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw not in _TRUE | _FALSE:
         raise SettingsError(f"{name} must be 1 or 0, but it is {raw!r}")
     return raw in _TRUE
+
+
+def _words(env: Mapping[str, str], name: str) -> frozenset[str] | None:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return None
+    return frozenset(raw.replace(",", " ").lower().split())
 
 
 def _optional_path(raw: str | None) -> Path | None:

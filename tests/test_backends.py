@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -151,11 +152,15 @@ def test_the_choice_is_measured_once_kept_and_reused(enhancer, tmp_path):
     first = settle(measuring.engine, spec, "fp32")
     assert first.speedup is not None and first.state in ("chosen", "torch")
     kept = json.loads((tmp_path / "cache" / "backends.json").read_text())
-    key = next(key for key in kept if key.startswith("tiny-srvgg|") and key.endswith("|cpu|float32"))
-    assert kept[key] == ("openvino" if first.state == "chosen" else "torch")
+    processor = measuring.engine.processor.key
+    key = next(key for key in kept if key.startswith("tiny-srvgg|") and key.endswith(f"|cpu|float32|{processor}"))
+    assert kept[key]["runtime"] == ("openvino" if first.state == "chosen" else "torch")
+    assert kept[key]["pairs"] >= 3 and set(kept[key]["seconds_per_pixel"]) == {"torch", "openvino"}
+    if kept[key]["load"] is not None and kept[key]["load"] >= 0.4:
+        return  # measured under heavy load: measured again by the next process (test_a_decision_under_heavy_load…)
     later = backend_enhancer(enhancer, tmp_path, "auto")  # another process, the same cache
     reused = later.engine.network(spec, "fp32").accelerated
-    if kept[key] == "torch":
+    if kept[key]["runtime"] == "torch":
         assert reused.state == "torch", "nothing built again"
     else:
         later.run(gradient(24, 24), Options(model=spec.name, precision="fp32"))
@@ -252,7 +257,7 @@ def test_a_backend_is_used_only_if_it_measured_faster_than_torch(slowdown, used,
         accelerated(batch)
         assert accelerated.wait(timeout=60)
         assert accelerated.state == ("chosen" if used else "torch")
-        assert choices.get("net") == ("fake" if used else "torch")
+        assert choices.get("net")["runtime"] == ("fake" if used else "torch")
         accelerated(batch)
     assert accelerated.calls == ({"backend": 1, "torch": 1} if used else {"backend": 0, "torch": 2})
 
@@ -296,3 +301,85 @@ def test_adding_a_runtime_is_adding_one_object(monkeypatch):
     assert runtimes.choose(automatic, torch.device("cpu"), torch.bfloat16).name == "openvino"
     with pytest.raises(ValueError, match="already registered"):
         runtimes.register_runtime(Always())
+
+
+def test_the_kept_decision_is_keyed_by_the_processor_as_remaster_cpu_flags_pretends_it(enhancer, tmp_path):
+    spec = remaster.get_model("tiny-srvgg")
+    avx2, avx512 = frozenset({"avx2", "fma"}), frozenset({"avx2", "avx512f", "avx512_bf16"})
+
+    def engine(flags: frozenset[str]):
+        return enhancer.with_settings(backend="auto", cache_dir=tmp_path / "cache", cpu_flags=flags).engine
+
+    first = engine(avx2)
+    assert first.processor.key.endswith("(avx2)")
+    assert engine(avx512).processor.key.endswith("(avx2 avx512f avx512_bf16)")
+    decided = first.network(spec, "fp32").accelerated
+    assert decided.state == "waiting"
+    first.backends.put(decided._key, {"runtime": "torch", "seconds_per_pixel": {"torch": 1e-6}, "load": 0.0})
+    assert engine(avx2).network(spec, "fp32").accelerated.state == "torch", "the same CPU: kept"
+    other = engine(avx512)
+    assert other.network(spec, "fp32").accelerated.state == "waiting", "another CPU: measured anew"
+    assert other.network(spec, "auto").dtype == torch.bfloat16, "and it has bf16"
+    pretending = remaster.Settings.from_env(env={"REMASTER_DEVICE": "cpu", "REMASTER_CPU_FLAGS": "AVX2, fma"})
+    assert pretending.cpu_flags == avx2
+
+
+def fake_runtime(slow: threading.Event, times: int = 3):
+    """A runtime that answers at once, or, once ``slow`` is set, does the network's work ``times`` over."""
+
+    def build(module: nn.Module, example: torch.Tensor):
+        def run(batch: torch.Tensor) -> torch.Tensor:
+            if slow.is_set():
+                for _ in range(times):
+                    module(batch)
+            return batch
+
+        return run
+
+    return build
+
+
+def test_a_kept_decision_is_measured_again_when_requests_run_at_another_speed(tmp_path, monkeypatch, caplog):
+    from remaster.runtimes import measured
+
+    monkeypatch.setattr(measured, "_RECHECK_EVERY", 0.0)
+    caplog.set_level(logging.INFO)
+    module = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.Conv2d(32, 3, 3, padding=1)).eval()
+    batch = torch.rand(1, 3, 128, 128)
+    with torch.inference_mode():
+        module(batch)
+        started = time.perf_counter()
+        module(batch)
+        per_pixel = (time.perf_counter() - started) / batch[0, 0].numel()
+    choices = KeptTable(tmp_path / "backends.json", "backend choices")
+    # As an earlier process measured it: three times torch's speed, on a quiet machine.
+    kept = {"runtime": "fake", "speedup": 3.0, "seconds_per_pixel": {"torch": per_pixel, "fake": per_pixel / 3}}
+    choices.put("net", {**kept, "load": 0.0, "pairs": 3})
+    slow = threading.Event()
+    accelerated = Accelerated(module, "the test network", "fake", fake_runtime(slow), choices, key="net")
+    with torch.inference_mode():
+        accelerated(batch)
+        assert accelerated.wait(timeout=60) and accelerated.state == "chosen" and accelerated.measurements == 0
+        slow.set()  # the runtime now does the work three times over: nine times slower than it measured
+        for _ in range(5):
+            accelerated(batch)
+        assert accelerated.wait(timeout=120)
+    assert "ran at 0." in caplog.text and "measuring again" in caplog.text
+    assert accelerated.measurements == 1 and accelerated.state == "torch" and choices.get("net")["runtime"] == "torch"
+
+
+def test_a_decision_under_heavy_load_says_so_and_is_measured_again(tmp_path, monkeypatch, caplog):
+    from remaster import timing
+
+    monkeypatch.setattr(timing, "busy_share", lambda seconds: 0.9)
+    caplog.set_level(logging.INFO)
+    module = nn.Conv2d(3, 3, 3, padding=1).eval()
+    choices = KeptTable(tmp_path / "backends.json", "backend choices")
+    accelerated = Accelerated(module, "the test network", "fake", fake_runtime(threading.Event()), choices, key="net")
+    with torch.inference_mode():
+        accelerated(torch.rand(1, 3, 32, 32))
+        assert accelerated.wait(timeout=60) and accelerated.state == "chosen"
+    assert "measured while other work kept 90% of the processor busy" in caplog.text
+    assert choices.get("net")["load"] == 0.9
+    later = Accelerated(module, "the test network", "fake", fake_runtime(threading.Event()), choices, key="net")
+    assert later.state == "waiting" and "measured under heavy load; measuring again" in caplog.text

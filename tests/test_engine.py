@@ -16,7 +16,7 @@ import remaster
 from remaster import Options
 from remaster.architectures import ARCHITECTURES, SRVGGNetCompact, register_architecture
 from remaster.engine import MAX_BLENDS, build_network, canonical_state_dict
-from remaster.network import resolve_dtype
+from remaster.network import Processor, cpu_model, resolve_dtype
 from remaster.tiling import plan_windows
 
 from .images import gradient, to_uint8, to_uint16
@@ -127,8 +127,19 @@ def test_auto_precision_follows_the_device_and_the_cpu_flags():
     assert resolve_dtype("auto", cpu, flags=frozenset({"amx_bf16", "amx_tile"})) == torch.bfloat16
     assert resolve_dtype("auto", cuda) == torch.float16
     assert resolve_dtype("fp32", cpu, flags=frozenset({"avx512_bf16"})) == torch.float32
+    assert resolve_dtype("int8", cpu, flags=frozenset({"avx512_bf16"})) == torch.float32, "int8's runtime quantizes"
     with pytest.raises(remaster.InvalidOptionError, match="precision must be one of"):
         resolve_dtype("fp8", cpu)
+
+
+def test_the_processor_is_named_with_the_flags_that_decide_what_runs_fastest():
+    cpu = torch.device("cpu")
+    laptop = Processor.of(cpu, frozenset({"sse2", "avx2", "fma", "f16c"}))
+    server = Processor.of(cpu, frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8"}))
+    assert laptop.key.endswith("(avx2)") and not laptop.vnni
+    assert server.key.endswith("(avx2 avx512f avx512_bf16 amx_bf16 amx_int8 avx512_vnni)") and server.vnni
+    assert Processor.of(cpu, server.flags, bf16=False).key.endswith("(avx2 avx512f amx_int8 avx512_vnni)")
+    assert laptop.name == server.name == cpu_model(), "the model name is the CPU's own"
 
 
 class FullPrecisionOnly(SRVGGNetCompact):

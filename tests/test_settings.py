@@ -102,3 +102,9 @@ def test_a_cpu_without_bf16_can_be_played_for_automatic_precision(enhancer):
     played = enhancer.with_settings(cpu_bf16=False)
     assert played.engine.network(remaster.get_model("tiny-srvgg"), "auto").dtype == torch.float32
     assert Settings.from_env(env={"REMASTER_DEVICE": "cpu", "REMASTER_CPU_BF16": "0"}).cpu_bf16 is False
+
+
+def test_another_cpu_can_be_played_by_naming_its_flags():
+    assert Settings.from_env(env={"REMASTER_DEVICE": "cpu"}).cpu_flags is None, "its own"
+    played = Settings.from_env(env={"REMASTER_DEVICE": "cpu", "REMASTER_CPU_FLAGS": "avx2,AVX512F avx512_bf16"})
+    assert played.cpu_flags == frozenset({"avx2", "avx512f", "avx512_bf16"})

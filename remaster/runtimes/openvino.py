@@ -23,14 +23,14 @@ from torch import nn
 
 from ..atomic import atomic_files
 from ..errors import brief
-from ..network import current_check
+from ..network import current_check, waited
 from . import Runner
 from .measured import weights_key
 
 if TYPE_CHECKING:
     import openvino as ov
 
-__all__ = ["openvino_runner"]
+__all__ = ["compiled_runner", "converted_model", "openvino_runner", "read_kept", "save_atomically"]
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +57,41 @@ def openvino_runner(
 
     bf16 gets OpenVINO's bf16 hint, fp32 its f32 one (exact). A run waits for its result in short
     steps, so Stop (or Ctrl-C) ends it between them (OpenVINO cancels the work), as the stop points do
-    in torch; a shape whose last run took less than one step is run without the steps.
+    in torch, and the request's progress is told the time waited; a shape whose last run took less than
+    one step is run without the steps.
 
     Raises:
         ValueError: a precision OpenVINO does not take here (fp16 on a CPU).
     """
-    import openvino as ov
-
     hints = {torch.float32: "f32", torch.bfloat16: "bf16"}
     if dtype not in hints:
         raise ValueError(f"OpenVINO on a CPU takes fp32 or bf16, not {dtype}")
+    core, converted, _ = converted_model(module, example, cache, fixed_shape)
+    config = {"INFERENCE_PRECISION_HINT": hints[dtype], "INFERENCE_NUM_THREADS": threads, "CACHE_DIR": str(cache)}
+    return compiled_runner(core.compile_model(converted, "CPU", config))
+
+
+def converted_model(
+    module: nn.Module, example: torch.Tensor, cache: Path, fixed_shape: bool = False
+) -> tuple[ov.Core, ov.Model, Path]:
+    """``module`` converted by OpenVINO in fp32, for any batch, height and width (``fixed_shape``: for
+    ``example``'s shape alone), with the core that read it and where it is kept (or would have been)."""
+    import openvino as ov
+
     _quiet_tracing()
     plain = copy.deepcopy(module).float().to(memory_format=torch.contiguous_format)
     shape = list(example.shape) if fixed_shape else [-1, example.shape[1], -1, -1]
     cache.mkdir(parents=True, exist_ok=True)
     core = ov.Core()
-    converted = _converted(core, plain, example, shape, cache)
-    config = {"INFERENCE_PRECISION_HINT": hints[dtype], "INFERENCE_NUM_THREADS": threads, "CACHE_DIR": str(cache)}
-    compiled = core.compile_model(converted, "CPU", config)
+    converted, path = _converted(core, plain, example, shape, cache)
+    return core, converted, path
+
+
+def compiled_runner(compiled: ov.CompiledModel) -> Runner:
+    """What runs batches through ``compiled``: a request per thread, its result copied out in the caller's layout;
+    a long run waits in short steps, so that Stop (or Ctrl-C) ends it between them (OpenVINO cancels the work),
+    and the request's progress is told the time waited; a shape whose last run took less than one step is run
+    without the steps."""
     requests = threading.local()
     quick: dict[tuple[int, ...], bool] = {}
 
@@ -100,6 +117,7 @@ def openvino_runner(
                     except BaseException:
                         request.cancel()
                         raise
+                waited(time.perf_counter() - started)
         quick[shape] = time.perf_counter() - started < _WAIT_STEP_MS / 1000
         # One copy out of OpenVINO's buffer (the next run reuses it), straight into the layout the caller wants.
         output = torch.from_numpy(request.get_output_tensor(0).data)
@@ -109,38 +127,59 @@ def openvino_runner(
     return run
 
 
-def _converted(core: ov.Core, plain: nn.Module, example: torch.Tensor, shape: list[int], cache: Path) -> ov.Model:
-    """OpenVINO's model of ``plain`` for inputs of ``shape`` (−1: any): read from ``cache`` where a network of
-    the same weights was converted before, else converted and kept there. Converting traces the network (GFPGAN:
-    18 s on two cores); reading the kept model takes a second."""
+def _converted(
+    core: ov.Core, plain: nn.Module, example: torch.Tensor, shape: list[int], cache: Path
+) -> tuple[ov.Model, Path]:
+    """OpenVINO's model of ``plain`` for inputs of ``shape`` (−1: any), and where it is kept: read from ``cache``
+    where a network of the same weights was converted before, else converted and kept there. Converting traces
+    the network (GFPGAN: 18 s on two cores); reading the kept model takes a second."""
     import openvino as ov
 
     dims = "x".join("any" if extent < 0 else str(extent) for extent in shape)
     path = cache / f"{weights_key(plain)}-{dims}.xml"
-    if path.is_file():
-        try:
-            return core.read_model(path)
-        except Exception as error:  # noqa: BLE001 - a damaged kept model is converted again
-            log.info("%s could not be read (%s); converting the network again", path, brief(error))
+    kept = read_kept(core, path)
+    if kept is not None:
+        return kept, path
     with _CONVERTING, torch.inference_mode(False), torch.no_grad(), _root_logger_kept():
         converted = ov.convert_model(plain, example_input=example.float(), input=[ov.PartialShape(shape)])
+    if not save_atomically(converted, path, "the converted network"):
+        return converted, path
+    # The model as later processes will read it, so that OpenVINO's compiled-model cache keeps one copy for all.
+    return core.read_model(path), path
+
+
+def read_kept(core: ov.Core, path: Path) -> ov.Model | None:
+    """The model kept at ``path``; None where there is none, or it cannot be read (it is made again)."""
+    if not path.is_file():
+        return None
     try:
-        # fp32 as converted (saving would halve the weights by default). OpenVINO saves only to a name ending in
-        # .xml, with its .bin beside it: so into a folder of its own, then both onto their temporary names; the
-        # .xml, renamed last, says the pair is whole.
+        return core.read_model(path)
+    except Exception as error:  # noqa: BLE001 - a damaged kept model is made again
+        log.info("%s could not be read (%s); making it again", path, brief(error))
+        return None
+
+
+def save_atomically(model: ov.Model, path: Path, what: str) -> bool:
+    """Keep ``model`` at ``path`` (an ``.xml`` with its ``.bin``) as it is (fp32 stays fp32), whole or not at all;
+    False, logged, where it cannot be written."""
+    import openvino as ov
+
+    try:
+        # Saving would halve fp32 weights by default. OpenVINO saves only to a name ending in .xml, with its .bin
+        # beside it: so into a folder of its own, then both onto their temporary names; the .xml, renamed last,
+        # says the pair is whole.
         with (
             atomic_files([path.with_suffix(".bin"), path]) as (weights, graph),
-            tempfile.TemporaryDirectory(prefix=f".{path.stem}.", dir=cache) as folder,
+            tempfile.TemporaryDirectory(prefix=f".{path.stem}.", dir=path.parent) as folder,
         ):
             saved = Path(folder) / "model.xml"
-            ov.save_model(converted, saved, compress_to_fp16=False)
+            ov.save_model(model, saved, compress_to_fp16=False)
             os.replace(saved.with_suffix(".bin"), weights)
             os.replace(saved, graph)
     except (OSError, RuntimeError) as error:
-        log.info("the converted network could not be kept in %s (%s)", cache, brief(error))
-        return converted
-    # The model as later processes will read it, so that OpenVINO's compiled-model cache keeps one copy for all.
-    return core.read_model(path)
+        log.info("%s could not be kept in %s (%s)", what, path.parent, brief(error))
+        return False
+    return True
 
 
 def _quiet_tracing() -> None:
