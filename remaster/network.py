@@ -9,9 +9,11 @@ in float32, clamped to 0–1, with the channels it came in with.
 from __future__ import annotations
 
 import functools
+import math
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -20,10 +22,29 @@ from torch.nn import functional as F
 from .errors import InvalidOptionError
 from .options import PRECISIONS
 
-__all__ = ["DTYPES", "Network", "add_stop_points", "count_macs", "cpu_flags", "current_check", "resolve_dtype"]
+__all__ = [
+    "DTYPES",
+    "KEY_FLAGS",
+    "REPORT_EVERY",
+    "Costs",
+    "Network",
+    "Processor",
+    "add_stop_points",
+    "count_macs",
+    "cpu_flags",
+    "cpu_model",
+    "current_check",
+    "resolve_dtype",
+    "waited",
+]
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+KEY_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx_vnni")
+"""The CPU flags that decide which runtime and precision run a network fastest: what a kept decision is keyed by."""
 _LUMA = (0.299, 0.587, 0.114)  # OpenCV's RGB→gray weights, as the official script uses
+REPORT_EVERY = 0.25
+"""Seconds between two reports of progress within one pass of a network."""
 
 
 @functools.cache
@@ -39,6 +60,57 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+@dataclass(frozen=True)
+class Processor:
+    """What networks run on, as far as which runtime and precision are fastest depends on it."""
+
+    name: str
+    """The CPU's model name, or the GPU's."""
+    flags: frozenset[str] | None = None
+    """A CPU's flags as remaster sees them (``REMASTER_CPU_FLAGS`` may pretend others); None for a GPU."""
+
+    @classmethod
+    def of(cls, device: torch.device, flags: frozenset[str] | None = None, bf16: bool = True) -> Processor:
+        """The processor behind ``device``: for a CPU, with ``flags`` in place of its own where given, and without
+        its bf16 flags where ``bf16`` is off (``REMASTER_CPU_BF16=0``)."""
+        if device.type == "cuda":
+            return cls(torch.cuda.get_device_name(device))
+        if device.type != "cpu":
+            return cls(device.type)
+        seen = cpu_flags() if flags is None else flags
+        return cls(cpu_model(), seen if bf16 else seen - _BF16_FLAGS)
+
+    @property
+    def key(self) -> str:
+        """Its name and, for a CPU, the flags of :data:`KEY_FLAGS` it has: what decisions measured on it are kept
+        by, so that another processor (or the same one pretending other flags) measures again."""
+        if self.flags is None:
+            return self.name
+        shown = " ".join(flag for flag in KEY_FLAGS if flag in self.flags)
+        return f"{self.name} ({shown or 'no ' + KEY_FLAGS[0]})"
+
+    @property
+    def vnni(self) -> bool:
+        """Whether it sums int8 products in 32 bits (VNNI, AMX); without, AVX2 sums pairs of them in 16 bits,
+        which saturate unless a layer's weights keep to 7 bits."""
+        return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & (self.flags or frozenset()))
+
+
 def resolve_dtype(
     precision: str,
     device: torch.device,
@@ -48,8 +120,9 @@ def resolve_dtype(
     """The compute dtype for ``precision`` on ``device``, among the precisions a network ``supported``.
 
     ``auto`` means fp16 on CUDA, bf16 on a CPU with native bf16 instructions
-    (AVX512-BF16 or AMX), and fp32 elsewhere. A precision the network does not support
-    runs in fp32.
+    (AVX512-BF16 or AMX), and fp32 elsewhere. ``int8`` is fp32 here: the network stays in fp32 for torch, and a
+    runtime that quantizes it (:mod:`remaster.runtimes.int8`) runs its int8 copy. A precision the network does
+    not support runs in fp32.
 
     Raises:
         InvalidOptionError: ``precision`` is not one of :data:`remaster.options.PRECISIONS`.
@@ -58,15 +131,25 @@ def resolve_dtype(
         raise InvalidOptionError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "auto":
         precision = _automatic(device, cpu_flags() if flags is None else flags)
-    return DTYPES[precision if precision in supported else "fp32"]
+    return DTYPES.get(precision if precision in supported else "fp32", torch.float32)
 
 
 def _automatic(device: torch.device, flags: frozenset[str]) -> str:
     if device.type == "cuda":
         return "fp16"
-    if device.type == "cpu" and {"avx512_bf16", "amx_bf16"} & flags:
+    if device.type == "cpu" and _BF16_FLAGS & flags:
         return "bf16"
     return "fp32"
+
+
+@dataclass
+class Costs:
+    """What this process measured of a network, for its progress within one pass: shared by its copies."""
+
+    conv_macs_per_pixel: float | None = None
+    """Multiply-adds of its convolutions per input pixel, as its stop points counted them (the layers they see)."""
+    macs_per_second: float | None = None
+    """How fast its last whole pass ran, on whatever runtime ran it."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +177,15 @@ class Network:
     tiling: str = "supported"
     """The architecture's advice: ``supported``, ``discouraged`` (whole images unless asked) or ``internal``
     (the network tiles itself: never cut)."""
+    costs: Costs = field(default_factory=Costs, compare=False, repr=False)
+    """Measured as it runs: what its progress within a pass is estimated from."""
 
-    def __call__(self, batch: torch.Tensor, check: Callable[[], None] | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        batch: torch.Tensor,
+        check: Callable[[], None] | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> torch.Tensor:
         """Upscale an ``(N, C, H, W)`` batch in 0–1 on :attr:`device`, C = 1 or 3, any size.
 
         Returns ``(N, C, H·s, W·s)`` float32 in 0–1. Gray runs through a colour network as three
@@ -103,14 +193,22 @@ class Network:
 
         Args:
             check: called between the network's layers, where it has stop points; raises to stop.
+            progress: told the fraction of this pass done, at most every :data:`REPORT_EVERY` seconds: the
+                multiply-adds of the convolutions passed, where the network has stop points; else, on a runtime
+                that waits (OpenVINO), the time waited against the last pass's speed.
         """
-        if check is None or not self.stoppable:
+        meter = _Meter(self, batch, progress) if progress is not None else None
+        if meter is None and (check is None or not self.stoppable):
             return self._run(batch)
-        _stopping.check = check
+        _stopping.check = check if self.stoppable else None
+        _stopping.meter = meter
         try:
-            return self._run(batch)
+            result = self._run(batch)
         finally:
-            _stopping.check = None
+            _stopping.check = _stopping.meter = None
+        if meter is not None:
+            meter.finish()
+        return result
 
     def _run(self, batch: torch.Tensor) -> torch.Tensor:
         height, width = batch.shape[-2:]
@@ -146,10 +244,70 @@ def current_check() -> Callable[[], None] | None:
     return getattr(_stopping, "check", None)
 
 
-def _stop_point(layer: nn.Module, inputs: object) -> None:
+def _stop_point(layer: nn.Conv2d, inputs: tuple[torch.Tensor, ...]) -> None:
     check = getattr(_stopping, "check", None)
     if check is not None:
         check()
+    meter = getattr(_stopping, "meter", None)
+    if meter is not None:
+        meter.convolving(layer, inputs[0])
+
+
+def waited(seconds: float) -> None:
+    """Tell the progress of the request this thread runs that a runtime without stop points (OpenVINO, which
+    waits for its result in short steps) has now worked ``seconds`` on the current pass."""
+    meter = getattr(_stopping, "meter", None)
+    if meter is not None:
+        meter.waited(seconds)
+
+
+class _Meter:
+    """One pass's progress, told at most every :data:`REPORT_EVERY` seconds, and what it measured once done."""
+
+    def __init__(self, network: Network, batch: torch.Tensor, progress: Callable[[float], None]) -> None:
+        count, channels, height, width = batch.shape
+        if channels == 3 and network.in_channels == 1:  # each colour runs on its own
+            count *= 3
+        multiple = network.multiple
+        self.pixels = count * math.ceil(height / multiple) * multiple * math.ceil(width / multiple) * multiple
+        self.costs = network.costs
+        self.work = network.macs_per_pixel * self.pixels
+        self.convolutions = (self.costs.conv_macs_per_pixel or network.macs_per_pixel) * self.pixels
+        self.counted = 0.0
+        # A GPU runs the layers long after they are asked for: only on a CPU do counts and clocks say how far the
+        # work is.
+        self.synchronous = batch.device.type == "cpu"
+        self.progress = progress
+        self.started = self.told = time.perf_counter()
+
+    def convolving(self, layer: nn.Conv2d, features: torch.Tensor) -> None:
+        """Before ``layer`` runs on ``features``: tell what the convolutions before it did, and count its own."""
+        if not self.synchronous:
+            return
+        self._tell(self.counted / max(self.convolutions, 1.0))
+        kernel = layer.kernel_size[0] * layer.kernel_size[1] * layer.in_channels // layer.groups
+        positions = features.shape[0] * features.shape[-2] * features.shape[-1] / (layer.stride[0] * layer.stride[1])
+        self.counted += positions * layer.out_channels * kernel
+
+    def waited(self, seconds: float) -> None:
+        """A runtime has worked ``seconds`` on this pass: told as a share of the time the last pass's speed gives."""
+        speed = self.costs.macs_per_second
+        if speed:
+            self._tell(min(seconds * speed / max(self.work, 1.0), 0.95))
+
+    def finish(self) -> None:
+        """Keep what this pass measured: its convolutions' cost per pixel and its speed."""
+        seconds = time.perf_counter() - self.started
+        if self.counted:
+            self.costs.conv_macs_per_pixel = self.counted / self.pixels
+        if seconds > 0.05 and self.synchronous:  # shorter passes time the overheads, not the network
+            self.costs.macs_per_second = self.work / seconds
+
+    def _tell(self, fraction: float) -> None:
+        now = time.perf_counter()
+        if now - self.told >= REPORT_EVERY:
+            self.told = now
+            self.progress(min(fraction, 0.99))
 
 
 def add_stop_points(module: nn.Module) -> None:

@@ -17,13 +17,14 @@ from PIL import Image
 from . import image_io, pixels
 from .animation import Animation
 from .engine import Engine
-from .errors import ImageTooLargeError, StoppedError, is_out_of_memory
+from .errors import ImageTooLargeError, InvalidOptionError, StoppedError, is_out_of_memory
 from .faces import FaceRestorer
 from .image_io import ImageInput, Picture
+from .interpolation import Interpolator
 from .model_files import ModelFiles
 from .network import Network
 from .options import Options
-from .registry import MODELS, ModelSpec, get_model
+from .registry import MODELS, NO_MODEL, ModelSpec, get_model
 from .settings import Settings
 from .tiling import auto_tile, frames_at_once, result_array, upscale, upscale_frames
 from .weights import WeightStore
@@ -113,34 +114,39 @@ class Report:
 
 @dataclass
 class Prepared:
-    """A model made ready ahead of a run of many frames (a video): its network loaded, the face networks too
-    where faces are restored, and how many frames go through the network at once."""
+    """A model made ready ahead of a run of many frames (a video): its network loaded (none for the model
+    ``none``, whose frames stay as they are), the face networks and the interpolator too where they are asked
+    for, and how many frames go through the network at once."""
 
-    spec: ModelSpec
-    network: Network
+    spec: ModelSpec | None
+    network: Network | None
     options: Options
+    device_type: str
+    interpolator: str | None = None
+    """The interpolation model the frames' in-betweens are made with, if any."""
     frames_at_once: int = 1
     """Frames that go through the network together; halved when memory runs out."""
 
     @property
     def device(self) -> str:
-        """The kind of device the network runs on: ``cpu``, ``cuda`` or ``mps``."""
-        return self.network.device.type
+        """The kind of device the work runs on: ``cpu``, ``cuda`` or ``mps``."""
+        return self.device_type
 
     @property
     def macs_per_pixel(self) -> float:
-        """The network's multiply-adds per input pixel (what a frame costs)."""
-        return self.network.macs_per_pixel
+        """The network's multiply-adds per input pixel (what a frame costs; 0 for the model ``none``)."""
+        return self.network.macs_per_pixel if self.network is not None else 0.0
 
     def report(self, input_size: tuple[int, int], output_size: tuple[int, int], mode: str, seconds: float) -> Report:
         """A report of work done with this model (its faces counted with :meth:`Report.totalled`)."""
+        network = self.network
         return Report(
             input_size=input_size,
             output_size=output_size,
             mode=mode,
-            model=self.spec.name,
-            device=str(self.network.device),
-            precision=str(self.network.dtype).removeprefix("torch."),
+            model=self.spec.name if self.spec is not None else NO_MODEL,
+            device=str(network.device) if network is not None else self.device_type,
+            precision=str(network.dtype).removeprefix("torch.") if network is not None else "as decoded",
             seconds=seconds,
             faces_found=0 if self.options.face_enhance else None,
         )
@@ -160,6 +166,7 @@ class Enhancer:
         self.store = store if store is not None else WeightStore(self.settings)
         self.engine = engine if engine is not None else Engine(self.settings, self.store)
         self.faces = FaceRestorer(self.engine)
+        self.interpolator = Interpolator(self.engine)
         self._model_files: ModelFiles | None = None
         self._resolved: dict[tuple[object, ...], str] = {}
 
@@ -193,7 +200,7 @@ class Enhancer:
         """
         model = options.model
         spec = MODELS.get(model)
-        if spec is not None and spec.kind == "upscaler":
+        if (spec is not None and spec.kind == "upscaler") or model == NO_MODEL:
             return options
         path = Path(model)
         key: tuple[object, ...] = (model,)
@@ -229,6 +236,11 @@ class Enhancer:
             The errors :func:`remaster.enhance` raises; StoppedError also when cancelled.
         """
         options = self.resolve(options if options is not None else Options())
+        if options.model == NO_MODEL:
+            raise InvalidOptionError(
+                f"The model {NO_MODEL!r} keeps a video's frames as they are (to make in-betweens or skip repeats "
+                "alone); choose a model to remaster an image"
+            )
         started = time.perf_counter()
         check = self._stop_check(started, cancel)
         report = _progress_reporter(progress)
@@ -250,20 +262,28 @@ class Enhancer:
         log.info("%s", summary.summary())
         return output, summary
 
-    def prepare(self, options: Options, on_wait: Callable[[str], None] | None = None) -> Prepared:
-        """Load what ``options`` need (the network, and the face networks where faces are restored) ahead of a
-        run of many frames; ``on_wait`` is told what is being waited for (a download under way).
+    def prepare(
+        self, options: Options, on_wait: Callable[[str], None] | None = None, *, interpolator: str | None = None
+    ) -> Prepared:
+        """Load what ``options`` need (the network, the face networks where faces are restored, and the
+        ``interpolator`` where in-betweens are to be made) ahead of a run of many frames; ``on_wait`` is told
+        what is being waited for (a download under way).
 
         Raises:
             UnknownModelError, InvalidModelError: as :meth:`resolve`.
             WeightsUnavailableError: the weights could not be found or downloaded.
         """
         options = self.resolve(options)
+        device = self.engine.device.type
+        if interpolator is not None:
+            self.interpolator.prepare(interpolator, on_wait)
+        if options.model == NO_MODEL:
+            return Prepared(None, None, options, device, interpolator)
         spec = get_model(options.model, "upscaler")
         network = self.engine.network(spec, options.precision, options.denoise_strength, on_wait)
         if options.face_enhance:
             self.faces.prepare(options.face_model, on_wait)
-        return Prepared(spec, network, options)
+        return Prepared(spec, network, options, device, interpolator)
 
     def batch_frames(self, prepared: Prepared, width: int, height: int, channels: int, requested: int | None) -> int:
         """How many ``width`` × ``height`` frames of ``channels`` (3: colour, 4: with alpha) go through the network
@@ -297,6 +317,8 @@ class Enhancer:
         Raises:
             The errors :meth:`run` raises.
         """
+        if prepared.network is None:
+            return [self._as_they_are(prepared, frame) for frame in frames]
         if len(frames) > 1 and prepared.frames_at_once > 1:
             try:
                 return self._batch(prepared, frames, check)
@@ -308,6 +330,30 @@ class Enhancer:
                     "Out of memory with %d frames at once; now %d at a time", len(frames), prepared.frames_at_once
                 )
         return [self.run(frame, prepared.options, cancel=cancel) for frame in frames]
+
+    def in_between(
+        self,
+        prepared: Prepared,
+        first: np.ndarray,
+        second: np.ndarray,
+        times: Sequence[float],
+        *,
+        flow_scale: float = 1.0,
+        check: Callable[[], None] | None = None,
+    ) -> list[np.ndarray]:
+        """Frames between two results of :meth:`run_frames`, at ``times`` in (0, 1), made by the interpolator
+        ``prepared`` holds, with their motion estimated at ``flow_scale`` of their size (the input's size over
+        the result's: the motion of the frames they were made from)."""
+        if prepared.interpolator is None:
+            raise ValueError("prepare() was not given an interpolator")
+        return self.interpolator.between(
+            prepared.interpolator, first, second, times, flow_scale=flow_scale, check=check
+        )
+
+    def _as_they_are(self, prepared: Prepared, frame: np.ndarray) -> tuple[np.ndarray, Report]:
+        picture = image_io.decode(frame, self.settings.max_input_pixels)
+        size = (picture.width, picture.height)
+        return frame, prepared.report(size, size, picture.mode, 0.0)
 
     def _batch(
         self, prepared: Prepared, frames: Sequence[np.ndarray], check: Callable[[], None] | None
@@ -473,7 +519,7 @@ def _whole_at_native_scale(prepared: Prepared, width: int, height: int, channels
     """Whether frames of this size go through the network whole, at its own scale, with nothing else done to them
     (faces, transparency, resizing, padding): only those can share a batch."""
     options, network = prepared.options, prepared.network
-    if options.face_enhance or channels != 3 or options.pre_pad:
+    if network is None or options.face_enhance or channels != 3 or options.pre_pad:
         return False
     if pixels.output_size(width, height, options.outscale) != (width * network.scale, height * network.scale):
         return False

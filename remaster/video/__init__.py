@@ -15,7 +15,8 @@ module          owns
 ``probe``       opening a video, checking it and the limits before any work
 ``encoding``    codecs, containers, pixel formats and colour: what the output is
 ``segments``    the job's state folder: segments encoded and kept on disk, for resume
-``frames``      frames decoded in order with their times, converted, and batched through the network
+``frames``      frames decoded in order with their times, and converted
+``timeline``    which output frames the input frames become: times, in-betweens, repeats, scene cuts
 ``job``         the bounded decode → network → encode pipeline, and the one-frame preview
 ``join``        the final file: segments and the input's other streams joined by stream copy
 =============== ==================================================================
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidOptionError
+from ..options import checked_flag, checked_number
+from ..registry import DEFAULT_INTERPOLATOR, get_model
 
 if TYPE_CHECKING:
     from .job import VideoResult, preview_frame, remaster_video
@@ -77,6 +80,11 @@ DEFAULT_CRF = {"h264": 20, "h265": 24, "vp9": 32, "av1": 32}
 CRF_RANGE = {"h264": (0, 51), "h265": (0, 51), "vp9": (0, 63), "av1": (0, 63)}
 NVENC_CODECS = ("h264", "h265", "av1")
 MIN_FPS, MAX_FPS = 1.0, 240.0
+MAX_INTERPOLATE = 16
+DEFAULT_SEGMENT_SECONDS = 60.0
+DEFAULT_DUPLICATE_THRESHOLD = 10.0
+"""The largest mean difference of a 16×16 block, in 0–255 steps, between frames that show one drawing: between
+frames of one drawing it is 2–7 (compression noise), where only a mouth moves about 40."""
 
 
 @dataclass(frozen=True)
@@ -96,8 +104,24 @@ class VideoOptions:
     constant-rate result of the same duration, frames repeated or dropped as needed."""
     nvenc: bool = False
     """Encode on an NVIDIA GPU (H.264, H.265, AV1)."""
+    interpolate: int = 1
+    """Output frames per input frame, the ones between made by ``interpolation_model`` (1: none made); with
+    ``fps``, any value from 2 makes the frames between input frames in-betweens instead of repeats."""
+    interpolation_model: str = DEFAULT_INTERPOLATOR
+    skip_duplicates: bool = True
+    """A frame that shows the same picture as the last distinct one reuses its result instead of running the
+    network again (and, when interpolating, the drawings are interpolated at the times they appear)."""
+    duplicate_threshold: float = DEFAULT_DUPLICATE_THRESHOLD
+    """Below this largest 16×16 block difference (0–255 steps) a frame repeats the one before."""
+    segment_seconds: float = DEFAULT_SEGMENT_SECONDS
+    """About how much work a resumable segment holds, measured as the job goes: what a stop may cost. Not part of
+    what the result is (:meth:`describe` leaves it out), so changing it does not start a job afresh."""
 
     def __post_init__(self) -> None:
+        self._check_encoding()
+        self._check_frames()
+
+    def _check_encoding(self) -> None:
         if self.codec not in CODECS:
             raise InvalidOptionError(f"codec must be one of {', '.join(CODECS)}, not {self.codec!r}")
         if self.crf is not None:
@@ -118,14 +142,30 @@ class VideoOptions:
         if self.nvenc and self.codec not in NVENC_CODECS:
             raise InvalidOptionError(f"NVENC encodes {', '.join(NVENC_CODECS)}, not {self.codec}")
 
+    def _check_frames(self) -> None:
+        interpolate = checked_number("interpolate", self.interpolate, 1, MAX_INTERPOLATE, whole=True)
+        object.__setattr__(self, "interpolate", int(interpolate))
+        if self.interpolates:
+            get_model(self.interpolation_model, "interpolator")
+        object.__setattr__(self, "skip_duplicates", checked_flag("skip_duplicates", self.skip_duplicates))
+        threshold = checked_number("duplicate_threshold", self.duplicate_threshold, 0.5, 255)
+        object.__setattr__(self, "duplicate_threshold", threshold)
+        seconds = checked_number("segment_seconds", self.segment_seconds, 1, 24 * 3600)
+        object.__setattr__(self, "segment_seconds", seconds)
+
+    @property
+    def interpolates(self) -> bool:
+        """Whether in-between frames are made."""
+        return self.interpolate > 1
+
     @property
     def quality(self) -> int | None:
         """The CRF the encoder gets (None for lossless FFV1)."""
         return None if self.codec == "ffv1" else (self.crf if self.crf is not None else DEFAULT_CRF[self.codec])
 
     def describe(self) -> dict[str, Any]:
-        """The choices as plain values, for the job's manifest."""
-        return {field.name: getattr(self, field.name) for field in fields(self)}
+        """The choices of what the result is, as plain values, for the job's manifest."""
+        return {field.name: getattr(self, field.name) for field in fields(self) if field.name != "segment_seconds"}
 
 
 def is_video(path: str | Path) -> bool:
@@ -152,6 +192,44 @@ def add_video_options(parser: argparse.ArgumentParser) -> None:
         help="a constant output frame rate, same duration (default: every frame at its own time)",
     )
     group.add_argument("--nvenc", action="store_true", help="encode on an NVIDIA GPU (h264, h265, av1)")
+    group.add_argument(
+        "--interpolate",
+        type=int,
+        nargs="?",
+        const=2,
+        default=1,
+        metavar="N",
+        help="N times the frames, the ones between made by RIFE (2, 3, 4...); with --fps, in-betweens at the "
+        "target rate's times instead of repeated frames (N may be left out) (default: none made)",
+    )
+    group.add_argument(
+        "--interpolation-model",
+        default=DEFAULT_INTERPOLATOR,
+        metavar="MODEL",
+        help=f"the network that makes in-between frames (default: {DEFAULT_INTERPOLATOR})",
+    )
+    group.add_argument(
+        "--no-skip-duplicates",
+        dest="skip_duplicates",
+        action="store_false",
+        help="run every frame through the network, also those that repeat the picture before them",
+    )
+    group.add_argument(
+        "--duplicate-threshold",
+        type=float,
+        default=DEFAULT_DUPLICATE_THRESHOLD,
+        metavar="STEPS",
+        help="the largest 16x16 block difference (0-255) below which a frame repeats the one before "
+        f"(default: {DEFAULT_DUPLICATE_THRESHOLD:g})",
+    )
+    group.add_argument(
+        "--segment-seconds",
+        type=float,
+        default=DEFAULT_SEGMENT_SECONDS,
+        metavar="SECONDS",
+        help="about how much work each resumable part of a video holds, measured as it goes: what a stop may "
+        f"cost (default: {DEFAULT_SEGMENT_SECONDS:g})",
+    )
 
 
 def video_options_from(args: argparse.Namespace) -> VideoOptions:
@@ -160,7 +238,17 @@ def video_options_from(args: argparse.Namespace) -> VideoOptions:
     Raises:
         InvalidOptionError: a value is out of range.
     """
-    return VideoOptions(codec=args.codec, crf=args.crf, fps=args.fps, nvenc=args.nvenc)
+    return VideoOptions(
+        codec=args.codec,
+        crf=args.crf,
+        fps=args.fps,
+        nvenc=args.nvenc,
+        interpolate=args.interpolate,
+        interpolation_model=args.interpolation_model,
+        skip_duplicates=args.skip_duplicates,
+        duplicate_threshold=args.duplicate_threshold,
+        segment_seconds=args.segment_seconds,
+    )
 
 
 _FROM_JOB = ("VideoResult", "preview_frame", "remaster_video")

@@ -151,8 +151,13 @@ def plan_output(
     options = dict(_SOFTWARE_OPTIONS.get(encoder, {}))
     options.update(_quality(encoder, video.quality))
     source = source_colour(stream.codec_context)
-    time_base = Fraction(1, 1) / Fraction(video.fps).limit_denominator(1001) if video.fps else stream.time_base
-    rate = Fraction(video.fps).limit_denominator(1001) if video.fps else (stream.average_rate or stream.guessed_rate)
+    if video.fps:
+        time_base = Fraction(1, 1) / Fraction(video.fps).limit_denominator(1001)
+        rate = Fraction(video.fps).limit_denominator(1001)
+    else:  # in-betweens at equal steps between two frames' times: the time base divided as the gaps are
+        time_base = stream.time_base / video.interpolate
+        rate = stream.average_rate or stream.guessed_rate
+        rate = rate * video.interpolate if rate else rate
     log.info("Output: %s in %s, %s, %dx%d", encoder, container, pix_fmt, width, height)
     return OutputPlan(
         container=container,

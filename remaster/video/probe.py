@@ -19,7 +19,7 @@ import av
 from .. import pixels
 from ..errors import ImageTooLargeError, InvalidVideoError, brief
 from ..options import Options
-from ..registry import get_model
+from ..registry import NO_MODEL, get_model
 from ..settings import Settings
 from . import VideoOptions
 
@@ -60,9 +60,9 @@ class VideoInfo:
         """This video's stream in ``container`` (the same file, opened again)."""
         return next(stream for stream in container.streams if stream.index == self.stream_index)
 
-    def output_frames(self, fps: float | None) -> int:
-        """How many frames the result has: every frame, or the duration at ``fps``."""
-        return self.frames if fps is None else max(1, round(self.duration * fps))
+    def output_frames(self, video: VideoOptions) -> int:
+        """How many frames the result has: every frame (``interpolate`` times), or the duration at ``fps``."""
+        return self.frames * video.interpolate if video.fps is None else max(1, round(self.duration * video.fps))
 
 
 def open_input(path: Path) -> av.container.InputContainer:
@@ -78,10 +78,29 @@ def open_input(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), metadata_errors="replace")
     except (av.error.FFmpegError, UnicodeDecodeError) as error:
+        container = _container_by_signature(path)
+        if container is not None:
+            raise InvalidVideoError(
+                f"The file is truncated, or not a video: it starts as {container} does, but FFmpeg cannot read it "
+                f"({brief(error, 120)}); re-export or re-download it"
+            ) from None
         raise InvalidVideoError(
             f"Expected a video, but this file is not one FFmpeg can read ({brief(error, 120)}); "
             "use MP4, MKV, WebM, MOV or AVI"
         ) from None
+
+
+def _container_by_signature(path: Path) -> str | None:
+    """The video container whose signature the file starts with (a damaged file keeps its start), if any."""
+    with path.open("rb") as f:
+        head = f.read(12)
+    if head[4:8] == b"ftyp":
+        return "an MP4 or MOV file"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "a Matroska or WebM file"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "an AVI file"
+    return None
 
 
 def probe(
@@ -213,7 +232,7 @@ def _check_frame_size(width: int, height: int, settings: Settings, options: Opti
             f"{settings.max_input_pixels / 1e6:.1f} MP a frame; resize it first, or raise REMASTER_MAX_INPUT_PIXELS"
         )
     out_w, out_h = pixels.output_size(width, height, options.outscale)
-    scale = get_model(options.model, "upscaler").scale
+    scale = 1 if options.model == NO_MODEL else get_model(options.model, "upscaler").scale
     limit = settings.max_video_frame_pixels
     if max(out_w * out_h, width * height * scale**2) > limit:
         raise ImageTooLargeError(
@@ -228,11 +247,11 @@ def _check_length(info: VideoInfo, settings: Settings, video: VideoOptions) -> N
             f"The video is {info.duration:.1f} s long, more than the limit of {settings.max_video_seconds} s; "
             "cut it shorter, or raise REMASTER_MAX_VIDEO_SECONDS"
         )
-    frames = info.output_frames(video.fps)
+    frames = info.output_frames(video)
     if frames > settings.max_video_frames:
         raise ImageTooLargeError(
             f"The result would have {frames} frames, more than the limit of {settings.max_video_frames}; "
-            "cut the video shorter or choose a lower --fps, or raise REMASTER_MAX_VIDEO_FRAMES"
+            "cut the video shorter or choose a lower --fps or --interpolate, or raise REMASTER_MAX_VIDEO_FRAMES"
         )
 
 

@@ -7,9 +7,10 @@ name, hidden), holding:
   refused rather than writing the same segments at once.
 - ``job.json``: what the job is (the input's fingerprint, every option, the output plan,
   remaster's version). A run that finds a different job there starts afresh.
-- ``000000.nut``, ``000001.nut``…: finished segments, each a fixed number of output frames
-  encoded with the job's codec, starting on a keyframe (each has its own encoder), written
-  under a temporary name and renamed when complete.
+- ``000000.nut``, ``000001.nut``…: finished segments, each some output frames (a fixed number,
+  or as many as about :data:`SEGMENT_SECONDS` of work made) encoded with the job's codec,
+  starting on a keyframe (each has its own encoder), written under a temporary name and renamed
+  when complete.
 - ``000000.json``…: each segment's packet times as the encoder gave them (no container
   keeps them all exactly: MKV rounds them to milliseconds, NUT drops negative decoding
   times, MP4 shifts a segment that does not start at zero). Written last: a segment counts
@@ -26,9 +27,10 @@ import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Protocol
 
 import av
 
@@ -38,7 +40,7 @@ from ..locks import LOCK, lock_folder
 if TYPE_CHECKING:
     from .encoding import OutputPlan
 
-__all__ = ["JobState", "Segment", "SegmentWriter", "fingerprint", "state_folder"]
+__all__ = ["JobState", "Segment", "SegmentStore", "SegmentWriter", "fingerprint", "state_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +77,20 @@ class Segment:
 
 
 class JobState:
-    """The folder of one job: its manifest and its finished segments, locked while a run works in it."""
+    """The folder of one job: its manifest and its finished segments, locked while a run works in it.
 
-    def __init__(self, folder: Path, segment_frames: int, lock: IO[bytes] | None = None) -> None:
+    ``segment_frames`` fixes the output frames of every segment; None sizes each by the time its work takes.
+    """
+
+    def __init__(self, folder: Path, segment_frames: int | None, lock: IO[bytes] | None = None) -> None:
         self.folder = folder
         self.segment_frames = segment_frames
         self._lock = lock
 
     @classmethod
-    def open(cls, target: Path, identity: dict[str, object], segment_frames: int) -> JobState:
-        """The state of the job described by ``identity``: the one on disk if it is that job, else a fresh one.
+    def open(cls, target: Path, identity: dict[str, object], segment_frames: int | None) -> JobState:
+        """The state of the job described by ``identity``: the one on disk if it is that job, else a fresh one (a
+        job resumed keeps the segment size it started with).
 
         Raises:
             JobBusyError: another run is working on the same result now.
@@ -100,7 +106,8 @@ class JobState:
         for stray in folder.glob("*.part*"):
             stray.unlink(missing_ok=True)
         if isinstance(found, dict) and found.get("identity") == identity:
-            state = cls(folder, int(found["segment_frames"]), lock)
+            kept = found.get("segment_frames")
+            state = cls(folder, int(kept) if kept else None, lock)
             log.info("Resuming %s: %d frames done", target.name, state.done_frames())
             return state
         if found is not None:
@@ -125,7 +132,8 @@ class JobState:
 
     def segments(self) -> list[Segment]:
         """The finished segments, in order, up to the first one missing."""
-        found = []
+        found: list[Segment] = []
+        first = 0
         while True:
             index = len(found)
             path = self.segment_path(index)
@@ -133,9 +141,10 @@ class JobState:
                 record = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 return found
-            if not path.is_file() or record.get("first") != index * self.segment_frames:
+            if not path.is_file() or record.get("first") != first:
                 return found
             found.append(Segment(index, record["first"], record["frames"], record["packets"], path))
+            first += record["frames"]
 
     def done_frames(self) -> int:
         """Output frames in finished segments."""
@@ -145,9 +154,10 @@ class JobState:
         """Where segment ``index`` is kept."""
         return self.folder / f"{index:06d}.nut"
 
-    def commit(self, index: int, frames: int, packets: list[list[int | None]]) -> None:
-        """Record segment ``index`` (already renamed to :meth:`segment_path`) as finished."""
-        record = {"first": index * self.segment_frames, "frames": frames, "packets": packets}
+    def commit(self, index: int, first: int, frames: int, packets: list[list[int | None]]) -> None:
+        """Record segment ``index`` (already renamed to :meth:`segment_path`), output frames ``first`` on, as
+        finished."""
+        record = {"first": first, "frames": frames, "packets": packets}
         _write_json(self.segment_path(index).with_suffix(".json"), record)
 
     def remove(self) -> None:
@@ -156,12 +166,21 @@ class JobState:
         self.close()
 
 
+class SegmentStore(Protocol):
+    """Where finished segments are kept: a job's state folder, or a folder of a video's parts."""
+
+    def segment_path(self, index: int) -> Path: ...
+
+    def commit(self, index: int, first: int, frames: int, packets: list[list[int | None]]) -> None: ...
+
+
 class SegmentWriter:
     """One segment being encoded: its own encoder and NUT file, renamed and committed when finished."""
 
-    def __init__(self, state: JobState, plan: OutputPlan, index: int) -> None:
-        """Open segment ``index``'s encoder and file, as ``plan`` says."""
-        self.state, self.index = state, index
+    def __init__(self, state: SegmentStore, plan: OutputPlan, index: int, first: int) -> None:
+        """Open segment ``index``'s encoder and file (its first frame is output frame ``first``), as ``plan`` says."""
+        self.state, self.index, self.first = state, index, first
+        self.opened = time.monotonic()
         self.path = state.segment_path(index)
         self.partial = Partial(self.path)
         self.container = av.open(
@@ -194,7 +213,7 @@ class SegmentWriter:
         self.encode(None)
         self.container.close()
         self.partial.commit()
-        self.state.commit(self.index, self.frames, self.packets)
+        self.state.commit(self.index, self.first, self.frames, self.packets)
 
     def abort(self) -> None:
         """Close and delete the unfinished file: the segment is done again on the next run."""
