@@ -3,6 +3,7 @@
     python bench/archive.py                           # 100 images of 128², realesr-animevideov3, 1 and 2 workers
     python bench/archive.py --images 200 --size 256 --model RealESRGAN_x4plus --workers 1 2 4
     python bench/archive.py --size 256 --cpus-per-worker 1        # scaling: each worker one core
+    python bench/archive.py --video 300 --size 160 --cpus-per-worker 1   # one film shared by the workers
 
 Each command runs as a user runs it (``python -m remaster`` and ``python -m remaster.archive``, each
 starting fresh, the archive one starting its own local Ray), in turn, ``--repeats`` times. For each:
@@ -94,6 +95,44 @@ def run(command: list[str], env: dict[str, str]) -> tuple[float, int, int]:
     return wall, peak[0], process.returncode
 
 
+def make_video(folder: Path, frames: int, size: int) -> None:
+    """A video of ``frames`` frames, ``size`` wide (3:4): a camera panning across scikit-image's astronaut photo,
+    H.264 at CRF 18 in MKV, with a tone for sound."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    height = size * 3 // 4 // 2 * 2
+    photo = np.asarray(Image.fromarray(data.astronaut()).resize((size * 2, height * 2), Image.Resampling.BICUBIC))
+    folder.mkdir(parents=True)
+    with av.open(str(folder / "film.mkv"), "w") as out:
+        video = out.add_stream("libx264", rate=24, options={"crf": "18"})
+        video.width, video.height, video.pix_fmt = size, height, "yuv420p"
+        sound = out.add_stream("aac", rate=48000, layout="mono")
+        for index in range(frames):
+            x = round(size * index / max(frames - 1, 1))
+            frame = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(photo[height // 2 : height // 2 + height, x : x + size])
+            )
+            frame.pts = index
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        samples = 48000 * frames // 24
+        tone = (0.2 * np.sin(np.arange(samples) / 48000 * 2 * np.pi * 440)).astype(np.float32)[None]
+        for start in range(0, samples, 1024):
+            chunk = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(tone[:, start : start + 1024]), format="fltp", layout="mono"
+            )
+            chunk.sample_rate, chunk.pts, chunk.time_base = 48000, start, Fraction(1, 48000)
+            for packet in sound.encode(chunk):
+                out.mux(packet)
+        for packet in sound.encode():
+            out.mux(packet)
+
+
 def make_images(folder: Path, count: int, size: int) -> None:
     """``count`` different crops of scikit-image's astronaut photo, ``size``×``size``, as PNG."""
     import numpy as np
@@ -134,6 +173,77 @@ def plain(source: Path, out: Path, model: str, env: dict[str, str]) -> Timing:
     wall, peak, status = run([sys.executable, "-m", "remaster", str(source), "-o", str(out), "-n", model, "-q"], env)
     times = sorted(p.stat().st_mtime for p in out.iterdir())
     return Timing(wall, _steady(times), peak, len(times), status)
+
+
+@dataclass
+class FilmTiming:
+    wall: float
+    frames: int
+    join: float | None
+    """Seconds from the last part's end to the video's row (the join, and the move into DEST)."""
+    until_first_part: float | None
+    """Seconds from the command's start to its first part's start: Ray's start-up, the worker's, the layout pass."""
+    workers: int
+    parts: int
+    status: int
+
+
+def film(
+    source: Path, out: Path, model: str, workers: int | None, cpus: float | None, env: dict[str, str]
+) -> FilmTiming:
+    """The one video of ``source`` through the command line (``workers`` None) or the archive command."""
+    if workers is None:
+        wall, _, status = run([sys.executable, "-m", "remaster", str(source), "-o", str(out), "-n", model, "-q"], env)
+        return FilmTiming(wall, _frames(next(out.iterdir())), None, None, 0, 0, status)
+    import pyarrow.parquet as pq
+
+    command = [sys.executable, "-m", "remaster.archive", str(source), str(out), "-n", model, "-q"]
+    command += ["--workers", str(workers)] + (["--cpus-per-worker", f"{cpus:g}"] if cpus else [])
+    started = time.time()
+    wall, _, status = run(command, env)
+    [row] = pq.read_table(out / "_remaster_manifest").to_pylist()
+    parts = pq.read_table(out / "_remaster_manifest" / "_segments").to_pylist()
+    ends = [part["finished_at"].timestamp() for part in parts]
+    starts = [part["finished_at"].timestamp() - part["seconds"] for part in parts]
+    return FilmTiming(
+        wall,
+        row["frames"] or 0,
+        row["finished_at"].timestamp() - max(ends),
+        min(starts) - started,
+        len({part["worker"] for part in parts}),
+        len(parts),
+        status,
+    )
+
+
+def _frames(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def film_report(results: dict[str, list[FilmTiming]], gpus: int) -> None:
+    print(
+        f"{'command':<24} {'wall s':>8} {'frames/s':>9} {'join s':>8} {'join %':>7} {'to 1st part s':>14} {'parts':>6}"
+    )
+    rates = {}
+    for name, timings in results.items():
+        wall = statistics.median(t.wall for t in timings)
+        rate = statistics.median(t.frames / t.wall for t in timings)
+        rates[name] = rate
+        join = statistics.median(t.join for t in timings) if timings[0].join is not None else None
+        start = statistics.median(t.until_first_part for t in timings) if timings[0].join is not None else None
+        parts = statistics.median(t.parts for t in timings) if timings[0].parts else None
+        print(
+            f"{name:<24} {wall:>8.1f} {rate:>9.2f} "
+            + (f"{join:>8.2f} {join / wall:>7.1%} {start:>14.1f} {parts:>6.0f}" if join is not None else "")
+        )
+        if gpus and join is not None:
+            print(f"{'':<24} {rate / gpus:>18.2f} frames/s per GPU")
+    one, two = rates.get("archive, 1 worker"), rates.get("archive, 2 workers")
+    if one and two:
+        print(f"2 workers: {two / one:.2f}× the frames/s of 1 worker of the same size")
 
 
 def archive(source: Path, out: Path, model: str, workers: int, cpus: float | None, env: dict[str, str]) -> Timing:
@@ -205,6 +315,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--weights-dir", type=Path, default=None)
+    parser.add_argument("--video", type=int, default=None, metavar="FRAMES", help="one video of FRAMES frames instead")
     args = parser.parse_args()
     import torch
 
@@ -214,9 +325,27 @@ def main() -> None:
         scratch = Path(scratch)
         weights, origin = prepare_weights(args.model, weights_dir, scratch)
         source = scratch / "images"
-        make_images(source, args.images, args.size)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "REMASTER_WEIGHTS_DIR": str(weights), "PYTHONPATH": str(ROOT)}
         env.pop("RAY_ADDRESS", None)
+        if args.video:
+            make_video(source, args.video, args.size)
+            print(
+                f"one video of {args.video} frames, {args.size} wide → ×4, {args.model} ({origin} weights), "
+                f"{os.cpu_count()} CPUs, {gpus} GPU(s); {args.repeats} run(s) each, medians; "
+                f"{args.cpus_per_worker or 'all'} CPU(s) per archive worker"
+            )
+            films: dict[str, list[FilmTiming]] = {"command line": []}
+            films.update({f"archive, {n} worker{'s' if n > 1 else ''}": [] for n in args.workers})
+            for repeat in range(args.repeats):
+                for name in films:
+                    out = scratch / f"film-{repeat}-{name.replace(' ', '').replace(',', '-')}"
+                    count = None if name == "command line" else int(name.split()[1])
+                    timing = film(source, out, args.model, count, args.cpus_per_worker, env)
+                    films[name].append(timing)
+                    print(f"  {name}: {timing.wall:.1f} s, {timing.frames} frames", file=sys.stderr, flush=True)
+            film_report(films, gpus)
+            return
+        make_images(source, args.images, args.size)
         device = f"{gpus} CUDA GPU(s): {torch.cuda.get_device_name(0)}" if gpus else "no GPU"
         print(
             f"{args.images} images of {args.size}² → ×4, {args.model} ({origin} weights), {os.cpu_count()} CPUs, "

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import signal
@@ -18,9 +19,11 @@ import subprocess
 import sys
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -31,8 +34,9 @@ from PIL import Image
 import remaster
 from remaster import Options
 from remaster.archive import FOLDER, Workers, remaster_archive
-from remaster.archive.driver import WORK, _dest_files, _finished, _sizes
-from remaster.archive.manifest import Manifest, options_key, write_part
+from remaster.archive.driver import _dest_files, _finished, _sizes
+from remaster.archive.manifest import SEGMENTS, Manifest, options_key, write_part
+from remaster.archive.parts_store import WORK
 from remaster.archive.sources import SourceError, clashing, list_sources, locate, output_stem
 from remaster.archive.worker import temporary_work
 from remaster.engine import build_network
@@ -173,6 +177,27 @@ def wait_for_exit(pids: set[int], timeout: float = 60) -> None:
             pytest.fail(f"worker {pid} still running")
 
 
+def kill_a_worker_after_its_first_file(dest: Path, killed: list[tuple[str, str, int]]) -> None:
+    """SIGKILL the first worker that writes a part of its own (one file, as it writes each) with a file done in it,
+    midway through its batch; ``killed`` gets its name, that file's source and its output's inode."""
+    earlier_parts = set((dest / FOLDER).glob("part-*"))
+    deadline = time.monotonic() + 120
+    while not killed and time.monotonic() < deadline:
+        for part in set((dest / FOLDER).glob("part-*-a*.parquet")) - earlier_parts:
+            if not re.fullmatch(r"part-[0-9T]+-a[0-9a-f]{32}\.parquet", part.name):
+                continue  # the driver's
+            try:
+                [row] = pq.read_table(part).to_pylist()
+            except FileNotFoundError:  # the driver holds its row already, and removed it
+                continue
+            if row["status"] != "done":
+                continue
+            os.kill(int(row["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+            killed.append((row["worker"], row["source"], Path(row["output"]).stat().st_ino))
+            return
+        time.sleep(0.002)
+
+
 def test_a_folder_interrupted_then_resumed_while_a_worker_is_killed(ray_address, weights, archive, tmp_path):
     root, good, broken = archive
     dest = tmp_path / "remastered"
@@ -199,32 +224,15 @@ def test_a_folder_interrupted_then_resumed_while_a_worker_is_killed(ray_address,
     # Run again, on two CPU workers, one of them killed once it has recorded its first file, in the middle of a
     # batch that Ray then sends again to the worker it restarts.
     again, killed = [], []
-    earlier_parts = set((dest / FOLDER).glob("part-*"))
-
-    def kill_a_worker_after_its_first_file() -> None:
-        deadline = time.monotonic() + 120
-        while not killed and time.monotonic() < deadline:
-            for part in set((dest / FOLDER).glob("part-*-a*.parquet")) - earlier_parts:
-                if not re.fullmatch(r"part-[0-9T]+-a[0-9a-f]{32}\.parquet", part.name):
-                    continue  # the driver's
-                try:
-                    [row] = pq.read_table(part).to_pylist()
-                except FileNotFoundError:  # the driver holds its row already, and removed it
-                    continue
-                if row["status"] != "done":
-                    continue
-                os.kill(int(row["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
-                killed.append((row["worker"], row["source"], Path(row["output"]).stat().st_ino))
-                return
-            time.sleep(0.002)
-
-    killer = threading.Thread(target=kill_a_worker_after_its_first_file, daemon=True)
+    killer = threading.Thread(target=kill_a_worker_after_its_first_file, args=(dest, killed), daemon=True)
     killer.start()
+    notices: list[str] = []
     summary = remaster_archive(
         str(root), str(dest), OPTIONS, workers=TWO_CPU_WORKERS, settings=settings_for(weights),
-        progress=lambda row, total: again.append((row, total)),
+        progress=lambda row, total: again.append((row, total)), notice=notices.append,
     )  # fmt: skip
     killer.join()
+    assert notices == [f"worker {killed[0][0]} died; its batch is retried"] and summary.dead_workers == [killed[0][0]]
     todo = 30 - len(done_first)
     assert (summary.done, summary.skipped, summary.failed) == (len(good) - len(done_first), len(done_first), 4)
     assert f"{len(good) - len(done_first)} done, {len(done_first)} skipped, {len(broken)} failed" in summary.line()
@@ -271,8 +279,150 @@ def test_a_driver_killed_outright_leaves_the_rows_of_the_outputs_it_wrote(ray_ad
 
     # What a run again would skip (the Ctrl-C test above runs one): every output written but that one.
     at = locate(str(dest))
-    skipped = _finished(Manifest(at), _dest_files(at), options_key(OPTIONS), options_key(OPTIONS, VideoOptions()))
+    rows = Manifest(at).latest()
+    skipped = _finished(rows, _dest_files(at), options_key(OPTIONS), options_key(OPTIONS, VideoOptions()))
     assert skipped == {row["source"] for row in recorded.values()}
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` (Linux)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+RAY_NOISE = ("Token authentication", "constructor arguments in the object store", "(raylet)", "SIGTERM received")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds the driver's processes through /proc")
+def test_sigterm_stops_the_command_and_its_ray_and_a_run_again_names_a_killed_worker_once(
+    ray_address, weights, tmp_path
+):
+    """As Kubernetes, Slurm or systemd stop the command (SIGTERM; SIGINT ignored, as in a script's background job):
+    exit 143 and what was kept, no stack dump, Ray's processes gone, nothing half-written. Run again, with a worker
+    killed: that worker named once, each source done once. Neither run shows Ray's notices, and the warning about
+    the weights (random ones under the official name) is given once by each command, not by every worker."""
+    root, dest = tmp_path / "scans", tmp_path / "out"
+    root.mkdir()
+    for index in range(12):
+        images.save(images.rgb(24, 20, seed=index), root / f"plate{index:02}.png")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "REMASTER_WEIGHTS_DIR": str(weights), "REMASTER_BACKEND": "torch",
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # fmt: skip
+    command = [sys.executable, "-m", "remaster.archive", str(root), str(dest), "-n", MODEL, "-q", "--batch-size", "2"]
+    driver = subprocess.Popen(
+        [*command, "--workers", "1", "--cpus-per-worker", "1"], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while len(outputs_in(dest)) < 2 and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = descendants(driver.pid)
+    driver.send_signal(signal.SIGTERM)
+    out, err = driver.communicate(timeout=120)
+    assert driver.returncode == 143, err
+    assert "interrupted (SIGTERM): what finished is kept (" in err and "run the same command again to go on" in err
+    assert "Traceback" not in err and not [noise for noise in RAY_NOISE if noise in out + err], out + err
+    assert err.count("differs from the official file") == 1, err
+    deadline = time.monotonic() + 30
+    while [pid for pid in started if running(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert started and not [pid for pid in started if running(pid)], "Ray's processes end with the command"
+    rows = {row["output"] for row in read_manifest(dest) if row["status"] == "done"}
+    assert len(outputs_in(dest) - rows) <= 1 and not list(dest.rglob("*.part")), "nothing half-written"
+
+    killed: list[tuple[str, str, int]] = []
+    killer = threading.Thread(target=kill_a_worker_after_its_first_file, args=(dest, killed), daemon=True)
+    killer.start()
+    again = subprocess.run(
+        [*command, "--address", ray_address, "--workers", "2", "--cpus-per-worker", "1", "--gpus-per-worker", "0"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    killer.join()
+    assert again.returncode == 0 and killed, again.stderr
+    died = [line for line in again.stderr.splitlines() if "died" in line]
+    assert died[0] == f"worker {killed[0][0]} died; its batch is retried" and len(died) == 2, again.stderr
+    assert died[1].endswith("; 1 worker died, its work retried"), "the count, on the summary line"
+    assert not [noise for noise in RAY_NOISE if noise in again.stdout + again.stderr], again.stdout + again.stderr
+    assert again.stderr.count("differs from the official file") == 1, again.stderr
+    manifest = read_manifest(dest)
+    assert sorted(row["source"] for row in manifest) == sorted(str(p) for p in root.iterdir()), "each source once"
+    assert all(row["status"] == "done" for row in manifest) and len(outputs_in(dest)) == 12
+
+
+def test_a_run_with_nothing_new_starts_no_ray_and_retry_failed_chooses(
+    ray_address, weights, tmp_path, monkeypatch, capsys
+):
+    """A finished archive with a broken file, run again: said so, at once, without Ray (``ray.init`` counted), and a
+    summary of this run only; ``--no-retry-failed`` with new work leaves the failure; ``--retry-failed`` tries it."""
+    import ray
+
+    from remaster.archive.__main__ import main
+
+    root, dest = tmp_path / "scans", tmp_path / "out"
+    root.mkdir()
+    for index in range(2):
+        images.save(images.rgb(12, 10, seed=index), root / f"p{index}.png")
+    (root / "torn.jpg").write_bytes(b"not a JPEG at all")
+    # The session's workers read their settings from the job (--weights-dir), as those of a cluster joined do.
+    command = [str(root), str(dest), "-n", MODEL, "-q", "--weights-dir", str(weights), "--workers", "1"]
+    command += ["--cpus-per-worker", "1", "--gpus-per-worker", "0"]
+    assert main(command) == 1
+    assert "2 done, 0 skipped, 1 failed, " in capsys.readouterr().err
+
+    started = []
+    with monkeypatch.context() as no_ray:
+        no_ray.setattr(ray, "is_initialized", lambda: False)
+        no_ray.setattr(ray, "init", lambda *args, **kwargs: started.append(kwargs))
+        assert main(command) == 1
+    err = capsys.readouterr().err
+    assert not started, "Ray was not started"
+    assert "nothing new to do: every source is done or failed before with these options (--retry-failed" in err
+    assert re.search(r"^0 done, 2 skipped, 0 failed, 1 failed before and not tried again \([0-9.]+ s\)$", err, re.M)
+    assert f"  failed before: {root / 'torn.jpg'}: Expected an image" in err and "images/s" not in err
+    torn = {row["source"]: row for row in read_manifest(dest)}[str(root / "torn.jpg")]
+
+    images.save(images.rgb(12, 10, seed=9), root / "p9.png")
+    assert main([*command, "--no-retry-failed"]) == 1
+    assert "1 done, 2 skipped, 0 failed, 1 failed before and not tried again, " in capsys.readouterr().err
+    assert {row["source"]: row for row in read_manifest(dest)}[str(root / "torn.jpg")] == torn, "left as it was"
+    assert main([*command, "--retry-failed"]) == 1
+    assert re.search(r"^0 done, 3 skipped, 1 failed, [0-9.]+ images/s", capsys.readouterr().err, re.M)
+
+
+def test_rays_notices_are_left_out_of_the_output_and_everything_else_passes(capfd, caplog):
+    from remaster.archive.noise import RayNoise
+
+    caplog.set_level(logging.DEBUG)
+
+    core = "[2026-01-01 00:00:00,000 E 1 1] core_worker.cc:2465: Actor with class name: 'MapWorker(X)' and ID: 'ab' "
+    with RayNoise() as noise:
+        noise.filter_output()
+        os.write(2, f"{core}has constructor arguments in the object store and max_restarts > 0. See …\n".encode())
+        os.write(1, b"\x1b[33m(raylet)\x1b[0m A worker died or was killed while executing a task by an unexpected ")
+        os.write(1, b"system error. To troubleshoot...\nkept on stdout\n")
+        os.write(2, b"[2026-01-01 00:00:00,000 E 1 1] core_worker.cc:1: a real error\n\r 50%|#####     |")
+        logging.getLogger("ray._private.authentication.authentication_token_setup").warning(
+            "Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt out."
+        )
+    out, err = capfd.readouterr()
+    assert out == "kept on stdout\n"
+    assert err == "[2026-01-01 00:00:00,000 E 1 1] core_worker.cc:1: a real error\n\r 50%|#####     |"
+    [record] = [r for r in caplog.records if "Token authentication" in r.getMessage()]
+    assert record.levelno == logging.DEBUG and record.name == "remaster.archive.noise", "logged at debug level instead"
 
 
 def test_a_parquet_list_on_the_command_line_joining_a_cluster(ray_address, weights, archive, tmp_path):
@@ -302,9 +452,9 @@ def test_a_parquet_list_on_the_command_line_joining_a_cluster(ray_address, weigh
     assert "0 done, 3 skipped, 1 failed" in again.stderr, again.stderr
 
 
-def test_a_video_in_the_archive_is_one_task_done_as_the_command_line_does_it(ray_address, weights, tmp_path):
+def test_a_video_in_the_archive_is_made_in_parts_as_the_command_line_makes_it(ray_address, weights, tmp_path):
     """Every frame with its time, and the sound, as remaster_video keeps them, in the codec asked for; the row counts
-    the frames and records the video options."""
+    the frames and records the video options; the segments table has a row for each part."""
     root = tmp_path / "reels"
     (root / "1999").mkdir(parents=True)
     clip = make_clip(root / "1999" / "party.mkv", frames=5, audio=True)
@@ -324,65 +474,111 @@ def test_a_video_in_the_archive_is_one_task_done_as_the_command_line_does_it(ray
     assert rows["party.mkv"]["input_bytes"] == clip.path.stat().st_size and rows["party.mkv"]["resumed_frames"] == 0
     assert json.loads(rows["party.mkv"]["options"])["video"]["codec"] == "ffv1"
     assert rows["poster.png"]["status"] == "done" and "video" not in json.loads(rows["poster.png"]["options"])
+    parts = read_segments(tmp_path / "out")
+    assert sum(part["frames"] for part in parts) == 5 and {part["status"] for part in parts} == {"done"}
     assert not (tmp_path / "out" / WORK).exists(), "the videos' work folder goes when they are done"
 
 
-def holder_of(lock: Path) -> int:
-    """The process that holds ``lock`` open (Linux)."""
-    target = str(lock.resolve())
+def read_segments(dest: Path) -> list[dict]:
+    return pq.read_table(dest / SEGMENTS).to_pylist()
+
+
+def holder_of(file: Path) -> int:
+    """The process that holds ``file`` open (Linux)."""
+    target = str(file.resolve())
     for link in Path("/proc").glob("[0-9]*/fd/*"):
         with contextlib.suppress(OSError):
             if os.readlink(link) == target:
                 return int(link.parts[2])
-    raise AssertionError(f"no process holds {lock}")
+    raise AssertionError(f"no process holds {file}")
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the worker through /proc")
-def test_a_worker_killed_midway_through_a_video_goes_on_from_its_finished_segments(ray_address, weights, tmp_path):
-    """The video's finished segments are kept in DEST's work folder, so Ray's retry of it on a new worker does only
-    the rest, and the result is the same file an uninterrupted run makes."""
+def test_two_workers_share_one_film_frame_exact_while_one_is_killed_mid_part(ray_address, weights, tmp_path):
+    """Both workers make parts of one video; one is killed while it makes one, and Ray's restart makes that part
+    again; every frame is in exactly one part, and the result is the one-machine result, frame for frame."""
     from remaster import Enhancer, Settings
     from remaster.video import remaster_video
 
     root, dest = tmp_path / "reels", tmp_path / "out"
     root.mkdir()
-    clip = make_clip(root / "long.mkv", frames=120, size=(48, 32), audio=True)
+    pts = [40 * k + (20 if k > 20 else 0) for k in range(48)]  # a variable frame rate
+    clip = make_clip(
+        root / "film.mkv", pts=pts, time_base=Fraction(1, 1000), size=(48, 32), audio=True,
+        options={"g": "5", "keyint_min": "5", "sc_threshold": "0"},
+    )  # fmt: skip
     options, video = Options(model=MODEL, outscale=2), VideoOptions(codec="ffv1")
-    # One backend throughout: "auto" moves to the one measured faster at a moment each process finds for itself,
-    # and backends differ in bf16 by a level here and there.
+    # One backend throughout: "auto" moves to the one measured faster at a moment each process finds for itself.
     settings = {**settings_for(weights), "backend": "torch"}
-    killed: list[tuple[int, int]] = []
+    killed: list[int] = []
 
-    def kill_the_worker_after_its_first_segment() -> None:
+    def kill_a_worker_making_a_part() -> None:
         deadline = time.monotonic() + 120
         while not killed and time.monotonic() < deadline:
-            for segment in (dest / WORK).glob("*/.*.remaster-video/000000.json"):
-                done_segments = len(list(segment.parent.glob("0*.json")))
-                pid = holder_of(segment.parent / "lock")
-                os.kill(pid, signal.SIGKILL)
-                killed.append((pid, done_segments))
-                return
+            done = list((dest / WORK).glob("*/0*.json"))
+            for partial in (dest / WORK).glob("*/.0*.nut.*.part") if done else ():
+                with contextlib.suppress(AssertionError, FileNotFoundError):
+                    pid = holder_of(partial)
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    return
             time.sleep(0.005)
 
-    killer = threading.Thread(target=kill_the_worker_after_its_first_segment, daemon=True)
+    killer = threading.Thread(target=kill_a_worker_making_a_part, daemon=True)
     killer.start()
     summary = remaster_archive(
-        str(root), str(dest), options, workers=Workers(count=1, cpus=2, gpus=0), settings=settings,
-        video=video, segment_frames=8,
+        str(root), str(dest), options, workers=Workers(count=2, cpus=1, gpus=0), settings=settings,
+        video=video, segment_frames=7,
     )  # fmt: skip
     killer.join()
-    assert killed, "the worker was killed midway"
+    assert killed, "a worker was killed while it made a part"
     assert (summary.done, summary.failed) == (1, 0), summary.failures
-    [row] = read_manifest(dest)
-    assert row["frames"] == 120 and row["worker"] != f"{socket.gethostname()}:{killed[0][0]}"
-    assert 8 <= row["resumed_frames"] < 120 and row["resumed_frames"] % 8 == 0, row["resumed_frames"]
-    assert row["resumed_frames"] >= 8 * killed[0][1], "every segment finished before the kill was kept"
+    assert summary.dead_workers, "the dead worker is named"
+    parts = [part for part in read_segments(dest) if part["status"] == "done"]
+    covered = sorted((part["first_frame"], part["frames"]) for part in parts)
+    assert covered == [(first, min(7, 48 - first)) for first in range(0, 48, 7)], "every frame in one part, once"
+    assert len({part["worker"] for part in parts}) >= 2, "both workers made parts of the one film"
     whole = remaster_video(
-        clip.path, tmp_path / "whole", options, video, enhancer=Enhancer(Settings.from_env(**settings)),
-        segment_frames=8,
-    )  # fmt: skip
-    assert (dest / "long.mkv").read_bytes() == whole.path.read_bytes(), "the same file as an uninterrupted run"
+        clip.path, tmp_path / "whole", options, video, enhancer=Enhancer(Settings.from_env(**settings))
+    )
+    one, other = read_video(dest / "film.mkv"), read_video(whole.path)
+    assert one.times == other.times == clip.times and one.audio_packets == other.audio_packets
+    assert all(np.array_equal(a, b) for a, b in zip(one.frames, other.frames, strict=True))
     assert not (dest / WORK).exists()
+
+
+def test_a_stopped_run_again_makes_only_the_missing_parts_and_images_are_not_held_up(ray_address, weights, tmp_path):
+    root, dest = tmp_path / "reels", tmp_path / "out"
+    root.mkdir()
+    make_clip(root / "film.mkv", frames=40, size=(48, 32), audio=True)
+    for index in range(3):
+        images.save(images.rgb(12, 16, seed=index), root / f"still{index}.png")
+    settings = {**settings_for(weights), "backend": "torch"}
+    run = {"workers": Workers(count=1, cpus=2, gpus=0, batch_size=1), "settings": settings, "segment_frames": 4}
+
+    def stop_after_three_parts() -> None:
+        import _thread
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list((dest / WORK).glob("*/0*.json"))) < 3:
+            time.sleep(0.005)
+        _thread.interrupt_main()  # as Ctrl-C does
+
+    threading.Thread(target=stop_after_three_parts, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        remaster_archive(str(root), str(dest), OPTIONS, **run)
+    first = [part for part in read_segments(dest) if part["status"] == "done"]
+    assert 3 <= len(first) < 10
+    still_done = {Path(row["source"]).name: row for row in read_manifest(dest) if row["status"] == "done"}
+    assert "still0.png" in still_done, "the first image was done before the video's parts went on"
+    again = remaster_archive(str(root), str(dest), OPTIONS, **run)
+    assert again.done >= 1 and again.failed == 0
+    parts = [part for part in read_segments(dest) if part["status"] == "done"]
+    made_again = [part for part in parts if part not in first]
+    assert sorted(p["first_frame"] for p in first + made_again) == list(range(0, 40, 4)), "each part once"
+    [film] = [row for row in read_manifest(dest) if row["source"].endswith("film.mkv")]
+    assert film["resumed_frames"] == 4 * len(first) and film["frames"] == 40
+    assert min(part["finished_at"] for part in made_again) > max(part["finished_at"] for part in first)
 
 
 def free_port() -> int:
@@ -423,7 +619,8 @@ def test_an_s3_bucket_in_and_out(ray_address, weights, tmp_path, monkeypatch):
         assert keys == {f"remastered/box/plate{i}.png" for i in range(3)} | {
             "remastered/reel.mkv",
             f"remastered/{FOLDER}/manifest.parquet",
-        }
+            f"remastered/{SEGMENTS}/segments.parquet",
+        }, "the video's parts are gone, their rows kept in one table"
         s3.download_file("museum", "remastered/reel.mkv", str(tmp_path / "reel-out.mkv"))
         video = read_video(tmp_path / "reel-out.mkv")
         assert video.times == clip.times and video.audio_packets == read_video(clip.path).audio_packets
@@ -439,7 +636,8 @@ def test_an_s3_bucket_in_and_out(ray_address, weights, tmp_path, monkeypatch):
             f"s3://museum/scans/box/plate{i}.png" for i in range(3)
         } | {"s3://museum/scans/reel.mkv"}
         again = remaster_archive("s3://museum/scans", "s3://museum/remastered", OPTIONS, **run)
-        assert (again.done, again.skipped, again.failed) == (0, 4, 1)
+        assert (again.done, again.skipped, again.failed, again.sent) == (0, 4, 0, 0), "nothing new: Ray not used"
+        assert [source for source, _ in again.failed_before] == ["s3://museum/scans/broken.jpg"]
     finally:
         server.stop()
 
@@ -468,7 +666,7 @@ def test_done_means_done_with_these_options_and_the_output_whole_in_dest(tmp_pat
     left = tmp_path / "out" / "sub" / f".kept.png.{'0' * 32}.part"
     left.parent.mkdir()
     left.write_bytes(b"half")
-    assert _finished(manifest, _dest_files(dest), key, video_key) == {"/in/kept.png", "/in/reel.mkv"}
+    assert _finished(manifest.latest(), _dest_files(dest), key, video_key) == {"/in/kept.png", "/in/reel.mkv"}
     assert not left.exists(), "what a killed run left half-written is removed"
     assert manifest.merge().endswith(f"{FOLDER}/manifest.parquet")
     unfinished = tmp_path / "out" / WORK / "0123abcd" / ".result.mkv.remaster-video" / "000000.mkv"

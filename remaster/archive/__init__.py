@@ -1,4 +1,4 @@
-"""Whole archives at once, on Ray Data: ``python -m remaster.archive SOURCE DEST``.
+"""Whole archives at once, on Ray: ``python -m remaster.archive SOURCE DEST``.
 
 Every image under SOURCE (a folder, a glob, a Parquet/CSV list; local or ``s3://``, ``gs://``…) is
 remastered by Ray workers that each hold one loaded network, and written under DEST at its own

@@ -1,8 +1,9 @@
 """``python -m remaster.archive SOURCE DEST [options]``: a whole archive, on Ray, resumable.
 
-Exit codes: 0 every image is done (now or before); 1 some failed (each named on stderr), or the
-job stopped; 2 bad usage (an unknown option, SOURCE naming no image); 130 interrupted (run the
-same command again to go on). Parsing imports neither torch nor Ray.
+Exit codes: 0 every image is done (now or before); 1 some failed (each named on stderr; those that failed
+before and were not tried again too), or the job stopped; 2 bad usage (an unknown option, SOURCE naming no
+image); 130 stopped by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (see :mod:`remaster.signals`): what finished
+is kept, and the same command goes on. Parsing imports neither torch nor Ray.
 """
 
 from __future__ import annotations
@@ -10,17 +11,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
-from .. import logs
+from .. import logs, signals
 from ..cli import add_options, checked_options, resolved_options
 from ..errors import InvalidOptionError, RemasterError
 from ..registry import get_model
 from ..settings import Settings
 from ..video import add_video_options, video_options_from
-from .driver import Workers, remaster_archive
-from .manifest import FOLDER
-from .sources import SourceError
+from .driver import ArchiveSummary, Workers, remaster_archive
+from .manifest import FOLDER, Manifest
+from .sources import SourceError, locate
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -38,6 +40,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cpus-per-worker", type=float, default=None, help="CPUs each worker reserves and uses")
     parser.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs each (default: 1 where there are)")
     parser.add_argument("--batch-size", type=int, default=4, help="files sent to a worker at once (default: 4)")
+    parser.add_argument(
+        "--retry-failed",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="try again the sources that failed before with these options (default: along with other work, but a run "
+        "with nothing new does not start Ray for them alone; --retry-failed: always; --no-retry-failed: never)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_video_options(parser)
     args = parser.parse_args(argv)
@@ -57,11 +66,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status."""
-    args = parse_args(argv)
-    logs.configure(logging.WARNING, "%(levelname)s %(name)s: %(message)s")
+    with signals.Stopping() as stopping:
+        args = parse_args(argv)
+        logs.configure(logging.WARNING, "%(levelname)s %(name)s: %(message)s")
+        try:
+            return _run(args, stopping)
+        except KeyboardInterrupt:  # after the job, while its summary was said: nothing more to say
+            return stopping.exit_status
+
+
+def _run(args: argparse.Namespace, stopping: signals.Stopping) -> int:
+    """Run the job the parsed ``args`` ask for, and say how it went; the exit status."""
     from tqdm import tqdm
 
     bar = tqdm(unit="image", disable=args.quiet, file=sys.stderr)
+    started = time.time()
 
     def progress(row: dict, total: int) -> None:
         bar.total = total
@@ -69,36 +88,80 @@ def main(argv: Sequence[str] | None = None) -> int:
         if row["status"] != "done":
             bar.write(f"error: {row['source']}: {row['error']}", file=sys.stderr)
 
-    workers = Workers(args.workers, args.cpus_per_worker, args.gpus_per_worker, args.batch_size)
-    settings = {"weights_dir": args.weights_dir.resolve()} if args.weights_dir else {}
-    model_file = None
+    def interrupted() -> int:
+        bar.close()
+        print(f"interrupted ({stopping.name}): {_kept_since(args.dest, started)}", file=sys.stderr)
+        return stopping.exit_status
+
     try:
-        if args.options is None:  # a model file: checked here, and loaded by each worker
-            args.options = resolved_options(args, Settings.from_env(**settings))
-            downloaded = args.model.startswith(("hf://", "http://", "https://"))
-            model_file = args.model if downloaded else str(get_model(args.options.model).weights.path)
-        summary = remaster_archive(
-            args.source, args.dest, args.options, workers=workers, settings=settings, address=args.address,
-            progress=progress, model_file=model_file, video=args.video,
-        )  # fmt: skip
+        summary = _remaster(args, progress, lambda message: bar.write(message, file=sys.stderr))
     except (SourceError, RemasterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return interrupted()
     except Exception as error:
+        if stopping.signum is not None:  # a signal stopped Ray's processes too, and the job with them
+            return interrupted()
         if not type(error).__module__.startswith("ray."):
             raise
         print(f"error: the job stopped: {error}\nwhat finished is kept; run the same command again", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted: what finished is kept; run the same command again to go on", file=sys.stderr)
-        return 130
     finally:
         bar.close()
+    _report(summary)
+    return 1 if summary.failures or summary.failed_before else 0
+
+
+def _remaster(
+    args: argparse.Namespace, progress: Callable[[dict, int], None], notice: Callable[[str], None]
+) -> ArchiveSummary:
+    """The job, with the options, workers and settings of the command line.
+
+    Raises:
+        SourceError, RemasterError: bad usage (SOURCE, the model file…).
+    """
+    workers = Workers(args.workers, args.cpus_per_worker, args.gpus_per_worker, args.batch_size)
+    settings = {"weights_dir": args.weights_dir.resolve()} if args.weights_dir else {}
+    model_file = None
+    if args.options is None:  # a model file: checked here, and loaded by each worker
+        args.options = resolved_options(args, Settings.from_env(**settings))
+        downloaded = args.model.startswith(("hf://", "http://", "https://"))
+        model_file = args.model if downloaded else str(get_model(args.options.model).weights.path)
+    return remaster_archive(
+        args.source, args.dest, args.options, workers=workers, settings=settings, address=args.address,
+        progress=progress, model_file=model_file, video=args.video, retry_failed=args.retry_failed, notice=notice,
+    )  # fmt: skip
+
+
+def _kept_since(dest: str, started: float) -> str:
+    """What a stopped run kept (the files done since ``started``, by the manifest), and how to go on."""
+    where = f"{dest.rstrip('/')}/{FOLDER}"
+    try:
+        rows = Manifest(locate(dest)).latest().values()
+    except (OSError, SourceError):  # the count is only a courtesy: the outputs and rows are there all the same
+        return f"what finished is kept, each file with its row in {where}; run the same command again to go on"
+    done = sum(
+        row["status"] == "done" and row["finished_at"] is not None and row["finished_at"].timestamp() >= started
+        for row in rows
+    )
+    return (
+        f"what finished is kept ({done} files done in this run, each with its row in {where}); run the same "
+        "command again to go on"
+    )
+
+
+def _report(summary: ArchiveSummary) -> None:
+    """The end of a run on stderr: whether there was nothing to do, the summary line, the manifest, the failures."""
+    if not summary.sent:
+        again = " (--retry-failed tries the failed ones again)" if summary.failed_before else ""
+        print(f"nothing new to do: every source is done or failed before with these options{again}", file=sys.stderr)
     print(summary.line(), file=sys.stderr)
     print(f"manifest: {summary.manifest}", file=sys.stderr)
     for source, message in summary.failures:
         print(f"  failed: {source}: {message}", file=sys.stderr)
-    return 1 if summary.failures else 0
+    for source, message in summary.failed_before:
+        print(f"  failed before: {source}: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

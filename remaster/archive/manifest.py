@@ -29,13 +29,27 @@ from ..options import Options
 from ..video import VideoOptions
 from .sources import Location
 
-__all__ = ["FOLDER", "MERGED", "SCHEMA", "Manifest", "options_key", "rows_written_by", "write_part"]
+__all__ = [
+    "FOLDER",
+    "MERGED",
+    "SCHEMA",
+    "SEGMENTS",
+    "SEGMENTS_MERGED",
+    "SEGMENTS_SCHEMA",
+    "Manifest",
+    "merge_segments",
+    "options_key",
+    "rows_written_by",
+    "write_part",
+    "write_segment",
+]
 
 log = logging.getLogger(__name__)
 
 FOLDER = "_remaster_manifest"
 """The manifest's folder inside DEST."""
 MERGED = "manifest.parquet"
+SEGMENTS_MERGED = "segments.parquet"
 SCHEMA = pa.schema(
     [
         ("source", pa.string()),
@@ -62,6 +76,24 @@ SCHEMA = pa.schema(
 ``options`` is the whole :class:`~remaster.Options` as JSON (a video's with its ``video`` options); ``frames`` are
 a video's or animation's frames, ``resumed_frames`` those of a video that an earlier attempt had finished (its
 worker died, or the job was stopped); ``worker`` is ``host:pid`` of the worker."""
+SEGMENTS = f"{FOLDER}/_segments"
+"""Where in DEST the segments table is kept: one row per part of a video (a name Parquet readers of the manifest
+folder pass over)."""
+SEGMENTS_SCHEMA = pa.schema(
+    [
+        ("video", pa.string()),
+        ("segment", pa.int32()),
+        ("first_frame", pa.int64()),
+        ("frames", pa.int32()),
+        ("worker", pa.string()),
+        ("seconds", pa.float64()),
+        ("status", pa.string()),
+        ("finished_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+"""One row per part of a video an archive job made (``status`` ``done``) or could not make (``failed``): which video
+(its source URI), the part's number, its first output frame and frames, the worker (``host:pid``) and its seconds.
+Read it with ``pandas.read_parquet("DEST/_remaster_manifest/_segments")``."""
 _FLUSH_ROWS = 1000
 _FLUSH_SECONDS = 10.0
 _MERGE_PARTS = 100
@@ -203,3 +235,46 @@ class Manifest:
                 latest.pop(row["source"], None)
                 latest[row["source"]] = row
         return pa.Table.from_pylist(list(latest.values()), schema=SCHEMA)
+
+
+def write_segment(
+    dest: Location, video: str, segment: int, first: int, frames: int, worker: str, seconds: float, status: str
+) -> None:
+    """Write one part's row into DEST's segments table, as a part of its own.
+
+    Raises:
+        OSError: it could not be written.
+    """
+    row = {
+        "video": video,
+        "segment": segment,
+        "first_frame": first,
+        "frames": frames,
+        "worker": worker,
+        "seconds": seconds,
+        "status": status,
+        "finished_at": datetime.now(timezone.utc),
+    }
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    path = posixpath.join(dest.join(SEGMENTS), f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet")
+    _put_table(dest, path, pa.Table.from_pylist([row], schema=SEGMENTS_SCHEMA))
+
+
+def merge_segments(dest: Location) -> None:
+    """Gather the segments table's parts into one file (``segments.parquet``), every row kept: the table is a
+    record of the work, a part made twice (its worker died) in it twice."""
+    folder = dest.join(SEGMENTS)
+    selector = pafs.FileSelector(folder, allow_not_found=True)
+    files = sorted(
+        info.path for info in dest.filesystem.get_file_info(selector) if info.is_file and info.path.endswith(".parquet")
+    )
+    merged = posixpath.join(folder, SEGMENTS_MERGED)
+    if not files or files == [merged]:
+        return
+    files.sort(key=lambda path: path != merged)  # the earlier runs' rows first
+    tables = [pq.read_table(path, filesystem=dest.filesystem, schema=SEGMENTS_SCHEMA) for path in files]
+    _put_table(dest, merged, pa.concat_tables(tables))
+    for path in files:
+        if path != merged:
+            with contextlib.suppress(FileNotFoundError):
+                dest.filesystem.delete_file(path)

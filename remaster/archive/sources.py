@@ -15,7 +15,7 @@ import re
 import shutil
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -128,6 +128,8 @@ class Listing:
     paths: list[str]
     missing: list[str]
     """Entries of a list file that name no file; they are reported as failed, not sent to workers."""
+    sizes: dict[str, int] = field(default_factory=dict)
+    """Each path's size in bytes, as the listing found it."""
 
     def relative(self, path: str) -> str:
         """``path`` relative to the base folder, ``/``-separated: the output's path under DEST."""
@@ -188,7 +190,7 @@ def list_sources(source: Location, dest: Location) -> Listing:
     if info.type == pafs.FileType.File and source.path.lower().endswith(LIST_SUFFIXES):
         return _list_file(source)
     if info.type == pafs.FileType.File:
-        return Listing(source, posixpath.dirname(source.path), [source.path], [])
+        return Listing(source, posixpath.dirname(source.path), [source.path], [], {source.path: info.size})
     if any(c in source.path for c in _GLOB_CHARACTERS):
         return _glob(source, dest)
     raise SourceError(f"No file, folder or match at {source.uri(source.path)}")
@@ -203,7 +205,7 @@ def _same_place(source: Location, dest: Location, path: str) -> bool:
 def _folder(source: Location, dest: Location, base: str, pattern: str | None) -> Listing:
     selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
     inside = type(source.filesystem) is type(dest.filesystem)
-    paths = []
+    sizes = {}
     for info in source.filesystem.get_file_info(selector):
         relative = posixpath.relpath(info.path, base) if base else info.path
         if not info.is_file or any(part.startswith(".") for part in relative.split("/")):
@@ -213,15 +215,15 @@ def _folder(source: Location, dest: Location, base: str, pattern: str | None) ->
         if posixpath.splitext(relative)[1].lower() not in MEDIA_SUFFIXES:
             continue
         if pattern is None or _matches(relative, pattern):
-            paths.append(info.path)
-    if not paths:
+            sizes[info.path] = info.size
+    if not sizes:
         what = f"matching {pattern}" if pattern else ""
         raise SourceError(
             f"No images or videos {what} in {source.uri(base)} (looked for {', '.join(MEDIA_SUFFIXES)})".replace(
                 "  ", " "
             )
         )
-    return Listing(source, base, sorted(paths), [])
+    return Listing(source, base, sorted(sizes), [], sizes)
 
 
 def _glob(source: Location, dest: Location) -> Listing:
@@ -277,12 +279,12 @@ def _list_file(source: Location) -> Listing:
         source = Location(located.filesystem, "", located.scheme)
     paths = list(dict.fromkeys(paths))
     infos = source.filesystem.get_file_info(paths)
-    found = [info.path for info in infos if info.is_file]
+    found = {info.path: info.size for info in infos if info.is_file}
     missing = [source.uri(info.path) for info in infos if not info.is_file]
     base = posixpath.commonpath([posixpath.dirname(p) for p in found]) if found else ""
     if base == "/" and not paths[0].startswith("/"):
         base = ""
-    return Listing(source, base, found, missing)
+    return Listing(source, base, list(found), missing, found)
 
 
 def _read_list(source: Location):
