@@ -8,7 +8,9 @@ are remastered as videos (see :mod:`remaster.video`), with the official
 ``inference_realesrgan_video.py``'s ``--fps``.
 
 Exit codes: 0 every image was remastered; 1 some (or all) failed, each named on stderr;
-2 bad usage (an unknown option or model, an option out of range, no input images).
+2 bad usage (an unknown option or model, an option out of range, no input images); 130 stopped
+by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (see :mod:`remaster.signals`): what finished is kept, a
+video's finished segments too, and one line says so and how to go on.
 
 Parsing the command line imports no torch: bad usage is answered at once, and the
 networks load only when there is work for them.
@@ -20,15 +22,16 @@ import argparse
 import glob
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import logs
-from .errors import InvalidOptionError, RemasterError
+from . import logs, signals
+from .errors import InvalidOptionError, RemasterError, StoppedError
 from .options import ALPHA_UPSAMPLERS, DEFAULT_FACE_STRENGTH, PRECISIONS, STILL_FORMATS, Options
 from .references import is_reference
-from .registry import DEFAULT_FACE_MODEL, DEFAULT_MODEL, model_names
+from .registry import DEFAULT_FACE_MODEL, DEFAULT_MODEL, NO_MODEL, model_names
 from .settings import Settings, models_dir_from_env
 from .video import add_video_options, is_video, video_options_from
 
@@ -62,7 +65,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MODEL,
         metavar="MODEL",
         help=f"one of: {', '.join(model_names('upscaler'))}, a model file's stem in REMASTER_MODELS_DIR, or a model "
-        "file of any architecture spandrel knows: a path, hf://owner/repo/file.pth[@revision] or a URL "
+        "file of any architecture spandrel knows: a path, hf://owner/repo/file.pth[@revision] or a URL; or "
+        f"{NO_MODEL}: a video's frames keep their size, for --interpolate or skipped repeats alone "
         f"(default: {DEFAULT_MODEL})",
     )
     parser.add_argument("-s", "--outscale", type=float, default=4.0, help="output scale, 1 to 8 (default: 4)")
@@ -153,11 +157,11 @@ def checked_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error(f"--quality must be from 1 to 100, not {args.quality}")
     if args.model_path is not None:
         args.model = args.model_path
-    deferred = args.model not in model_names("upscaler")
+    deferred = args.model not in (*model_names("upscaler"), NO_MODEL)
     if deferred and not is_reference(args.model) and models_dir_from_env() is None:
         parser.error(
             f"argument -n/--model: invalid choice: {args.model!r} (choose from {', '.join(model_names('upscaler'))}, "
-            "or give a model file)"
+            f"{NO_MODEL} (a video's frames as they are, for --interpolate), or give a model file)"
         )
     try:
         options = options_from(args, model=DEFAULT_MODEL if deferred else args.model)
@@ -282,12 +286,59 @@ def collect_inputs(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = parse_args(argv)
-    logs.configure(logging.WARNING, "%(levelname)s %(name)s: %(message)s")
-    sources, missing = collect_inputs(args.inputs)
-    if not sources:
-        print(f"error: no input images found in {', '.join(args.inputs)}", file=sys.stderr)
-        return 2
+    cancel = threading.Event()
+    with signals.Stopping(cancel) as stopping:
+        args = parse_args(argv)
+        logs.configure(logging.WARNING, "%(levelname)s %(name)s: %(message)s")
+        sources, missing = collect_inputs(args.inputs)
+        if not sources:
+            print(f"error: no input images found in {', '.join(args.inputs)}", file=sys.stderr)
+            return 2
+        tally = _Tally(len(sources))
+        try:
+            return _remaster_all(args, sources, missing, cancel, tally)
+        except KeyboardInterrupt:  # a second signal: stopped at once, the file in hand unfinished
+            print(tally.interrupted(stopping.name, args.output), file=sys.stderr)
+            return stopping.exit_status
+        except StoppedError as error:
+            print(tally.interrupted(stopping.name, args.output, error), file=sys.stderr)
+            return stopping.exit_status
+
+
+class _Tally:
+    """How far a run got: the files finished (remastered or failed), and the first one not finished."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.finished = 0
+        self.remastered = 0
+        self.unfinished: Path | None = None
+        self.working = False
+        """Whether the work on :attr:`unfinished` had begun."""
+
+    def interrupted(self, signal_name: str, output: Path, stopped: StoppedError | None = None) -> str:
+        """The one line of a stopped run: what was kept, and how to go on."""
+        kept = f"{self.remastered} of {self.total} files remastered and kept in {output}"
+        head = f"interrupted ({signal_name}): {kept}"
+        unfinished = self.unfinished
+        if unfinished is None or self.finished == self.total:
+            return head
+        if self.working and is_video(unfinished):
+            # The video keeps its finished segments, and the same command continues it from them.
+            if stopped is not None:  # its message says how many frames are kept, and how to go on
+                return f"{head}; {unfinished.name}: {str(stopped).removeprefix('Stopped: ')}"
+            return f"{head}; {unfinished.name}: its finished segments are kept; run the same command again to go on"
+        return f"{head}; run it again on the {self.total - self.finished} not done, from {unfinished} on"
+
+
+def _remaster_all(
+    args: argparse.Namespace, sources: list[Path], missing: list[str], cancel: threading.Event, tally: _Tally
+) -> int:
+    """Remaster ``sources`` one by one, each file's line on stderr; the exit status.
+
+    Raises:
+        StoppedError: ``cancel`` was set; what finished is kept.
+    """
     from tqdm import tqdm
 
     from .pipeline import Enhancer
@@ -306,29 +357,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     written: set[str] = set()
     failed = len(missing)
     bar = tqdm(sources, unit="image", disable=args.quiet, file=sys.stderr)
-    for source in bar:
-        bar.set_postfix_str(source.name)
-        line = _remaster_one(enhancer, source, args, written, bar)
-        failed += line.startswith("error:")
-        bar.write(line, file=sys.stderr)
-    bar.close()
+    try:
+        for source in bar:
+            tally.unfinished, tally.working = source, False
+            if cancel.is_set():
+                raise StoppedError("Stopped between two files")
+            bar.set_postfix_str(source.name)
+            tally.working = True
+            line = _remaster_one(enhancer, source, args, written, bar, cancel)
+            failed += line.startswith("error:")
+            tally.finished, tally.remastered = tally.finished + 1, len(written)
+            bar.write(line, file=sys.stderr)
+    finally:
+        bar.close()
     print(f"{len(written)} remastered, {failed} failed", file=sys.stderr)
     return 1 if failed else 0
 
 
-def _remaster_one(enhancer: Enhancer, source: Path, args: argparse.Namespace, written: set[str], bar: tqdm) -> str:
-    """Remaster one file, image or video; the line that says what came of it. Nothing a file does ends the run."""
+def _remaster_one(
+    enhancer: Enhancer, source: Path, args: argparse.Namespace, written: set[str], bar: tqdm, cancel: threading.Event
+) -> str:
+    """Remaster one file, image or video; the line that says what came of it. Nothing a file does ends the run but
+    ``cancel`` (StoppedError)."""
     from .batch import remaster_any
     from .files import output_stem, unique_name
 
-    def show_video_progress(fraction: float, desc: str) -> None:
-        bar.set_postfix_str(f"{source.name}: {desc}", refresh=True)
+    def show_progress(fraction: float, desc: str) -> None:
+        # A video's frames, frames per second and time left; a still's stage and share of its work (told at most
+        # every quarter of a second, within a tile too).
+        shown = desc if is_video(source) else f"{fraction:.0%} {desc}"
+        bar.set_postfix_str(f"{source.name}: {shown}", refresh=True)
 
     target = args.output / unique_name(output_stem(source.stem, args.options, args.suffix), written)
     try:
-        # A video's frames, frames per second and time left show on the bar; an image's tiles would only flicker.
-        progress = show_video_progress if is_video(source) else None
-        done = remaster_any(enhancer, source, target, args.options, video=args.video, progress=progress)
+        done = remaster_any(
+            enhancer, source, target, args.options, video=args.video, progress=show_progress, cancel=cancel
+        )
+    except StoppedError as error:
+        if cancel.is_set():
+            raise
+        return f"error: {source}: {error}"
     except (RemasterError, OSError, ValueError) as error:
         return f"error: {source}: {error}"
     except Exception as error:  # noqa: BLE001 - a fault of ours with one file: say so, and go on with the rest

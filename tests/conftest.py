@@ -31,7 +31,7 @@ import torch  # noqa: E402
 
 import remaster  # noqa: E402
 from remaster._compat import import_basicsr  # noqa: E402
-from remaster.architectures import ARCHITECTURES, SRVGGNetCompact, register_architecture  # noqa: E402
+from remaster.architectures import ARCHITECTURES, RRDBNet, SRVGGNetCompact, register_architecture  # noqa: E402
 from remaster.engine import build_network  # noqa: E402
 from remaster.faces import FACE_TEMPLATE  # noqa: E402
 from remaster.registry import DETECTOR, MODELS, ModelSpec, WeightFile  # noqa: E402
@@ -105,6 +105,19 @@ def _tiny_specs() -> list[tuple[ModelSpec, dict[str, int]]]:
                 **common,
             ),
             {"seed": 4},
+        ),
+        (
+            ModelSpec(
+                name="tiny-rife",
+                architecture="IFNet",
+                arch_kwargs={"widths": (16, 12, 8, 8)},
+                scale=1,
+                state_dict_key="",
+                tile_overlap=0,
+                kind="interpolator",
+                **common,
+            ),
+            {"seed": 5},
         ),
     ]
 
@@ -206,6 +219,59 @@ def slow_model(tiny_models: dict[str, TinyModel], delay: float) -> Iterator[str]
         name=f"tiny-slow-{delay:g}s",
         architecture=SlowSRVGGNetCompact.name,
         arch_kwargs={**tiny.arch_kwargs, "delay": delay},
+    )
+    with MODELS.extended(spec):
+        yield spec.name
+
+
+def _slow_convolution(delay: float, busy: bool, calls: list[float]):
+    """A forward pre-hook that makes a convolution ``delay`` seconds slower: sleeping, or burning the CPU (``busy``);
+    ``calls`` gets the time of each. Not on the tiny probe the engine counts multiply-adds on when it loads."""
+
+    def hook(layer: torch.nn.Conv2d, inputs: tuple[torch.Tensor, ...]) -> None:
+        if max(inputs[0].shape[-2:]) <= 32:  # the probe: 8² in, 32² out
+            return
+        calls.append(time.monotonic())
+        if not busy:
+            time.sleep(delay)
+            return
+        until = time.perf_counter() + delay
+        while time.perf_counter() < until:
+            pass
+
+    return hook
+
+
+class SlowConvolutionsRRDBNet(RRDBNet):
+    """RRDBNet (RealESRGAN_x4plus's architecture) whose every convolution takes ``delay`` seconds longer, sleeping
+    or burning the CPU: one pass is long enough to watch its progress, or its CPU after a stop."""
+
+    name = "SlowConvolutionsRRDBNet"
+
+    def build(self, kwargs, device=None):
+        kwargs = dict(kwargs)
+        calls: list[float] = []
+        hook = _slow_convolution(kwargs.pop("delay"), kwargs.pop("busy"), calls)
+        module = super().build(kwargs, device)
+        module.calls = calls  # when each convolution ran
+        for layer in module.modules():
+            if isinstance(layer, torch.nn.Conv2d):
+                layer.register_forward_pre_hook(hook)
+        return module
+
+
+@contextmanager
+def slow_convolutions(tiny_models: dict[str, TinyModel], delay: float, busy: bool = False) -> Iterator[str]:
+    """A registered model with tiny-rrdb-x4's weights (21 convolutions) whose every convolution takes ``delay``
+    seconds longer (burning the CPU where ``busy``); yields its name."""
+    if SlowConvolutionsRRDBNet.name not in ARCHITECTURES:
+        register_architecture(SlowConvolutionsRRDBNet())
+    tiny = tiny_models["tiny-rrdb-x4"].spec
+    spec = replace(
+        tiny,
+        name=f"tiny-rrdb-x4-slow-{delay:g}s{'-busy' if busy else ''}",
+        architecture=SlowConvolutionsRRDBNet.name,
+        arch_kwargs={**tiny.arch_kwargs, "delay": delay, "busy": busy},
     )
     with MODELS.extended(spec):
         yield spec.name

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from remaster import registry, zerogpu
-from remaster.registry import DEFAULT_FACE_MODEL, DETECTOR, PARSER
+from remaster.registry import DEFAULT_FACE_MODEL, DEFAULT_INTERPOLATOR, DETECTOR, PARSER
 from remaster.settings import Settings
 
 from . import images
@@ -44,11 +44,12 @@ def test_preloaded_weights_are_exactly_what_the_app_downloads_at_start():
     for line in config["preload_from_hub"]:
         repo, files = line.split(" ", 1)
         preloaded[repo] = set(files.split(","))
-    startup = [*registry.model_names("upscaler"), DEFAULT_FACE_MODEL, DETECTOR, PARSER]
+    startup = [*registry.model_names("upscaler"), DEFAULT_FACE_MODEL, DETECTOR, PARSER, DEFAULT_INTERPOLATOR]
     expected: dict[str, set[str]] = {}
     for name in startup:
         for weight in registry.get_model(name).weight_files:
-            if weight.hub_repo != TEST_REPO:  # the tests' own entries, when other tests registered them
+            # The tests' own entries, when other tests registered them; and files no Hub repo holds (RIFE's wheel).
+            if weight.hub_repo not in (TEST_REPO, ""):
                 expected.setdefault(weight.hub_repo, set()).add(weight.filename)
     assert preloaded == expected
     assert set(config["models"]) >= set(expected)
