@@ -146,10 +146,19 @@ class Prepared:
             mode=mode,
             model=self.spec.name if self.spec is not None else NO_MODEL,
             device=str(network.device) if network is not None else self.device_type,
-            precision=str(network.dtype).removeprefix("torch.") if network is not None else "as decoded",
+            precision=_precision(network) if network is not None else "as decoded",
             seconds=seconds,
             faces_found=0 if self.options.face_enhance else None,
         )
+
+
+def _precision(network: Network) -> str:
+    """What the network runs in: its dtype, or int8 with how far its pictures measured from fp32's."""
+    runtime = network.accelerated
+    if getattr(runtime, "backend", None) == "int8" and getattr(runtime, "state", None) == "chosen":
+        quality = runtime.qualities.get("int8")
+        return f"int8 ({quality} from fp32)" if quality is not None else "int8"
+    return str(network.dtype).removeprefix("torch.")
 
 
 class Enhancer:

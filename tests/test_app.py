@@ -71,6 +71,7 @@ def test_the_api_endpoint_takes_the_documented_parameters_in_order(client):
         "face_model",
         "face_strength",
         "output_format",
+        "precision",
     ]
     returns = [item["component"] for item in endpoint["returns"]]
     assert returns[0] == "File" and "Imageslider" in returns[1].replace("S", "s").title()

@@ -373,6 +373,7 @@ class Handlers:
         face_model: str = DEFAULT_FACE_MODEL,
         face_strength: float = DEFAULT_FACE_STRENGTH,
         output_format: str = "png",
+        precision: str = "auto",
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's progress injection
     ) -> tuple[str, Pair, str]:
         """Upscale and clean up an uploaded image with a Real-ESRGAN model, optionally restoring faces.
@@ -389,6 +390,8 @@ class Handlers:
             face_model: {face_models}.
             face_strength: 0 (the plain upscale) to 1 (the restored faces in full).
             output_format: "png" (lossless), "webp" (lossless), "webp-90" or "jpg"; animations keep their own.
+            precision: "auto" (faithful: fp32, or bf16/fp16 where the device has it), or "int8" (fastest on a
+                CPU: quantized, the result's line says how far it is from fp32), "fp32", "bf16", "fp16".
 
         Returns:
             The full-resolution result file, a before/after preview pair, and a line saying what was done.
