@@ -444,6 +444,7 @@ def _execute(job: Job, todo: list[str], workers: Workers, counter: _Counter) -> 
         workers.batch_size,
         job.video.segment_seconds,
         job.segment_frames,
+        workers=count,
     )
     films = _Films(job, counter, scheduler)
     pending: dict[object, tuple[int, Task]] = {}

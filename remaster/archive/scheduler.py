@@ -100,18 +100,29 @@ class _Video:
     laid_out: bool = False
     failed: bool = False
 
-    def next_range(self, worker: str, seconds: float, fixed: int | None) -> tuple[int, int] | None:
+    @property
+    def left(self) -> int:
+        """Output frames not yet handed out."""
+        assert self.total is not None
+        return self.total - self.handed + sum(frames for _, frames in self.gaps)
+
+    def next_range(self, worker: str, seconds: float, fixed: int | None, workers: int = 1) -> tuple[int, int] | None:
         """The next (first frame, frames) for ``worker``: a gap left by an earlier attempt, else the frames after
-        what was handed out; about ``seconds`` of that worker's work (``fixed`` frames where given)."""
+        what was handed out; about ``seconds`` of that worker's work (``fixed`` frames where given), and, with
+        several ``workers``, no more than its share of what is left, so that they all finish together."""
         assert self.total is not None
         if fixed is not None:
             count = fixed
-        elif worker in self.speeds:
-            count = round(seconds / max(self.speeds[worker], 1e-6))
-        elif self.speeds:
-            count = round(seconds / max(statistics.median(self.speeds.values()), 1e-6))
         else:
-            count = FIRST_PART_FRAMES
+            if worker in self.speeds:
+                count = round(seconds / max(self.speeds[worker], 1e-6))
+            elif self.speeds:
+                count = round(seconds / max(statistics.median(self.speeds.values()), 1e-6))
+            else:
+                count = FIRST_PART_FRAMES
+            # Guided self-scheduling: shares shrink as the video runs out, but not below a first part's size.
+            share = -(-self.left // max(1, workers))
+            count = min(count, max(share, FIRST_PART_FRAMES))
         count = max(1, count)
         if self.gaps:
             first, frames = self.gaps.popleft()
@@ -137,6 +148,7 @@ class Scheduler:
         videos: the video paths to do.
         segment_seconds: about how much work a part holds.
         part_frames: a fixed number of frames a part (None: sized by the measured speed).
+        workers: how many workers share the work: a part is at most one worker's share of a video's frames left.
     """
 
     def __init__(
@@ -146,6 +158,7 @@ class Scheduler:
         batch_size: int,
         segment_seconds: float,
         part_frames: int | None = None,
+        workers: int = 1,
     ) -> None:
         images = list(images)
         self.batches = deque(tuple(images[k : k + batch_size]) for k in range(0, len(images), batch_size))
@@ -153,6 +166,7 @@ class Scheduler:
         self.to_lay_out = deque(self.videos)
         self.segment_seconds = segment_seconds
         self.part_frames = part_frames
+        self.workers = workers
         self._images_next = True
 
     @property
@@ -182,7 +196,7 @@ class Scheduler:
                 if video.gaps or video.handed < video.total:
                     return Task("part", (video.path,))
                 continue
-            span = video.next_range(worker, self.segment_seconds, self.part_frames)
+            span = video.next_range(worker, self.segment_seconds, self.part_frames, self.workers)
             if span is not None:
                 video.in_hand += 1
                 index, video.next_index = video.next_index, video.next_index + 1
