@@ -351,9 +351,7 @@ def skipped_repeats(args: argparse.Namespace, weights: Path) -> None:
     """Repeats skipped against not, alternating: the speed ratio and how close the frames stay."""
     import remaster
     from remaster.video import VideoOptions, remaster_video
-
-    sys.path.insert(0, str(ROOT / "tests"))
-    from videos import read_video
+    from tests.videos import read_video
 
     width, height = (int(side) for side in args.size.lower().split("x"))
     settings = remaster.Settings.from_env(env={"HF_HUB_OFFLINE": "1"}, device=args.device, weights_dir=weights)
