@@ -25,6 +25,10 @@ os.environ["HF_HOME"] = str(_SANDBOX / "hf-home")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["GRADIO_TEMP_DIR"] = str(_SANDBOX / "gradio")
 os.environ["GRADIO_EXAMPLES_CACHE"] = str(_SANDBOX / "gradio-examples")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The test processes already keep every core busy: each (and what it starts) computes on one thread, as
+    # several threads each would only wait for each other (6:23 instead of 7:39 for the suite on two cores).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -479,3 +483,9 @@ def run_module(
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def with_sigint_ignored(command: list[str]) -> list[str]:
+    """``command`` started as a script's background job starts it: SIGINT ignored (kept across ``exec``). Unlike
+    ``preexec_fn``, safe in a test process that runs threads (a child forked from one can deadlock before exec)."""
+    return ["/bin/sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]

@@ -43,11 +43,11 @@ from remaster.engine import build_network
 from remaster.video import VideoOptions
 
 from . import images
-from .conftest import run_module
+from .conftest import run_module, with_sigint_ignored
 from .test_animation import animated
 from .videos import make_clip, read_video
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("ray")]  # one local Ray at a time
 
 MODEL = "realesr-animevideov3"
 OPTIONS = Options(model=MODEL)
@@ -64,18 +64,23 @@ def weights(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_address():
-    """A local Ray for the whole session; its address, for a command that joins it."""
+    """A local Ray for these tests (shut down after them: idle, it still takes a few percent of a core); its
+    address, for a command that joins it."""
     import ray
 
-    context = ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, logging_level="warning")
+    # Its workers read their settings from the environment they start with: torch, as everywhere in the tests
+    # but the backends' own (an automatic backend would convert and time the network in every worker).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REMASTER_BACKEND", "torch")
+        context = ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, logging_level="warning")
     yield context.address_info["gcs_address"]
     ray.shutdown()
 
 
 def settings_for(weights: Path) -> dict:
-    return {"weights_dir": weights, "offline": True}
+    return {"weights_dir": weights, "offline": True, "backend": "torch"}
 
 
 @pytest.fixture(scope="module")
@@ -324,8 +329,8 @@ def test_sigterm_stops_the_command_and_its_ray_and_a_run_again_names_a_killed_wo
            "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # fmt: skip
     command = [sys.executable, "-m", "remaster.archive", str(root), str(dest), "-n", MODEL, "-q", "--batch-size", "2"]
     driver = subprocess.Popen(
-        [*command, "--workers", "1", "--cpus-per-worker", "1"], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        with_sigint_ignored([*command, "--workers", "1", "--cpus-per-worker", "1"]), env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 180
     while len(outputs_in(dest)) < 2 and driver.poll() is None and time.monotonic() < deadline:
@@ -508,8 +513,9 @@ def test_two_workers_share_one_film_frame_exact_while_one_is_killed_mid_part(ray
         options={"g": "5", "keyint_min": "5", "sc_threshold": "0"},
     )  # fmt: skip
     options, video = Options(model=MODEL, outscale=2), VideoOptions(codec="ffv1")
-    # One backend throughout: "auto" moves to the one measured faster at a moment each process finds for itself.
-    settings = {**settings_for(weights), "backend": "torch"}
+    # One backend throughout (settings_for's): "auto" moves to the one measured faster at a moment each process
+    # finds for itself.
+    settings = settings_for(weights)
     killed: list[int] = []
 
     def kill_a_worker_making_a_part() -> None:
@@ -553,7 +559,7 @@ def test_a_stopped_run_again_makes_only_the_missing_parts_and_images_are_not_hel
     make_clip(root / "film.mkv", frames=40, size=(48, 32), audio=True)
     for index in range(3):
         images.save(images.rgb(12, 16, seed=index), root / f"still{index}.png")
-    settings = {**settings_for(weights), "backend": "torch"}
+    settings = settings_for(weights)
     run = {"workers": Workers(count=1, cpus=2, gpus=0, batch_size=1), "settings": settings, "segment_frames": 4}
 
     def stop_after_three_parts() -> None:

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,12 +106,19 @@ def test_a_network_openvino_cannot_take_stays_on_torch_and_the_request_succeeds(
     assert np.array_equal(first, again) and accelerated.calls == {"backend": 0, "torch": 2}
 
 
+@pytest.fixture(scope="module")
+def face_cache(tmp_path_factory) -> Path:
+    """One cache folder for both restorers: the parser, the same network for both, is converted once."""
+    return tmp_path_factory.mktemp("face-backends")
+
+
 @pytest.mark.integration
+@pytest.mark.xdist_group("face-backends")  # one process, so that both use face_cache
 @pytest.mark.parametrize("face_model", ["tiny-gfpgan", "tiny-restoreformer"])
 def test_face_restorer_and_parser_run_on_openvino_with_torchs_result(
-    enhancer, tiny_faces, tmp_path, monkeypatch, face_model
+    enhancer, tiny_faces, face_cache, monkeypatch, face_model
 ):
-    forced = backend_enhancer(enhancer, tmp_path, "openvino")
+    forced = backend_enhancer(enhancer, face_cache, "openvino")
     for app in (forced, enhancer):  # random detectors find no faces: give both the same one
         monkeypatch.setattr(app.faces, "detect", lambda source, on_wait=None: [Face(LANDMARKS)])
     image = to_uint8(gradient(96, 128, seed=2))

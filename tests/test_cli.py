@@ -21,7 +21,7 @@ from remaster.cli import collect_inputs
 from remaster.engine import build_network
 
 from . import images
-from .conftest import run_module
+from .conftest import run_module, with_sigint_ignored
 
 pytestmark = pytest.mark.integration
 
@@ -123,10 +123,7 @@ def test_sigterm_during_a_video_says_in_one_line_what_was_kept_and_the_same_comm
         "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "REMASTER_CACHE_DIR": str(tmp_path / "cache"),
     }  # fmt: skip
     out, state = tmp_path / "out", tmp_path / "out" / ".clip_realesr-animevideov3_x4.mkv.remaster-video"
-    process = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )  # fmt: skip
+    process = subprocess.Popen(with_sigint_ignored(command), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (state / "job.json").is_file() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)

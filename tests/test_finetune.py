@@ -32,6 +32,7 @@ from remaster.model_files import ModelFiles
 from remaster.options import Options
 
 from . import images
+from .conftest import with_sigint_ignored
 
 SRVGGNetCompact = import_basicsr("realesrgan.archs.srvgg_arch").SRVGGNetCompact
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,9 +130,8 @@ def test_sigterm_saves_a_checkpoint_and_exits_and_resume_finishes(tmp_path):
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "REMASTER_CACHE_DIR": str(tmp_path / "c")}
     process = subprocess.Popen(
-        [*command, "--steps", "100000"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )  # fmt: skip
+        with_sigint_ignored([*command, "--steps", "100000"]), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
     lines = []
     for line in process.stderr:
         lines.append(line)
