@@ -44,15 +44,23 @@ def page_url(enhancer, tiny_faces, slow):
         yield url
 
 
-@pytest.fixture
-def page(page_url):
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for the module; each test has a context of its own (cookies, storage and tabs apart)."""
     assert Path(CHROMIUM).exists(), "Chromium is needed: apt-get install chromium (Debian) — .ci/run installs it"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 1000}, accept_downloads=True)
-        page.goto(page_url)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser, page_url):
+    context = browser.new_context(viewport={"width": 1200, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.goto(page_url)
+    yield page
+    context.close()
 
 
 def test_upload_remaster_compare_and_download_the_full_resolution_png(page, tmp_path):
@@ -80,28 +88,27 @@ def test_upload_remaster_compare_and_download_the_full_resolution_png(page, tmp_
     assert (tmp_path / "remastered.png").stat().st_size > 10_000
 
 
-def test_the_page_fits_a_phone_screen(page_url, tmp_path):
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        phone = browser.new_page(viewport={"width": 390, "height": 844})
-        phone.goto(page_url)
-        expect(phone.get_by_role("button", name="Remaster")).to_be_visible()
-        expect(phone.get_by_text("Examples: a photo").first).to_be_attached()  # rendered last: wait on a busy machine
-        overflow = phone.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-        # A wide examples table is cut off by its own box without the page itself overflowing.
-        cut_off = phone.evaluate(
-            """() => {
-                 const labels = [...document.querySelectorAll('div.label')];
-                 const block = labels.find(e => e.textContent.includes('Examples: a photo')).parentElement;
-                 const edge = block.getBoundingClientRect();
-                 return [...block.querySelectorAll('*')]
-                     .map(e => e.getBoundingClientRect())
-                     .filter(box => box.width > 0 && (box.right > edge.right + 1 || box.left < edge.left - 1)).length;
-             }"""
-        )
-        labels = phone.get_by_text("A photo ·").count() if not cut_off else 0
-        phone.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
-        browser.close()
+def test_the_page_fits_a_phone_screen(browser, page_url, tmp_path):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    phone = context.new_page()
+    phone.goto(page_url)
+    expect(phone.get_by_role("button", name="Remaster")).to_be_visible()
+    expect(phone.get_by_text("Examples: a photo").first).to_be_attached()  # rendered last: wait on a busy machine
+    overflow = phone.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    # A wide examples table is cut off by its own box without the page itself overflowing.
+    cut_off = phone.evaluate(
+        """() => {
+             const labels = [...document.querySelectorAll('div.label')];
+             const block = labels.find(e => e.textContent.includes('Examples: a photo')).parentElement;
+             const edge = block.getBoundingClientRect();
+             return [...block.querySelectorAll('*')]
+                 .map(e => e.getBoundingClientRect())
+                 .filter(box => box.width > 0 && (box.right > edge.right + 1 || box.left < edge.left - 1)).length;
+         }"""
+    )
+    labels = phone.get_by_text("A photo ·").count() if not cut_off else 0
+    phone.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+    context.close()
     assert overflow <= 0, "nothing sticks out sideways on a 390-pixel-wide screen"
     assert cut_off == 0, "every example is within the screen's width"
     assert labels == 1, "each example says what it is and which model shows it"
