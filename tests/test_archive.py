@@ -70,16 +70,13 @@ def ray_address():
     address, for a command that joins it."""
     import ray
 
-    # Its workers read their settings from the environment they start with: torch, as everywhere in the tests
-    # but the backends' own (an automatic backend would convert and time the network in every worker).
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("REMASTER_BACKEND", "torch")
-        context = ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, logging_level="warning")
+    context = ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, logging_level="warning")
     yield context.address_info["gcs_address"]
     ray.shutdown()
 
 
 def settings_for(weights: Path) -> dict:
+    """The workers' settings: torch, as everywhere in the tests but the backends' own."""
     return {"weights_dir": weights, "offline": True, "backend": "torch"}
 
 

@@ -113,16 +113,15 @@ class _Video:
         assert self.total is not None
         if fixed is not None:
             count = fixed
+        elif worker in self.speeds:
+            count = round(seconds / max(self.speeds[worker], 1e-6))
+        elif self.speeds:
+            count = round(seconds / max(statistics.median(self.speeds.values()), 1e-6))
         else:
-            if worker in self.speeds:
-                count = round(seconds / max(self.speeds[worker], 1e-6))
-            elif self.speeds:
-                count = round(seconds / max(statistics.median(self.speeds.values()), 1e-6))
-            else:
-                count = FIRST_PART_FRAMES
+            count = FIRST_PART_FRAMES
+        if fixed is None:
             # Guided self-scheduling: shares shrink as the video runs out, but not below a first part's size.
-            share = -(-self.left // max(1, workers))
-            count = min(count, max(share, FIRST_PART_FRAMES))
+            count = min(count, max(-(-self.left // max(1, workers)), FIRST_PART_FRAMES))
         count = max(1, count)
         if self.gaps:
             first, frames = self.gaps.popleft()
