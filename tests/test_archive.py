@@ -35,7 +35,7 @@ import remaster
 from remaster import Options
 from remaster.archive import FOLDER, Workers, remaster_archive
 from remaster.archive.driver import _dest_files, _finished, _sizes
-from remaster.archive.manifest import SEGMENTS, Manifest, options_key, write_part
+from remaster.archive.manifest import SEGMENTS, Manifest, merge_segments, options_key, write_part, write_segment
 from remaster.archive.parts_store import WORK
 from remaster.archive.sources import SourceError, clashing, list_sources, locate, output_stem
 from remaster.archive.worker import temporary_work
@@ -676,6 +676,32 @@ def test_done_means_done_with_these_options_and_the_output_whole_in_dest(tmp_pat
     unfinished.parent.mkdir(parents=True)
     unfinished.write_bytes(b"a segment of a video that a dead worker left")
     assert len(read_manifest(tmp_path / "out")) == 7, "one row per source after merging; the work folder passed over"
+
+
+def test_a_stopped_runs_line_counts_the_files_and_the_parts_of_unfinished_videos_it_kept(tmp_path):
+    from remaster.archive.__main__ import _kept_since
+
+    out = tmp_path / "out"
+    dest, manifest = locate(str(out)), Manifest(locate(str(out)))
+    key = options_key(OPTIONS)
+    manifest.add({"source": "/in/old.png", "status": "done", "options": key, "finished_at": time.time() - 60})
+    write_segment(dest, "/in/old.mkv", 0, 0, 8, "host:1", 1.0, "done")  # an earlier run's
+    started = time.time()
+    time.sleep(0.01)  # the tables keep milliseconds
+    for name, status in (("a.png", "done"), ("b.png", "done"), ("c.png", "failed"), ("reel.mkv", "done")):
+        manifest.add({"source": f"/in/{name}", "status": status, "options": key, "finished_at": time.time()})
+    manifest.flush()
+    parts = [("reel", 0, "done"), ("reel", 1, "done"), ("film", 0, "done"), ("film", 1, "done"), ("film", 1, "done")]
+    for video, segment, status in [*parts, ("film", 2, "failed"), ("old", 1, "done")]:
+        write_segment(dest, f"/in/{video}.mkv", segment, 8 * segment, 8, "host:2", 1.0, status)
+    line = (
+        "what finished is kept (3 files and 3 parts of 2 videos done in this run, each with its row in "
+        f"{out}/{FOLDER}); run the same command again to go on"
+    )
+    assert _kept_since(str(out), started) == line, "a part made twice (its worker died) counted once"
+    merge_segments(dest)
+    assert len(read_segments(out)) == 8 and _kept_since(str(out), started) == line, "merged or not"
+    assert _kept_since(str(out), time.time() + 1).startswith("what finished is kept (0 files done in this run, each")
 
 
 @pytest.mark.parametrize("where", ["disk", "memory"])

@@ -21,7 +21,7 @@ from ..registry import get_model
 from ..settings import Settings
 from ..video import add_video_options, video_options_from
 from .driver import ArchiveSummary, Workers, remaster_archive
-from .manifest import FOLDER, Manifest
+from .manifest import FOLDER, Manifest, read_segments
 from .sources import SourceError, locate
 
 
@@ -134,21 +134,32 @@ def _remaster(
     )  # fmt: skip
 
 
+_GO_ON = "run the same command again to go on"
+
+
 def _kept_since(dest: str, started: float) -> str:
-    """What a stopped run kept (the files done since ``started``, by the manifest), and how to go on."""
+    """What a stopped run kept since ``started`` (the files done, by the manifest, and the parts of videos not yet
+    finished, by the segments table), and how to go on."""
     where = f"{dest.rstrip('/')}/{FOLDER}"
     try:
-        rows = Manifest(locate(dest)).latest().values()
+        at = locate(dest)
+        rows, parts = Manifest(at).latest().values(), read_segments(at)
     except (OSError, SourceError):  # the count is only a courtesy: the outputs and rows are there all the same
-        return f"what finished is kept, each file with its row in {where}; run the same command again to go on"
-    done = sum(
-        row["status"] == "done" and row["finished_at"] is not None and row["finished_at"].timestamp() >= started
-        for row in rows
-    )
-    return (
-        f"what finished is kept ({done} files done in this run, each with its row in {where}); run the same "
-        "command again to go on"
-    )
+        return f"what finished is kept, each file with its row in {where}; " + _GO_ON
+
+    def done_since(row: dict) -> bool:
+        return row["status"] == "done" and row["finished_at"] is not None and row["finished_at"].timestamp() >= started
+
+    files = {row["source"] for row in rows if done_since(row)}
+    parts_kept = {(part["video"], part["segment"]) for part in parts if done_since(part) and part["video"] not in files}
+    kept = _count(len(files), "file")
+    if parts_kept:
+        kept += f" and {_count(len(parts_kept), 'part')} of {_count(len({video for video, _ in parts_kept}), 'video')}"
+    return f"what finished is kept ({kept} done in this run, each with its row in {where}); " + _GO_ON
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
 
 
 def _report(summary: ArchiveSummary) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "SEGMENTS_SCHEMA",
     "Manifest",
     "merge_segments",
+    "read_segments",
     "options_key",
     "rows_written_by",
     "write_part",
@@ -260,20 +261,41 @@ def write_segment(
     _put_table(dest, path, pa.Table.from_pylist([row], schema=SEGMENTS_SCHEMA))
 
 
-def merge_segments(dest: Location) -> None:
-    """Gather the segments table's parts into one file (``segments.parquet``), every row kept: the table is a
-    record of the work, a part made twice (its worker died) in it twice."""
+def _segment_files(dest: Location) -> list[str]:
+    """The files of DEST's segments table: the merged one (the earlier runs' rows) first, then the parts."""
     folder = dest.join(SEGMENTS)
     selector = pafs.FileSelector(folder, allow_not_found=True)
     files = sorted(
         info.path for info in dest.filesystem.get_file_info(selector) if info.is_file and info.path.endswith(".parquet")
     )
-    merged = posixpath.join(folder, SEGMENTS_MERGED)
+    files.sort(key=lambda path: path != posixpath.join(folder, SEGMENTS_MERGED))
+    return files
+
+
+def _read_segments(dest: Location, files: list[str]) -> pa.Table:
+    """The rows of these files of the segments table, in their order."""
+    if not files:
+        return SEGMENTS_SCHEMA.empty_table()
+    return pa.concat_tables([pq.read_table(path, filesystem=dest.filesystem, schema=SEGMENTS_SCHEMA) for path in files])
+
+
+def read_segments(dest: Location) -> list[dict]:
+    """Every row of DEST's segments table, merged or not yet (see :data:`SEGMENTS_SCHEMA`).
+
+    Raises:
+        OSError: the table could not be read.
+    """
+    return _read_segments(dest, _segment_files(dest)).to_pylist()
+
+
+def merge_segments(dest: Location) -> None:
+    """Gather the segments table's parts into one file (``segments.parquet``), every row kept: the table is a
+    record of the work, a part made twice (its worker died) in it twice."""
+    files = _segment_files(dest)
+    merged = dest.join(f"{SEGMENTS}/{SEGMENTS_MERGED}")
     if not files or files == [merged]:
         return
-    files.sort(key=lambda path: path != merged)  # the earlier runs' rows first
-    tables = [pq.read_table(path, filesystem=dest.filesystem, schema=SEGMENTS_SCHEMA) for path in files]
-    _put_table(dest, merged, pa.concat_tables(tables))
+    _put_table(dest, merged, _read_segments(dest, files))
     for path in files:
         if path != merged:
             with contextlib.suppress(FileNotFoundError):
