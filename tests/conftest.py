@@ -148,11 +148,35 @@ def weight_file(server: hubserver.HubServer, filename: str, data: bytes) -> Weig
     )
 
 
+_UNGROUPED = pytest.StashKey[str]()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test not marked ``integration`` or ``browser`` is a ``unit`` test (``python -m pytest -m unit``)."""
     for item in items:
         if not any(item.get_closest_marker(layer) for layer in ("integration", "browser")):
             item.add_marker(pytest.mark.unit)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under ``--dist loadgroup`` the tests of one ``xdist_group`` must run in one process (one local Ray at a time,
+    one conversion cache): pytest-xdist marks them by the group's name at the end of their ids. pytest 9.2 silently
+    stops that (pytest-xdist#1386); such tests then fail, saying why, rather than run two Rays at once."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    for item in session.items:
+        group = item.get_closest_marker("xdist_group")
+        if group is not None and not item.nodeid.endswith(f"@{group.args[0]}"):
+            item.stash[_UNGROUPED] = group.args[0]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _UNGROUPED in item.stash:
+        pytest.fail(
+            f"pytest-xdist did not keep the {item.stash[_UNGROUPED]!r} tests in one process: install the pytest of "
+            "requirements-dev.txt (pytest 9.2 stops it: pytest-xdist#1386)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
