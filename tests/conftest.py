@@ -490,9 +490,9 @@ def running_app(enhancer: remaster.Enhancer, **changes: object) -> Iterator[str]
 def run_module(
     module: str, *args: str, weights_dir: Path, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
 ):
-    """``python -m module args`` as a user runs it: offline, with ``weights_dir`` as REMASTER_WEIGHTS_DIR."""
-    import subprocess
-    import sys
+    """``python -m module args`` as a user runs it (forked with the heavy imports done: :mod:`tests.commands`):
+    offline, with ``weights_dir`` as REMASTER_WEIGHTS_DIR."""
+    from .commands import run_forked
 
     root = Path(__file__).resolve().parent.parent
     env = {
@@ -504,12 +504,4 @@ def run_module(
         "REMASTER_BACKEND": "torch",
         **(env or {}),
     }
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def with_sigint_ignored(command: list[str]) -> list[str]:
-    """``command`` started as a script's background job starts it: SIGINT ignored (kept across ``exec``). Unlike
-    ``preexec_fn``, safe in a test process that runs threads (a child forked from one can deadlock before exec)."""
-    return ["/bin/sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
+    return run_forked(module, list(args), cwd=cwd, env=env, timeout=timeout)

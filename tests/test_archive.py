@@ -43,7 +43,8 @@ from remaster.engine import build_network
 from remaster.video import VideoOptions
 
 from . import images
-from .conftest import run_module, with_sigint_ignored
+from .commands import Forked, run_forked
+from .conftest import run_module
 from .test_animation import animated
 from .videos import make_clip, read_video
 
@@ -51,7 +52,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("ray")]  # one lo
 
 MODEL = "realesr-animevideov3"
 OPTIONS = Options(model=MODEL)
-TWO_CPU_WORKERS = Workers(count=2, cpus=2, gpus=0, batch_size=2)
+TWO_CPU_WORKERS = Workers(count=2, cpus=1, gpus=0, batch_size=2)  # one thread each: the tests share 2 cores
 
 
 @pytest.fixture(scope="session")
@@ -256,10 +257,10 @@ def test_a_driver_killed_outright_leaves_the_rows_of_the_outputs_it_wrote(ray_ad
     delivered its output, so a run again does only what was not finished."""
     root = archive[0]
     dest = tmp_path / "remastered"
-    command = [sys.executable, "-m", "remaster.archive", str(root), str(dest), "-n", MODEL, "--address", ray_address]
+    command = [str(root), str(dest), "-n", MODEL, "--address", ray_address, "--workers", "1", "-q"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "REMASTER_WEIGHTS_DIR": str(weights), "REMASTER_BACKEND": "torch",
            "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # fmt: skip
-    driver = subprocess.Popen([*command, "--workers", "1", "-q"], env=env, stderr=subprocess.DEVNULL)
+    driver = Forked("remaster.archive", command, cwd=tmp_path, env=env)
     try:
         deadline = time.monotonic() + 120
         while len(outputs_in(dest)) < 6 and driver.poll() is None and time.monotonic() < deadline:
@@ -324,10 +325,10 @@ def test_sigterm_stops_the_command_and_its_ray_and_a_run_again_names_a_killed_wo
         images.save(images.rgb(24, 20, seed=index), root / f"plate{index:02}.png")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "REMASTER_WEIGHTS_DIR": str(weights), "REMASTER_BACKEND": "torch",
            "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # fmt: skip
-    command = [sys.executable, "-m", "remaster.archive", str(root), str(dest), "-n", MODEL, "-q", "--batch-size", "2"]
-    driver = subprocess.Popen(
-        with_sigint_ignored([*command, "--workers", "1", "--cpus-per-worker", "1"]), env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    command = [str(root), str(dest), "-n", MODEL, "-q", "--batch-size", "2"]
+    driver = Forked(
+        "remaster.archive", [*command, "--workers", "1", "--cpus-per-worker", "1"], cwd=tmp_path, env=env,
+        sigint_ignored=True,
     )  # fmt: skip
     deadline = time.monotonic() + 180
     while len(outputs_in(dest)) < 2 and driver.poll() is None and time.monotonic() < deadline:
@@ -349,9 +350,9 @@ def test_sigterm_stops_the_command_and_its_ray_and_a_run_again_names_a_killed_wo
     killed: list[tuple[str, str, int]] = []
     killer = threading.Thread(target=kill_a_worker_after_its_first_file, args=(dest, killed), daemon=True)
     killer.start()
-    again = subprocess.run(
-        [*command, "--address", ray_address, "--workers", "2", "--cpus-per-worker", "1", "--gpus-per-worker", "0"],
-        env=env, capture_output=True, text=True, timeout=300,
+    again = run_forked(
+        "remaster.archive", [*command, "--address", ray_address, "--workers", "2", "--cpus-per-worker", "1",
+                             "--gpus-per-worker", "0"], cwd=tmp_path, env=env, timeout=300,
     )  # fmt: skip
     killer.join()
     assert again.returncode == 0 and killed, again.stderr
@@ -557,7 +558,7 @@ def test_a_stopped_run_again_makes_only_the_missing_parts_and_images_are_not_hel
     for index in range(3):
         images.save(images.rgb(12, 16, seed=index), root / f"still{index}.png")
     settings = settings_for(weights)
-    run = {"workers": Workers(count=1, cpus=2, gpus=0, batch_size=1), "settings": settings, "segment_frames": 4}
+    run = {"workers": Workers(count=1, cpus=1, gpus=0, batch_size=1), "settings": settings, "segment_frames": 4}
 
     def stop_after_three_parts() -> None:
         import _thread

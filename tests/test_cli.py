@@ -1,4 +1,4 @@
-"""The command line, run as users run it: ``python -m remaster`` in a subprocess."""
+"""The command line, run as users run it: ``python -m remaster`` in a process of its own (see tests/commands.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from remaster.cli import collect_inputs
 from remaster.engine import build_network
 
 from . import images
-from .conftest import run_module, with_sigint_ignored
+from .commands import Forked, run_forked
+from .conftest import run_module
 
 pytestmark = pytest.mark.integration
 
@@ -117,13 +118,13 @@ def test_sigterm_during_a_video_says_in_one_line_what_was_kept_and_the_same_comm
 
     images.save(images.rgb(16, 20), tmp_path / "a.png")
     make_clip(tmp_path / "clip.mkv", frames=48, size=(32, 24))
-    command = [sys.executable, "-m", "remaster", "a.png", "clip.mkv", "-o", "out", "-n", "realesr-animevideov3", "-q"]
+    command = ["a.png", "clip.mkv", "-o", "out", "-n", "realesr-animevideov3", "-q"]
     env = {
         **os.environ, "HF_HUB_OFFLINE": "1", "REMASTER_WEIGHTS_DIR": str(weights_dir), "REMASTER_BACKEND": "torch",
         "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "REMASTER_CACHE_DIR": str(tmp_path / "cache"),
     }  # fmt: skip
     out, state = tmp_path / "out", tmp_path / "out" / ".clip_realesr-animevideov3_x4.mkv.remaster-video"
-    process = subprocess.Popen(with_sigint_ignored(command), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    process = Forked("remaster", command, cwd=tmp_path, env=env, sigint_ignored=True)
     deadline = time.monotonic() + 120
     while not (state / "job.json").is_file() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -137,7 +138,7 @@ def test_sigterm_during_a_video_says_in_one_line_what_was_kept_and_the_same_comm
     left = [p.name for p in out.rglob("*") if p.is_file() and state not in p.parents]
     assert left == ["a_realesr-animevideov3_x4.png"], "the finished image kept; no result half-written"
 
-    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    again = run_forked("remaster", command, cwd=tmp_path, env=env, timeout=300)
     assert again.returncode == 0 and "2 remastered, 0 failed" in again.stderr, again.stderr
     assert len(read_video(out / "clip_realesr-animevideov3_x4.mkv").frames) == 48 and not state.exists()
 

@@ -6,9 +6,8 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from remaster.model_files import ModelFiles
 from remaster.options import Options
 
 from . import images
-from .conftest import with_sigint_ignored
+from .commands import Forked, run_forked
 
 SRVGGNetCompact = import_basicsr("realesrgan.archs.srvgg_arch").SRVGGNetCompact
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,21 +124,17 @@ def test_sigterm_saves_a_checkpoint_and_exits_and_resume_finishes(tmp_path):
     make_images(tmp_path / "data")
     make_base(tmp_path / "base.pth")
     command = [
-        sys.executable, "-m", "remaster.finetune", "data", "--base", "base.pth", "-o", "out/mine.pth",
+        "data", "--base", "base.pth", "-o", "out/mine.pth",
         "--crop-size", "32", "--batch-size", "1", "--eval-every", "100000", "-q",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "REMASTER_CACHE_DIR": str(tmp_path / "c")}
-    process = subprocess.Popen(
-        with_sigint_ignored([*command, "--steps", "100000"]), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
-    )
-    lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if "Held-out before training" in line:
-            break
+    process = Forked("remaster.finetune", [*command, "--steps", "100000"], cwd=tmp_path, env=env, sigint_ignored=True)
+    deadline = time.monotonic() + 120
+    while "Held-out before training" not in process.stderr() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
     process.send_signal(signal.SIGTERM)
     _, rest = process.communicate(timeout=60)
-    assert process.returncode == 143, "".join(lines) + rest
+    assert process.returncode == 143, rest
     assert "Stopping after this step and saving a checkpoint (SIGTERM again to stop at once)" in rest
     assert "stopped (SIGTERM): Stopped at step" in rest and "--resume" in rest and "Traceback" not in rest
     folder = tmp_path / "out" / "mine-finetune"
@@ -147,10 +142,8 @@ def test_sigterm_saves_a_checkpoint_and_exits_and_resume_finishes(tmp_path):
     assert step >= 1 and not (tmp_path / "out" / "mine.pth").exists()
     assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.pt"], "no lock, nothing half-written"
 
-    resumed = subprocess.run(
-        [*command, "--steps", str(step + 2), "--resume"], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=300,
-    )  # fmt: skip
+    resumed = run_forked("remaster.finetune", [*command, "--steps", str(step + 2), "--resume"], cwd=tmp_path,
+                         env=env, timeout=300)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert f"Resumed at step {step} of {step + 2}" in resumed.stderr and "dB" in resumed.stdout
     assert sorted(p.name for p in folder.iterdir()) == sorted(["checkpoint.pt", *REPORT_FILES])
