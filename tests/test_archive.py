@@ -351,7 +351,7 @@ def test_sigterm_stops_the_command_and_its_ray_and_a_run_again_names_a_killed_wo
     killer = threading.Thread(target=kill_a_worker_after_its_first_file, args=(dest, killed), daemon=True)
     killer.start()
     again = run_forked(
-        "remaster.archive", [*command, "--address", ray_address, "--workers", "2", "--cpus-per-worker", "1",
+        "remaster.archive", [*command, "--address", ray_address, "--workers", "1", "--cpus-per-worker", "1",
                              "--gpus-per-worker", "0"], cwd=tmp_path, env=env, timeout=300,
     )  # fmt: skip
     killer.join()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import zipfile
@@ -38,6 +36,7 @@ from remaster.video import VideoOptions, preview_frame, remaster_video
 from remaster.video.segments import JobState, state_folder
 
 from . import images
+from .commands import Forked
 from .conftest import _SRVGG, run_module, running_app, slow_model
 from .test_cli import weights_for_cli
 from .videos import make_clip, read_video
@@ -142,7 +141,7 @@ def test_lossless_output_is_exactly_the_still_result_of_each_decoded_frame(fast,
 def test_stop_keeps_finished_segments_and_the_same_call_continues(fast, enhancer, tmp_path):
     clip = make_clip(tmp_path / "long.mkv", frames=9, audio=True)
     target = tmp_path / "long_out"
-    lossless = VideoOptions(codec="ffv1")  # bytes that depend on the pixels alone (see _KILLED_JOB)
+    lossless = VideoOptions(codec="ffv1")  # bytes that depend on the pixels alone (see tests/slow_video_job.py)
     uninterrupted = remaster_video(
         clip.path, tmp_path / "reference", fast, lossless, enhancer=enhancer, segment_frames=2
     )
@@ -180,18 +179,6 @@ def test_a_second_run_on_the_same_result_is_refused_while_the_first_works(fast, 
     assert len(read_video(done.path).frames) == 3, "once the first is done, the next runs"
 
 
-# Lossless: libx264 does not always give the same bytes for the same frames (here 3 of 750 runs of a tiny clip
-# differed, with the same options and input planes), and the resumed file is compared byte for byte.
-_KILLED_JOB = """
-import sys, time
-from remaster import Enhancer, Options, Settings
-from remaster.video import VideoOptions, remaster_video
-enhancer = Enhancer(Settings.from_env(device="cpu"))
-remaster_video(sys.argv[1], sys.argv[2], Options("realesr-animevideov3", outscale=2), VideoOptions(codec="ffv1"),
-               enhancer=enhancer, segment_frames=2, progress=lambda f, d: time.sleep(0.2))
-"""
-
-
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory):
     """Random weights for realesr-animevideov3 under its official name, for jobs in another process."""
@@ -211,7 +198,7 @@ def test_a_job_killed_midway_resumes_to_the_same_file_as_an_uninterrupted_run(we
         "PYTHONPATH": str(ROOT),
     }
     target = tmp_path / "killed"
-    job = subprocess.Popen([sys.executable, "-c", _KILLED_JOB, str(clip.path), str(target)], env=env)
+    job = Forked("tests.slow_video_job", [str(clip.path), str(target)], cwd=ROOT, env=env)
     state = state_folder(tmp_path / "killed.mkv")
     deadline = time.monotonic() + 120
     while len(list(state.glob("*.json"))) < 3 and job.poll() is None and time.monotonic() < deadline:
