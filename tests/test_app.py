@@ -25,7 +25,7 @@ from remaster.page.previews import DETAIL_SIDE, DetailViews, detail_view
 from remaster.page.status import weights_status
 
 from . import images
-from .conftest import running_app, slow_convolutions, slow_model
+from .fixtures import running_app, slow_convolutions, slow_model
 
 pytestmark = pytest.mark.integration
 

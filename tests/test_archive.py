@@ -44,7 +44,7 @@ from remaster.video import VideoOptions
 
 from . import images
 from .commands import Forked, run_forked
-from .conftest import run_module
+from .fixtures import run_module
 from .test_animation import animated
 from .videos import make_clip, read_video
 

@@ -15,7 +15,7 @@ from remaster import Options
 from remaster.batch import expand_inputs, run_batch, safe_stem
 
 from . import images
-from .conftest import running_app
+from .fixtures import running_app
 from .test_animation import animated, frames_of
 
 

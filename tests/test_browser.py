@@ -9,7 +9,7 @@ from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 from . import images
-from .conftest import running_app, slow_convolutions
+from .fixtures import running_app, slow_convolutions
 
 pytestmark = pytest.mark.browser
 

@@ -22,7 +22,7 @@ from remaster.engine import build_network
 
 from . import images
 from .commands import Forked, run_forked
-from .conftest import run_module
+from .fixtures import run_module
 
 pytestmark = pytest.mark.integration
 

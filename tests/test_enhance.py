@@ -13,7 +13,7 @@ import remaster
 from remaster import Options, image_io, pixels
 
 from . import images
-from .conftest import slow_convolutions
+from .fixtures import slow_convolutions
 from .hubserver import Fault
 
 

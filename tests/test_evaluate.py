@@ -17,7 +17,7 @@ import remaster
 from remaster import evaluate
 from remaster.engine import build_network
 
-from .conftest import run_module
+from .fixtures import run_module
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_SET = ROOT / "examples" / "eval"

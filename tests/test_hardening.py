@@ -24,7 +24,7 @@ from remaster.page.handlers import Handlers
 from remaster.page.status import limits_text
 
 from . import images
-from .conftest import slow_model
+from .fixtures import slow_model
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -89,7 +89,7 @@ def test_the_command_line_runs_int8_as_asked_and_prints_its_quality(tmp_path):
 def test_the_pages_fastest_runs_int8_and_its_line_says_how_far_from_fp32(enhancer, tmp_path):
     from gradio_client import Client, handle_file
 
-    from .conftest import running_app
+    from .fixtures import running_app
 
     source = tmp_path / "in.png"
     Image.fromarray((gradient(40, 48, seed=3) * 255).astype(np.uint8)).save(source)

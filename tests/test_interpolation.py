@@ -263,7 +263,7 @@ def test_a_batch_makes_in_betweens_in_its_videos_and_says_why_a_still_cannot_go_
 
 @pytest.mark.integration
 def test_the_command_line_interpolates_alone_and_to_a_target_rate(tmp_path):
-    from .conftest import run_module
+    from .fixtures import run_module
 
     weights = tmp_path / "weights"
     weights.mkdir()

@@ -16,7 +16,7 @@ import remaster
 from remaster.fetch import fetch_url, is_public_address
 
 from . import images
-from .conftest import running_app, slow_convolutions
+from .fixtures import running_app, slow_convolutions
 from .hubserver import Fault
 
 pytestmark = pytest.mark.integration

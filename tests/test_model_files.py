@@ -22,7 +22,7 @@ from remaster.model_files import ModelFiles
 from remaster.references import parse_reference
 
 from . import images
-from .conftest import TEST_REPO
+from .fixtures import TEST_REPO
 
 RRDBNet = import_basicsr("basicsr.archs.rrdbnet_arch").RRDBNet
 SRVGGNetCompact = import_basicsr("realesrgan.archs.srvgg_arch").SRVGGNetCompact
@@ -288,7 +288,7 @@ def test_the_command_line_takes_a_model_file(tmp_path):
 @pytest.fixture
 def page(enhancer, hub, tiny_models, tmp_path):
     """The app, with a models folder, model uploads allowed and a tiny 1 MB limit on images."""
-    from .conftest import running_app
+    from .fixtures import running_app
 
     folder = tmp_path / "page-models"
     save_model(folder, "folder-compact", random_state(ARCHITECTURES["compact"][0]), ".pth")
@@ -332,7 +332,7 @@ def test_evaluate_takes_model_files_like_the_official_models(tmp_path):
     import csv
     import shutil
 
-    from .conftest import run_module
+    from .fixtures import run_module
     from .test_cli import weights_for_cli
 
     model = save_model(tmp_path / "models", "eval-compact", random_state(ARCHITECTURES["compact"][0]), ".pth")

@@ -21,7 +21,7 @@ from remaster.atomic import atomic_file
 from remaster.files import remaster_file
 
 from . import images, odd_files
-from .conftest import running_app
+from .fixtures import running_app
 
 BOMBS = {
     "bomb.gif": odd_files.gif_bomb,

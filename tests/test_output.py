@@ -211,7 +211,7 @@ def test_an_8_bit_result_keeps_its_resolution_and_xmp_too(enhancer, tmp_path):
 def test_the_page_and_the_command_line_keep_a_16_bit_pngs_metadata(enhancer, tmp_path):
     from gradio_client import Client, handle_file
 
-    from .conftest import run_module, running_app
+    from .fixtures import run_module, running_app
     from .test_cli import weights_for_cli
 
     source = tagged_png16(tmp_path / "tree_alpha_16bit.png")

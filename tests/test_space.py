@@ -16,7 +16,7 @@ from remaster.registry import DEFAULT_FACE_MODEL, DEFAULT_INTERPOLATOR, DETECTOR
 from remaster.settings import Settings
 
 from . import images
-from .conftest import TEST_REPO
+from .fixtures import TEST_REPO
 
 pytestmark = pytest.mark.integration
 

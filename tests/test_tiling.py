@@ -14,7 +14,7 @@ import remaster
 from remaster import Options, tiling
 from remaster.tiling import choose_tiles, plan_windows, upscale
 
-from .conftest import slow_model
+from .fixtures import slow_model
 from .images import gradient, to_uint8
 
 

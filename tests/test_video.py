@@ -37,7 +37,7 @@ from remaster.video.segments import JobState, state_folder
 
 from . import images
 from .commands import Forked
-from .conftest import _SRVGG, run_module, running_app, slow_model
+from .fixtures import _SRVGG, run_module, running_app, slow_model
 from .test_cli import weights_for_cli
 from .videos import make_clip, read_video
 
