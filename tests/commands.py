@@ -1,6 +1,6 @@
 """``python -m module args`` as a user runs it, in a process forked from one that has imported torch already.
 
-Each command would otherwise spend about 5 CPU-seconds importing torch, torchvision (which imports
+Each command would otherwise spend about 6 CPU-seconds importing torch, torchvision (which imports
 ``torch._dynamo``), basicsr and OpenCV before it does anything: on the 2-core machines this suite runs on,
 a third of the suite's CPU went to those imports. multiprocessing's forkserver imports them once, in a
 process that runs no threads, and forks each command from it: a fresh process with its own working folder,
@@ -87,7 +87,7 @@ class Forked:
 
     def poll(self) -> int | None:
         """Its exit status, or None while it runs."""
-        return self._process.exitcode
+        return self.returncode
 
     def send_signal(self, signum: int) -> None:
         """Send it ``signum``, if it still runs."""

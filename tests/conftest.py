@@ -28,6 +28,7 @@ import pytest  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Load the fixtures where tests run."""
     if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):  # not the controller
         config.pluginmanager.import_plugin("tests.fixtures")
 

@@ -443,21 +443,25 @@ def running_app(enhancer: remaster.Enhancer, **changes: object) -> Iterator[str]
         demo.close()
 
 
-def run_module(
-    module: str, *args: str, weights_dir: Path, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
-):
-    """``python -m module args`` as a user runs it (forked with the heavy imports done: :mod:`tests.commands`):
-    offline, with ``weights_dir`` as REMASTER_WEIGHTS_DIR."""
-    from .commands import run_forked
-
-    root = Path(__file__).resolve().parent.parent
-    env = {
+def command_env(weights_dir: Path, cwd: Path, **changes: str) -> dict[str, str]:
+    """The environment a test's command runs in: this one, offline, with ``weights_dir`` as REMASTER_WEIGHTS_DIR,
+    its cache in ``cwd``, on torch; ``changes`` on top."""
+    return {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "REMASTER_WEIGHTS_DIR": str(weights_dir),
-        "PYTHONPATH": str(root),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
         "REMASTER_CACHE_DIR": str(cwd / ".remaster-cache"),
         "REMASTER_BACKEND": "torch",
-        **(env or {}),
+        **changes,
     }
-    return run_forked(module, list(args), cwd=cwd, env=env, timeout=timeout)
+
+
+def run_module(
+    module: str, *args: str, weights_dir: Path, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
+):
+    """``python -m module args`` as a user runs it (forked with the heavy imports done: :mod:`tests.commands`),
+    in :func:`command_env` with ``env`` on top."""
+    from .commands import run_forked
+
+    return run_forked(module, list(args), cwd=cwd, env=command_env(weights_dir, cwd, **(env or {})), timeout=timeout)

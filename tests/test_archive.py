@@ -44,7 +44,7 @@ from remaster.video import VideoOptions
 
 from . import images
 from .commands import Forked, run_forked
-from .fixtures import run_module
+from .fixtures import command_env, run_module
 from .test_animation import animated
 from .videos import make_clip, read_video
 
@@ -258,8 +258,7 @@ def test_a_driver_killed_outright_leaves_the_rows_of_the_outputs_it_wrote(ray_ad
     root = archive[0]
     dest = tmp_path / "remastered"
     command = [str(root), str(dest), "-n", MODEL, "--address", ray_address, "--workers", "1", "-q"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "REMASTER_WEIGHTS_DIR": str(weights), "REMASTER_BACKEND": "torch",
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # fmt: skip
+    env = command_env(weights, tmp_path)
     driver = Forked("remaster.archive", command, cwd=tmp_path, env=env)
     try:
         deadline = time.monotonic() + 120
@@ -323,8 +322,7 @@ def test_sigterm_stops_the_command_and_its_ray_and_a_run_again_names_a_killed_wo
     root.mkdir()
     for index in range(12):
         images.save(images.rgb(24, 20, seed=index), root / f"plate{index:02}.png")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "REMASTER_WEIGHTS_DIR": str(weights), "REMASTER_BACKEND": "torch",
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # fmt: skip
+    env = command_env(weights, tmp_path)
     command = [str(root), str(dest), "-n", MODEL, "-q", "--batch-size", "2"]
     driver = Forked(
         "remaster.archive", [*command, "--workers", "1", "--cpus-per-worker", "1"], cwd=tmp_path, env=env,

@@ -22,7 +22,7 @@ from remaster.engine import build_network
 
 from . import images
 from .commands import Forked, run_forked
-from .fixtures import run_module
+from .fixtures import command_env, run_module
 
 pytestmark = pytest.mark.integration
 
@@ -119,10 +119,7 @@ def test_sigterm_during_a_video_says_in_one_line_what_was_kept_and_the_same_comm
     images.save(images.rgb(16, 20), tmp_path / "a.png")
     make_clip(tmp_path / "clip.mkv", frames=48, size=(32, 24))
     command = ["a.png", "clip.mkv", "-o", "out", "-n", "realesr-animevideov3", "-q"]
-    env = {
-        **os.environ, "HF_HUB_OFFLINE": "1", "REMASTER_WEIGHTS_DIR": str(weights_dir), "REMASTER_BACKEND": "torch",
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "REMASTER_CACHE_DIR": str(tmp_path / "cache"),
-    }  # fmt: skip
+    env = command_env(weights_dir, tmp_path)
     out, state = tmp_path / "out", tmp_path / "out" / ".clip_realesr-animevideov3_x4.mkv.remaster-video"
     process = Forked("remaster", command, cwd=tmp_path, env=env, sigint_ignored=True)
     deadline = time.monotonic() + 120

@@ -7,7 +7,6 @@ random-weight ones, so a clip takes a fraction of a second.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import threading
 import time
@@ -37,7 +36,7 @@ from remaster.video.segments import JobState, state_folder
 
 from . import images
 from .commands import Forked
-from .fixtures import _SRVGG, run_module, running_app, slow_model
+from .fixtures import _SRVGG, command_env, run_module, running_app, slow_model
 from .test_cli import weights_for_cli
 from .videos import make_clip, read_video
 
@@ -189,14 +188,7 @@ def weights_dir(tmp_path_factory):
 def test_a_job_killed_midway_resumes_to_the_same_file_as_an_uninterrupted_run(weights_dir, tmp_path):
     clip = make_clip(tmp_path / "clip.mkv", frames=12, audio=True)
     # One backend on both sides (torch: a background build finishing midway would change the bytes).
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "REMASTER_WEIGHTS_DIR": str(weights_dir),
-        "REMASTER_BACKEND": "torch",
-        "REMASTER_CACHE_DIR": str(tmp_path / "cache"),
-        "PYTHONPATH": str(ROOT),
-    }
+    env = command_env(weights_dir, tmp_path)
     target = tmp_path / "killed"
     job = Forked("tests.slow_video_job", [str(clip.path), str(target)], cwd=ROOT, env=env)
     state = state_folder(tmp_path / "killed.mkv")

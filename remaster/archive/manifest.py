@@ -263,13 +263,20 @@ def write_segment(
 
 def _segment_files(dest: Location) -> list[str]:
     """The files of DEST's segments table: the merged one (the earlier runs' rows) first, then the parts."""
-    folder = dest.join(SEGMENTS)
-    selector = pafs.FileSelector(folder, allow_not_found=True)
-    files = sorted(
-        info.path for info in dest.filesystem.get_file_info(selector) if info.is_file and info.path.endswith(".parquet")
+    selector = pafs.FileSelector(dest.join(SEGMENTS), allow_not_found=True)
+    merged = _merged_segments(dest)
+    return sorted(
+        (
+            info.path
+            for info in dest.filesystem.get_file_info(selector)
+            if info.is_file and info.path.endswith(".parquet")
+        ),
+        key=lambda path: (path != merged, path),
     )
-    files.sort(key=lambda path: path != posixpath.join(folder, SEGMENTS_MERGED))
-    return files
+
+
+def _merged_segments(dest: Location) -> str:
+    return posixpath.join(dest.join(SEGMENTS), SEGMENTS_MERGED)
 
 
 def _read_segments(dest: Location, files: list[str]) -> pa.Table:
@@ -292,7 +299,7 @@ def merge_segments(dest: Location) -> None:
     """Gather the segments table's parts into one file (``segments.parquet``), every row kept: the table is a
     record of the work, a part made twice (its worker died) in it twice."""
     files = _segment_files(dest)
-    merged = dest.join(f"{SEGMENTS}/{SEGMENTS_MERGED}")
+    merged = _merged_segments(dest)
     if not files or files == [merged]:
         return
     _put_table(dest, merged, _read_segments(dest, files))
